@@ -1,5 +1,73 @@
-"""kernelflow: notebook cells and Python functions as a typed, cached, resumable DAG."""
+"""kernelflow: notebook cells and Python functions as a typed, cached, resumable DAG.
+
+The public API is what ``__all__`` lists; everything else is internal. Heavy
+modules (pandas, the engine, the store) load when first used, so that
+``import kernelflow`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from kernelflow._version import __version__
 
-__all__ = ["__version__"]
+# Imported eagerly (they are light): the names shadow the submodules of the same
+# name, so ``kernelflow.task`` is always the decorator.
+from kernelflow.engine.context import current_context
+from kernelflow.interface import Schema
+from kernelflow.map_task import map_task
+from kernelflow.task import task
+from kernelflow.workflow import workflow
+
+if TYPE_CHECKING:
+    from kernelflow.api import lineage, load_target, run, runs
+    from kernelflow.engine.runner import RunResult
+
+__all__ = [
+    # defining workflows
+    "task",
+    "workflow",
+    "map_task",
+    "current_context",
+    "Schema",
+    # running and inspecting them
+    "run",
+    "RunResult",
+    "runs",
+    "lineage",
+    "load_target",
+    # the extension
+    "load_ipython_extension",
+    "__version__",
+]
+
+_LAZY = {
+    "run": "kernelflow.api",
+    "RunResult": "kernelflow.engine.runner",
+    "runs": "kernelflow.api",
+    "lineage": "kernelflow.api",
+    "load_target": "kernelflow.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext kernelflow``: loads the Jupyter extension (imported only now)."""
+    from kernelflow_jupyter import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from kernelflow_jupyter import unload_ipython_extension as unload
+
+    unload(ipython)

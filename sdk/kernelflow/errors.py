@@ -139,3 +139,7 @@ class IntegrityError(StoreError):
 
 class UnhashableValueError(KernelflowError):
     """A value has no content hash, so the task using it cannot be cached."""
+
+
+class KernelflowWarning(UserWarning):
+    """Something was skipped or repaired (a cache disabled, an artifact recomputed)."""

@@ -1,0 +1,130 @@
+"""The Python entry points of DESIGN.md: run, runs, lineage, and friends.
+
+Thin on purpose: each resolves what the user named (a workflow object, a
+``script.py:workflow`` string, a notebook path) and hands it to the engine or
+the store. The CLI is a thin layer over these.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kernelflow.engine.backends import get_executor
+from kernelflow.engine.events import Listener
+from kernelflow.engine.runner import Engine, RunResult, RunTarget
+from kernelflow.errors import ResumeError, TargetError
+from kernelflow.store.home import Store, open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RUN_COLUMNS = ["run_id", "workflow", "version", "status", "started", "finished"]
+
+
+def run(
+    target: RunTarget | str | os.PathLike[str],
+    params: Mapping[str, Any] | None = None,
+    *,
+    parallel: int = 1,
+    backend: str = "loky",
+    address: str | None = None,
+    resume: str | None = None,
+    force: bool = False,
+    tasks: Iterable[str] | None = None,
+    listeners: Sequence[Listener] = (),
+    store: Store | str | os.PathLike[str] | None = None,
+) -> RunResult:
+    """Run a workflow and return its :class:`RunResult`; a failed task does not raise.
+
+    ``target`` is a workflow, a notebook path or ``"script.py:workflow"``;
+    ``tasks`` restricts the run to those tasks and what they need; ``force``
+    ignores cached results. Call ``result.raise_for_status()`` to raise on failure.
+    """
+    if resume is not None:
+        raise ResumeError(
+            "resuming a run is not available in this version of kernelflow",
+            run_id=resume,
+            fix="run the workflow again without --resume; cached tasks are not recomputed",
+        )
+    resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
+    executor = get_executor(backend, parallel, address)
+    engine = Engine(_store(store), executor=executor, listeners=listeners)
+    try:
+        return engine.run(resolved, params, force=force, targets=tasks)
+    finally:
+        executor.close()
+
+
+def load_target(spec: str | os.PathLike[str]) -> RunTarget:
+    """``"path/script.py:workflow_name"`` → the workflow object (notebooks: ``.ipynb``)."""
+    text = os.fspath(spec)
+    if text.endswith(".ipynb"):
+        from kernelflow.notebook.load import load_notebook
+
+        return load_notebook(text)
+    path_text, _, attribute = text.rpartition(":")
+    if not path_text.endswith(".py") or not attribute:
+        raise TargetError(
+            f"cannot tell what to run from {text!r}",
+            target=text,
+            fix="name a notebook (flow.ipynb) or a workflow in a script (flow.py:my_workflow)",
+        )
+    module = _import_script(Path(path_text))
+    return _workflow_in(module, attribute, path_text)
+
+
+def _import_script(path: Path) -> Any:
+    if not path.is_file():
+        raise TargetError(
+            f"no such script: {str(path)!r}",
+            target=str(path),
+            fix="check the path (it is relative to the current directory)",
+        )
+    name = path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot import {str(path)!r} as a Python module", target=str(path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # so that tasks in it can be pickled by reference
+    sys.path.insert(0, str(path.parent.absolute()))
+    spec.loader.exec_module(module)
+    return module
+
+
+def _workflow_in(module: Any, attribute: str, path: str) -> RunTarget:
+    from kernelflow.workflow import Workflow
+
+    found = getattr(module, attribute, None)
+    if isinstance(found, Workflow):
+        return found
+    workflows = sorted(n for n, v in vars(module).items() if isinstance(v, Workflow))
+    what = "is not a @workflow" if found is not None else "is not defined"
+    raise TargetError(
+        f"{attribute!r} in {path!r} {what}; workflows there: {', '.join(workflows) or '(none)'}",
+        target=f"{path}:{attribute}",
+        fix=f"run one of them, e.g. {path}:{workflows[0]}"
+        if workflows
+        else "decorate a function with @workflow",
+    )
+
+
+def runs(workflow: str | None = None, *, store: Store | str | None = None) -> pd.DataFrame:
+    """Run history, newest first, as a DataFrame with the columns of :data:`RUN_COLUMNS`."""
+    import pandas as pd
+
+    rows = _store(store).runs.list_runs(workflow)
+    return pd.DataFrame([{c: row.get(c) for c in RUN_COLUMNS} for row in rows], columns=RUN_COLUMNS)
+
+
+def lineage(run_id: str, task: str, *, store: Store | str | None = None) -> dict[str, Any]:
+    """Where a task's outputs in a run came from: code hash, inputs, upstream tasks."""
+    return _store(store).runs.lineage(run_id, task)
+
+
+def _store(store: Store | str | os.PathLike[str] | None) -> Store:
+    return store if isinstance(store, Store) else open_store(store)

@@ -1,0 +1,164 @@
+"""``kernelflow`` on the command line: a thin layer over :mod:`kernelflow.api`.
+
+Exit status: 0 success; 1 a task failed; 2 bad usage or a bad workflow (a cycle,
+a type error, an unknown parameter). Errors are one paragraph, with no traceback
+unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kernelflow.errors import KernelflowError, TaskError
+
+EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or EXIT_OK)
+    except KernelflowError as error:
+        return _report(error, debug=args.debug)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _report(error: KernelflowError, *, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exception(error)
+        if getattr(error, "traceback", None):
+            print(error.traceback, file=sys.stderr)  # type: ignore[attr-defined]
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_TASK_FAILED if isinstance(error, TaskError) else EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kernelflow",
+        description="Run notebooks and Python workflows as typed, cached, resumable DAGs.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a workflow (NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW)")
+    run.add_argument("target", help="NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW")
+    run.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a workflow parameter (repeatable)",
+    )
+    run.add_argument(
+        "--parallel", type=int, default=1, metavar="N", help="run up to N independent tasks at once"
+    )
+    run.add_argument("--backend", default="loky", choices=["loky", "threading", "dask"])
+    run.add_argument("--address", help="address of a dask.distributed scheduler")
+    run.add_argument("--resume", metavar="RUN_ID", help="resume a run (RUN_ID or 'last')")
+    run.add_argument("--force", action="store_true", help="ignore cached results")
+    run.add_argument("--output", metavar="OUT.ipynb", help="write the executed notebook here")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(handler=_run)
+
+    runs = commands.add_parser("runs", help="list past runs, newest first")
+    runs.add_argument("--workflow", help="only runs of this workflow")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(handler=_runs)
+
+    lineage = commands.add_parser("lineage", help="where a task's outputs in a run came from")
+    lineage.add_argument("run_id")
+    lineage.add_argument("task")
+    lineage.set_defaults(handler=_lineage)
+
+    cache = commands.add_parser("cache", help="inspect or clear the cache")
+    cache.add_argument("action", choices=["ls", "clear"])
+    cache.add_argument("task", nargs="?", help="only this task's entries")
+    cache.set_defaults(handler=_cache)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kernelflow import api
+    from kernelflow.engine.params import parse_params
+    from kernelflow.progress import TextProgress
+
+    target = api.load_target(args.target)
+    texts = dict(args.param)
+    params = parse_params(target.name, target.graph, texts)
+    listeners = [] if args.quiet else [TextProgress()]
+    result = api.run(
+        target,
+        params,
+        parallel=args.parallel,
+        backend=args.backend,
+        address=args.address,
+        resume=args.resume,
+        force=args.force,
+        listeners=listeners,
+    )
+    for name, value in result.outputs.items():
+        print(f"{name} = {_short(value)}")
+    print(f"run_id: {result.run_id}")
+    if result.error is not None:
+        return _report(result.error, debug=args.debug)
+    return EXIT_OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from kernelflow import api
+
+    frame = api.runs(args.workflow)
+    if frame.empty:
+        print("no runs yet")
+    else:
+        print(frame.head(args.limit).to_string(index=False))
+    return EXIT_OK
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from kernelflow import api
+
+    print(json.dumps(api.lineage(args.run_id, args.task), indent=2, default=str))
+    return EXIT_OK
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from kernelflow.store.home import open_store
+
+    runs = open_store().runs
+    if args.action == "clear":
+        removed = runs.cache_delete(task=args.task)
+        print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+        return EXIT_OK
+    entries = runs.cache_entries(args.task)
+    if not entries:
+        print("the cache is empty")
+    for entry in entries:
+        print(
+            f"{entry['task']:<24} {str(entry['key'])[:16]}  created {entry.get('created')}  "
+            f"hits {entry.get('hits', 0)}"
+        )
+    return EXIT_OK
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

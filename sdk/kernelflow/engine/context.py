@@ -1,0 +1,97 @@
+"""``current_context()``: what a running task can know about its run, and checkpoints.
+
+The engine sets the context around each attempt of a task, in whatever process
+runs it, so a task body (a function or a notebook cell) can read ``run_id``,
+``task_name`` and ``attempt``, and save intermediate state with
+``current_context().checkpoint.save(obj)``. The latest saved state is offered to
+the next attempt of the same node in the same run (after a retry or a resume)::
+
+    ctx = current_context()
+    state = ctx.checkpoint.restore() or {"epoch": 0, "weights": init()}
+    for epoch in range(state["epoch"], 100):
+        state = {"epoch": epoch + 1, "weights": train_one_epoch(state["weights"])}
+        ctx.checkpoint.save(state)
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelflow.errors import IntegrityError, KernelflowError
+
+
+class Checkpoint:
+    """The latest saved state of one node in one run, stored like any artifact."""
+
+    def __init__(self, store_root: str | os.PathLike[str], run_id: str, node: str) -> None:
+        self.store_root = str(store_root)
+        safe_node = urllib.parse.quote(node, safe="")
+        self.pointer = Path(store_root, "checkpoints", run_id, f"{safe_node}.json")
+
+    def save(self, obj: Any) -> None:
+        """Persist ``obj`` (atomically); a later attempt's :meth:`restore` returns it."""
+        from kernelflow.store.artifacts import ArtifactStore
+
+        ref = ArtifactStore(self.store_root).put(obj)
+        self.pointer.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.pointer.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(ref.to_dict()))
+        os.replace(temporary, self.pointer)
+
+    def restore(self) -> Any | None:
+        """The last saved state, or None when nothing was saved (or it is damaged)."""
+        from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
+
+        try:
+            ref = ArtifactRef.from_dict(json.loads(self.pointer.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        try:
+            return ArtifactStore(self.store_root).get(ref)
+        except IntegrityError:
+            return None
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """The run a task attempt belongs to. ``attempt`` counts from 1."""
+
+    run_id: str
+    task_name: str
+    node: str
+    attempt: int
+    store_root: str
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.store_root, self.run_id, self.node)
+
+
+_current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(
+    "kernelflow_context", default=None
+)
+
+
+def current_context() -> ExecutionContext:
+    """The context of the task attempt that is running now."""
+    context = _current.get()
+    if context is None:
+        raise KernelflowError(
+            "current_context() was called outside a running task",
+            fix="call it inside a @task function or a %%task cell while it runs",
+        )
+    return context
+
+
+def set_context(context: ExecutionContext | None) -> contextvars.Token[ExecutionContext | None]:
+    return _current.set(context)
+
+
+def reset_context(token: contextvars.Token[ExecutionContext | None]) -> None:
+    _current.reset(token)

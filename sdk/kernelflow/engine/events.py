@@ -1,0 +1,79 @@
+"""The engine's event stream: what happened in a run, for whoever listens.
+
+Progress widgets, the CLI's progress line and tests are all listeners; the engine
+knows none of them. A listener is any callable taking an :class:`Event`. A
+listener that raises is reported once as a warning and never breaks the run.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from kernelflow.errors import KernelflowWarning
+
+EventKind = Literal[
+    "run_started",
+    "task_started",
+    "task_cached",
+    "task_finished",
+    "task_retrying",
+    "task_failed",
+    "task_skipped",
+    "run_finished",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened. Fields that do not apply to a kind are None.
+
+    ``nodes`` (run_started) lists the node ids the run will execute, in order;
+    ``saved`` (task_cached) is the compute time the cache hit saved, in seconds.
+    """
+
+    kind: EventKind
+    run_id: str
+    workflow: str
+    time: float
+    node: str | None = None
+    task: str | None = None
+    attempt: int | None = None
+    duration: float | None = None
+    saved: float | None = None
+    error: str | None = None
+    status: str | None = None
+    nodes: tuple[str, ...] | None = None
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """Delivers events to listeners, in subscription order, on the engine's thread."""
+
+    def __init__(self, run_id: str, workflow: str, listeners: Iterable[Listener] = ()) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.listeners = list(listeners)
+        self._broken: set[int] = set()
+
+    def emit(self, kind: EventKind, **payload: object) -> None:
+        if not self.listeners:
+            return
+        event = Event(kind, self.run_id, self.workflow, time.time(), **payload)  # type: ignore[arg-type]
+        for listener in self.listeners:
+            if id(listener) in self._broken:
+                continue
+            try:
+                listener(event)
+            except Exception as error:  # a broken progress bar must not fail the run
+                self._broken.add(id(listener))
+                warnings.warn(
+                    f"progress listener {listener!r} failed and was detached: {error!r}",
+                    KernelflowWarning,
+                    stacklevel=2,
+                )

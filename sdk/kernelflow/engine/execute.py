@@ -1,0 +1,81 @@
+"""One attempt of one task, in whatever process or thread runs it.
+
+This is the only code that calls a task's body. It sets ``current_context()``,
+checks the produced values against the declared output types, and turns a
+failure into a picklable :class:`~kernelflow.errors.TaskFailedError` whose
+traceback text starts in the user's code, not in the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from kernelflow.engine.context import ExecutionContext, reset_context, set_context
+from kernelflow.errors import KernelflowError, OutputTypeError, TaskFailedError
+from kernelflow.interface import check_value, type_name
+from kernelflow.task import Task
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
+    """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
+    token = set_context(context)
+    try:
+        outputs = task.run(inputs)
+    except KernelflowError:
+        raise
+    except Exception as error:
+        raise _task_failed(task, context, error) from error
+    finally:
+        reset_context(token)
+    check_outputs(task, outputs)
+    return outputs
+
+
+def check_outputs(task: Task, outputs: Mapping[str, Any]) -> None:
+    """Raise :class:`OutputTypeError` when a value does not match its declared type."""
+    for name, expected in task.interface.outputs.items():
+        if name not in outputs:
+            raise OutputTypeError(
+                f"task {task.name!r} did not produce its output {name!r}",
+                task=task.name,
+                variable=name,
+                fix=f"make the task bind {name!r}",
+            )
+        problem = check_value(outputs[name], expected)
+        if problem is not None:
+            raise OutputTypeError(
+                f"task {task.name!r} produced {name!r} of the wrong type: "
+                f"expected {type_name(expected)}, got {problem}",
+                task=task.name,
+                variable=name,
+                expected=type_name(expected),
+                actual=problem,
+                fix=f"return a {type_name(expected)} or change the declared type of {name!r}",
+            )
+
+
+def _task_failed(task: Task, context: ExecutionContext, error: Exception) -> TaskFailedError:
+    error.__traceback__ = user_traceback(error.__traceback__)
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return TaskFailedError(
+        f"task {task.name!r} failed (attempt {context.attempt}): {type(error).__name__}: {error}",
+        task=task.name,
+        node=context.node,
+        error_type=type(error).__name__,
+        traceback=text,
+        fix="read the traceback above; fix the task and run again "
+        "(finished tasks are not lost: resume the run, or rely on the cache)",
+    )
+
+
+def user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """Drop the engine's leading frames so a traceback starts in the user's code."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return tb

@@ -1,0 +1,98 @@
+"""A notebook cell as a task: its body runs with its inputs bound, its outputs are read back."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from kernelflow.errors import ParameterError
+from kernelflow.interface import Interface
+from kernelflow.notebook.analysis import CellAnalysis
+from kernelflow.notebook.environment import Environment
+from kernelflow.store.hashing import combine
+from kernelflow.task import Task, TaskOptions
+
+
+class CellTask(Task):
+    """The body of a ``%%task`` cell (or a ``task:NAME``-tagged cell).
+
+    ``setup_refs`` are the names the body reads from setup code: their objects
+    (function sources, constants, module versions) are part of the code hash, so
+    editing a helper reruns the tasks that use it. ``map_over`` names the list
+    input the body runs once per element of (``--map VAR``).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        cell: str,
+        analysis: CellAnalysis,
+        interface: Interface,
+        options: TaskOptions,
+        setup_refs: tuple[str, ...],
+        environment: Environment,
+        map_over: str | None = None,
+    ) -> None:
+        self.name = name
+        self.cell = cell
+        self.analysis = analysis
+        self.interface = interface
+        self.options = options
+        self.setup_refs = setup_refs
+        self.environment = environment
+        self.map_over = map_over
+        self.filename = f"<kernelflow task {name}>"
+
+    @property
+    def source(self) -> str:
+        return self.analysis.source
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        if self.map_over is None:
+            return self._run_once(inputs)
+        items = inputs[self.map_over]
+        if not isinstance(items, (list, tuple)):
+            raise ParameterError(
+                f"task {self.name!r} maps over {self.map_over!r}, which must be a list; "
+                f"got {type(items).__name__}",
+                task=self.name,
+                variable=self.map_over,
+                fix=f"make {self.map_over!r} a list, or drop --map",
+            )
+        results: dict[str, list[Any]] = {name: [] for name in self.interface.outputs}
+        for item in items:
+            for name, value in self._run_once({**inputs, self.map_over: item}).items():
+                results[name].append(value)
+        return results
+
+    def _run_once(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        scope = self.environment.execute(self.source, self.filename, inputs)
+        return {name: scope[name] for name in self.interface.outputs if name in scope}
+
+    @functools.cached_property
+    def _fingerprint(self) -> Any:
+        from kernelflow.store.code_hash import references_fingerprint
+
+        return references_fingerprint(self.setup_refs, self.environment.namespace())
+
+    @property
+    def code_hash(self) -> str:
+        outputs = ",".join(self.interface.outputs)
+        return combine(
+            self.analysis.code_hash, self._fingerprint.hash, outputs, self.map_over or ""
+        )
+
+    @property
+    def modules(self) -> Mapping[str, str]:
+        return self._fingerprint.modules
+
+    def forget_code_hash(self) -> None:
+        """Drop the cached fingerprint: setup code changed (a kernel re-ran a helper cell)."""
+        self.__dict__.pop("_fingerprint", None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_fingerprint", None)
+        return state

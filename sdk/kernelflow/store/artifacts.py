@@ -1,0 +1,511 @@
+"""Artifacts: the files that hold task outputs, written atomically and verified on read.
+
+Every output of every run is persisted as it is produced: that is what makes
+``resume`` and the cache possible. A DataFrame is written as Parquet when it
+comes back identical (:func:`parquet_faithful`), a NumPy array without Python
+objects as ``.npy`` (read back without unpickling), anything else is pickled.
+
+Files are content-addressed (``artifacts/<2 hex>/<checksum>.<ext>``): equal
+outputs share one file, and a file is never rewritten in place. A write goes to
+a unique temporary name in the target directory and is renamed into place, so
+readers, and concurrent writers of the same value, never see half a file.
+
+Nothing on disk is trusted. :meth:`ArtifactStore.get` re-computes the checksum
+of the bytes it read, and for pickles checks an HMAC-SHA256 made with the
+store's own key (``secret.key``) *before* unpickling, because unpickling runs
+code. Any mismatch raises :class:`~kernelflow.errors.IntegrityError`; the engine
+then recomputes the value. There is no ``fsync``: a file cut short by a crash is
+caught by the same checks, and costs a recomputation, not a wrong result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import math
+import os
+import pickle
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import xxhash
+
+from kernelflow.errors import IntegrityError, StoreError
+
+__all__ = ["ArtifactRef", "ArtifactStore", "Format"]
+
+Format = Literal["parquet", "npy", "pickle"]
+Chunk = bytes | bytearray | memoryview
+
+KEY_FILE = "secret.key"
+KEY_SIZE = 32
+_EXTENSIONS: dict[str, str] = {"parquet": "parquet", "npy": "npy", "pickle": "pkl"}
+# Snappy: fast to write and read, and it still shrinks typical (not random) data.
+PARQUET_COMPRESSION = "snappy"
+_NPY_HEADER_MAX = 65536 + 12  # the largest header of .npy format 1.0, and then some
+_PATH = re.compile(r"artifacts/([0-9a-f]{2})/(\1[0-9a-f]{30})\.(parquet|npy|pkl)")
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """Where an artifact is and how to check it; kept as JSON in the run store.
+
+    ``path`` is relative to the store root (so the store can move); ``size`` and
+    ``checksum`` (xxh3-128 of the file, also its name) catch damaged files;
+    ``signature`` (HMAC-SHA256 with the store key) is set for pickles only,
+    because only unpickling can run code.
+    """
+
+    path: str
+    format: str
+    size: int
+    checksum: str
+    signature: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict (the run store keeps refs as JSON)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ArtifactRef:
+        """The ref a :meth:`to_dict` produced; a malformed record is an IntegrityError."""
+        try:
+            signature = data.get("signature")
+            return cls(
+                path=str(data["path"]),
+                format=str(data["format"]),
+                size=int(data["size"]),
+                checksum=str(data["checksum"]),
+                signature=None if signature is None else str(signature),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            reason = f"described by a malformed record ({error})"
+            raise _integrity_error(str(data), reason) from error
+
+
+def _integrity_error(path: str, reason: str) -> IntegrityError:
+    return IntegrityError(
+        f"artifact {path} is {reason}; it is not loaded, and the value will be recomputed",
+        fix="nothing to do: kernelflow recomputes the value. If this keeps happening, check "
+        "the disk holding the store, and what else writes to it",
+        path=path,
+        reason=reason,
+    )
+
+
+class ArtifactStore:
+    """Content-addressed files under ``<root>/artifacts``; the store key is ``<root>/secret.key``.
+
+    ``root`` is the store directory (``$KERNELFLOW_HOME``), created on the first
+    write with mode 0700, because it holds the key that makes pickles trusted.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self._key: bytes | None = None
+        self._root_ready = False
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({str(self.root)!r})"
+
+    # -- the four operations --
+
+    def put(self, value: object) -> ArtifactRef:
+        """Persist ``value`` and return its ref; equal values share one file.
+
+        Raises
+        ------
+        StoreError
+            When the file cannot be written (disk full, permissions).
+        """
+        format_, chunks = _encode(value)
+        hasher = xxhash.xxh3_128()
+        size = 0
+        for chunk in chunks:
+            hasher.update(chunk)
+            size += memoryview(chunk).nbytes
+        checksum = hasher.hexdigest()
+        signature = self._sign(chunks) if format_ == "pickle" else None
+        relative = f"artifacts/{checksum[:2]}/{checksum}.{_EXTENSIONS[format_]}"
+        final = self.root / relative
+        if not _has_size(final, size):  # an intact copy is already there: share it
+            self._ensure_root()
+            _write_atomic(final, chunks)
+        return ArtifactRef(relative, format_, size, checksum, signature)
+
+    def get(self, ref: ArtifactRef) -> object:
+        """The value ``ref`` points to, after checking size, checksum and signature.
+
+        Raises
+        ------
+        IntegrityError
+            The file is missing, truncated, altered, signed with another key, or
+            cannot be decoded. Nothing unverified is ever unpickled. A file whose
+            bytes are damaged is removed, so that the next ``put`` writes it afresh.
+        """
+        path = self._path_of(ref)
+        data = _read_exact(path, ref)
+        if xxhash.xxh3_128_hexdigest(data) != ref.checksum:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise _integrity_error(ref.path, "corrupted (its checksum does not match)")
+        if ref.format == "pickle":
+            self._verify(ref, data)
+        try:
+            return _DECODERS[ref.format](data)
+        except Exception as error:
+            reason = f"unreadable ({type(error).__name__}: {error})"
+            raise _integrity_error(ref.path, reason) from error
+
+    def exists(self, ref: ArtifactRef) -> bool:
+        """Whether the file is there with the right size (its bytes are checked by ``get``)."""
+        try:
+            return _has_size(self._path_of(ref), ref.size)
+        except IntegrityError:
+            return False
+
+    def delete(self, ref: ArtifactRef) -> None:
+        """Remove the file (if present). Refs to equal values share it and lose it too."""
+        with contextlib.suppress(FileNotFoundError):
+            self._path_of(ref).unlink()
+
+    # -- internals --
+
+    def _path_of(self, ref: ArtifactRef) -> Path:
+        """The file of ``ref``, refusing paths that are not this store's own layout."""
+        match = _PATH.fullmatch(ref.path)
+        if (
+            match is None
+            or match.group(2) != ref.checksum
+            or _EXTENSIONS.get(ref.format) != match.group(3)
+        ):
+            raise _integrity_error(ref.path, "not an artifact path of this store")
+        return self.root / ref.path
+
+    def _ensure_root(self) -> None:
+        if not self._root_ready:
+            try:
+                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as error:
+                raise _store_error(self.root, error) from error
+            self._root_ready = True
+
+    def _secret(self) -> bytes:
+        if self._key is None:
+            self._ensure_root()
+            self._key = load_or_create_key(self.root / KEY_FILE)
+        return self._key
+
+    def _sign(self, chunks: Sequence[Chunk]) -> str:
+        mac = hmac.new(self._secret(), digestmod=hashlib.sha256)
+        for chunk in chunks:
+            mac.update(chunk)
+        return mac.hexdigest()
+
+    def _verify(self, ref: ArtifactRef, data: Chunk) -> None:
+        if not ref.signature:
+            raise _integrity_error(ref.path, "an unsigned pickle")
+        expected = self._sign([data])
+        if not hmac.compare_digest(expected, ref.signature):
+            raise _integrity_error(ref.path, "a pickle whose signature does not match this store")
+
+
+def _store_error(path: Path, error: OSError) -> StoreError:
+    return StoreError(
+        f"cannot write to the kernelflow store at {path}: {error}",
+        fix="check free space and permissions there, or point $KERNELFLOW_HOME elsewhere",
+        path=str(path),
+    )
+
+
+# --- the store key --------------------------------------------------------------------
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The store's HMAC key, created once (mode 0600) by whichever process gets there first.
+
+    ``O_CREAT | O_EXCL`` makes creation a race with one winner; the losers read
+    the winner's key, waiting briefly for it to be written.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_key(path)
+    except OSError as error:
+        raise _store_error(path, error) from error
+    key = secrets.token_bytes(KEY_SIZE)
+    with os.fdopen(fd, "wb") as file:
+        file.write(key)
+    return key
+
+
+def _read_key(path: Path, wait: float = 2.0) -> bytes:
+    deadline = time.monotonic() + wait
+    while True:
+        key = path.read_bytes()
+        if len(key) == KEY_SIZE:
+            return key
+        if time.monotonic() > deadline:
+            raise StoreError(
+                f"the store key {path} is damaged ({len(key)} bytes, expected {KEY_SIZE})",
+                fix="delete that file: a new key is made, and pickled artifacts signed with "
+                "the old one are recomputed",
+                path=str(path),
+            )
+        time.sleep(0.001)
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def _has_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+def _write_atomic(final: Path, chunks: Sequence[Chunk]) -> None:
+    """Write to a unique temporary name beside ``final``, then rename it into place."""
+    temporary = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "xb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+        os.replace(temporary, final)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        if isinstance(error, OSError):
+            raise _store_error(final, error) from error
+        raise
+
+
+def _read_exact(path: Path, ref: ArtifactRef) -> Any:
+    """The whole file, in as few reads as the OS allows, checked against ``ref.size``."""
+    try:
+        with open(path, "rb", buffering=0) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size != ref.size:
+                state = "truncated" if size < ref.size else "longer than written"
+                raise _integrity_error(ref.path, f"{state} ({size} bytes, expected {ref.size})")
+            data = _read_npy_buffer(file, size) if ref.format == "npy" else file.read()
+    except FileNotFoundError as error:
+        raise _integrity_error(ref.path, "missing") from error
+    except OSError as error:
+        raise _integrity_error(ref.path, f"unreadable ({error})") from error
+    if len(data) != size:
+        raise _integrity_error(ref.path, f"truncated while being read ({len(data)} of {size})")
+    return data
+
+
+def _read_npy_buffer(file: Any, size: int) -> Any:
+    """Read into a NumPy buffer, on which the array is then built (writable, no copy)."""
+    import numpy as np
+
+    buffer = np.empty(size, dtype=np.uint8)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        count = file.readinto(view[got:])
+        if not count:
+            return buffer[:got]
+        got += count
+    return buffer
+
+
+# --- formats ----------------------------------------------------------------------------
+
+
+def _encode(value: object) -> tuple[str, list[Chunk]]:
+    """The format for ``value`` and its serialized bytes, as chunks (no needless copies)."""
+    if "pandas" in sys.modules and parquet_faithful(value):
+        chunk = _encode_parquet(value)
+        if chunk is not None:
+            return "parquet", [chunk]
+    if "numpy" in sys.modules:
+        import numpy as np
+
+        if type(value) is np.ndarray and not value.dtype.hasobject:
+            return "npy", _encode_npy(value)
+    try:
+        return "pickle", [pickle.dumps(value, protocol=5)]
+    except Exception as error:
+        kind = type(value).__qualname__
+        raise StoreError(
+            f"a value of type {kind} cannot be saved: it cannot be pickled ({error})",
+            fix="return a picklable value (classes and functions defined at module level)",
+            type_name=kind,
+        ) from error
+
+
+def _encode_npy(array: Any) -> list[Chunk]:
+    """The ``.npy`` header and the array's own buffer (a copy only if it is not contiguous)."""
+    import numpy as np
+
+    if not (array.flags.c_contiguous or array.flags.f_contiguous):
+        array = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    try:
+        fields = np.lib.format.header_data_from_array_1_0(array)
+        try:
+            np.lib.format.write_array_header_1_0(header, fields)
+        except ValueError:  # a header too long for format 1.0
+            header = io.BytesIO()
+            np.lib.format.write_array_header_2_0(header, fields)
+        body = array.T if fields["fortran_order"] else array
+        return [header.getvalue(), memoryview(body.reshape(-1).view(np.uint8))]
+    except (ValueError, TypeError):  # exotic dtypes (zero-size items, unicode field names)
+        whole = io.BytesIO()
+        np.save(whole, array, allow_pickle=False)
+        return [whole.getbuffer()]
+
+
+def _decode_npy(data: Any) -> Any:
+    """The array, as a view of the buffer read (see :func:`_read_npy_buffer`); never unpickles."""
+    import numpy as np
+
+    fmt = np.lib.format
+    readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    stream = io.BytesIO(bytes(data[:_NPY_HEADER_MAX]))
+    try:
+        shape, fortran_order, dtype = readers[fmt.read_magic(stream)](stream)
+    except (KeyError, ValueError):  # format 3.0, or a huge header: let NumPy copy it
+        return np.load(io.BytesIO(bytes(data)), allow_pickle=False)
+    if dtype.hasobject:
+        raise ValueError("an .npy artifact holds Python objects; it is never unpickled")
+    count = math.prod(shape)
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+# --- Parquet: only for frames that come back identical ----------------------------------
+
+# Parquet stores no index frequency; we keep it in the file's schema metadata.
+_FREQ_KEY = b"kernelflow.index_freq"
+_MASKED_DTYPES = frozenset(
+    ["boolean", "Float32", "Float64"] + [f"{s}Int{n}" for s in ("", "U") for n in (8, 16, 32, 64)]
+)
+
+
+def parquet_faithful(value: object) -> bool:
+    """Whether ``value`` is a DataFrame that Parquet gives back equal, dtypes and all.
+
+    Measured with pyarrow 26 and ``pd.testing.assert_frame_equal``: columns of
+    object dtype come back as ``str`` or ``int64``, ``datetime64[s]`` as ``[ms]``,
+    non-string categories as plain values, python-backed strings as
+    pyarrow-backed ones, Arrow list types not at all; such frames are pickled.
+    """
+    import pandas as pd
+
+    if type(value) is not pd.DataFrame or not value.flags.allows_duplicate_labels:
+        return False
+    columns, index = value.columns, value.index
+    labels_ok = (
+        not isinstance(columns, pd.MultiIndex)
+        and columns.is_unique
+        and len(columns) > 0  # no columns: a RangeIndex that comes back as Index([])
+        and columns.dtype != object
+        and all(isinstance(name, str) for name in columns)
+        and all(name is None or isinstance(name, str) for name in [columns.name, *index.names])
+    )
+    if not (labels_ok and _attrs_survive_json(value.attrs) and _freq_survives(index)):
+        return False
+    index_dtypes = list(index.dtypes) if isinstance(index, pd.MultiIndex) else [index.dtype]
+    return all(_dtype_faithful(d, in_index=True) for d in index_dtypes) and all(
+        _dtype_faithful(d, in_index=False) for d in value.dtypes
+    )
+
+
+def _dtype_faithful(dtype: Any, *, in_index: bool) -> bool:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(dtype, np.dtype):
+        if dtype.kind in "biufm":
+            return True
+        return dtype.kind == "M" and np.datetime_data(dtype)[0] != "s"
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return dtype.unit != "s"
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "pyarrow"
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = dtype.categories.dtype
+        return isinstance(categories, pd.StringDtype) and categories.storage == "pyarrow"
+    if isinstance(dtype, pd.IntervalDtype):
+        return _dtype_faithful(dtype.subtype, in_index=in_index)
+    if isinstance(dtype, pd.PeriodDtype):
+        return True
+    # Nullable (masked) dtypes survive as columns, not as an index (Int64 comes back float).
+    return not in_index and str(dtype) in _MASKED_DTYPES
+
+
+def _attrs_survive_json(attrs: dict[str, Any]) -> bool:
+    """pyarrow keeps ``df.attrs`` as JSON: tuples would come back as lists."""
+    if not attrs:
+        return True
+    try:
+        return bool(json.loads(json.dumps(attrs)) == attrs)
+    except (TypeError, ValueError):
+        return False
+
+
+def _freq_survives(index: Any) -> bool:
+    import pandas as pd
+
+    freq = getattr(index, "freq", None)
+    if freq is None or isinstance(index, pd.PeriodIndex):
+        return True
+    return bool(pd.tseries.frequencies.to_offset(freq.freqstr) == freq)
+
+
+def _encode_parquet(frame: Any) -> Chunk | None:
+    """The Parquet bytes of ``frame`` (None if pyarrow refuses it: it is pickled instead)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=None)
+        freq = getattr(frame.index, "freq", None)
+        if freq is not None and not isinstance(frame.index, pd.PeriodIndex):
+            metadata = {**(table.schema.metadata or {}), _FREQ_KEY: freq.freqstr.encode()}
+            table = table.replace_schema_metadata(metadata)
+        # Dictionary encoding is what makes strings and codes small, but it
+        # triples the write time of floats, which rarely repeat.
+        dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+        pq.write_table(table, sink, compression=PARQUET_COMPRESSION, use_dictionary=dictionary)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return memoryview(sink.getvalue())
+
+
+def _decode_parquet(data: bytes) -> Any:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(pa.py_buffer(data)))
+    frame = table.to_pandas()
+    freq = (table.schema.metadata or {}).get(_FREQ_KEY)
+    if freq is not None:
+        kind = pd.DatetimeIndex if isinstance(frame.index, pd.DatetimeIndex) else pd.TimedeltaIndex
+        frame.index = kind(frame.index, freq=freq.decode())
+    return frame
+
+
+_DECODERS: dict[str, Callable[[Any], object]] = {
+    "parquet": _decode_parquet,
+    "npy": _decode_npy,
+    "pickle": pickle.loads,
+}

@@ -1,0 +1,381 @@
+"""Workflows: a function body traced once, at definition, into a typed graph.
+
+Inside a ``@workflow`` body, task calls do not run: each adds a node to the graph
+and returns :class:`Promise` objects that stand for its outputs. Passing a promise
+to another task draws an edge, and the two declared types are checked there and
+then, so a type mismatch is an error when the module is imported, not hours into
+a run. Calling the finished :class:`Workflow` runs the graph through the engine.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from kernelflow.errors import DefinitionError, SignatureError, TypeMismatchError
+from kernelflow.graph import (
+    REQUIRED,
+    Binding,
+    Const,
+    Graph,
+    GraphBuilder,
+    Node,
+    NodeId,
+    NodeOutput,
+    Param,
+)
+from kernelflow.interface import (
+    Interface,
+    check_value,
+    interface_from_function,
+    is_compatible,
+    type_name,
+)
+from kernelflow.store.hashing import combine
+from kernelflow.task import Task
+
+_builder: contextvars.ContextVar[GraphBuilder | None] = contextvars.ContextVar(
+    "kernelflow_builder", default=None
+)
+
+
+def current_builder() -> GraphBuilder | None:
+    """The graph being traced, when called from inside a ``@workflow`` body."""
+    return _builder.get()
+
+
+class Promise:
+    """Stands for a value that exists only when the workflow runs.
+
+    It can be passed to tasks and returned from the workflow; anything that needs
+    its value (``if``, ``len``, arithmetic, iteration) is an error, because the
+    workflow body runs once at definition time, before any task has run.
+    """
+
+    __slots__ = ("binding", "producer", "type")
+
+    def __init__(self, binding: Binding, type_: Any, producer: str) -> None:
+        self.binding = binding
+        self.type = type_
+        self.producer = producer
+
+    def _no_value(self, *_: Any, **__: Any) -> Any:
+        raise DefinitionError(
+            f"{self.producer} has no value while the workflow is being defined",
+            producer=self.producer,
+            fix="pass it to a task and do the computation inside that task; "
+            "a workflow body only wires tasks together",
+        )
+
+    __bool__ = __len__ = __iter__ = __index__ = __float__ = __int__ = _no_value
+    __add__ = __sub__ = __mul__ = __truediv__ = __lt__ = __gt__ = __le__ = __ge__ = _no_value
+    __getitem__ = __contains__ = _no_value
+
+    def __repr__(self) -> str:
+        return f"<Promise {self.producer}: {type_name(self.type)}>"
+
+
+class Workflow:
+    """A traced, typed DAG of tasks. Call it with keyword arguments to run it."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.interface: Interface = interface_from_function(fn, kind="workflow")
+        self.graph: Graph = _trace(fn, self.name, self.interface)
+        functools.update_wrapper(self, fn)
+
+    @functools.cached_property
+    def version(self) -> str:
+        """Short content hash of the workflow: task code, interfaces, edges, parameters."""
+        return graph_version(self.graph)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            raise SignatureError(
+                f"workflow {self.name!r} was called with {len(args)} positional argument(s); "
+                "workflows take keyword arguments only",
+                workflow=self.name,
+                fix=f"call it as {self.name}("
+                + ", ".join(f"{n}=..." for n in self.interface.inputs)
+                + ")",
+            )
+        builder = current_builder()
+        if builder is not None:
+            return _inline(builder, self, kwargs)
+        from kernelflow import api
+
+        result = api.run(self, kwargs)
+        result.raise_for_status()
+        return self.interface.pack(result.outputs)
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name}: {len(self.graph.nodes)} tasks>"
+
+
+def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+    """Trace a typed function into a :class:`Workflow` (``@workflow``)."""
+    if fn is None:
+        return lambda function: Workflow(function, name=name)
+    return Workflow(fn, name=name)
+
+
+def graph_version(graph: Graph) -> str:
+    """A short, stable hash of what a graph computes (not of its run-time values)."""
+    parts = []
+    for name, spec in graph.params.items():
+        parts.append(f"param:{name}:{type_name(spec.type)}:{_const_hash(spec.default)}")
+    for node_id in graph.order:
+        node = graph.nodes[node_id]
+        task = node.task
+        bindings = ",".join(f"{k}<{_binding_text(b)}" for k, b in sorted(node.bindings.items()))
+        parts.append(
+            f"node:{node_id}:{task.name}:{task.code_hash}:{task.options.cache_version}:"
+            f"{_interface_text(task.interface)}:{bindings}:{sorted(node.after)}"
+        )
+    for name, binding in graph.outputs.items():
+        parts.append(f"output:{name}<{_binding_text(binding)}")
+    return combine(*parts)[:12]
+
+
+def _binding_text(binding: Binding) -> str:
+    if isinstance(binding, NodeOutput):
+        return f"{binding.node}.{binding.output}"
+    if isinstance(binding, Param):
+        return f"param.{binding.name}"
+    return f"const.{_const_hash(binding.value)}"
+
+
+def _const_hash(value: Any) -> str:
+    if value is REQUIRED:
+        return "required"
+    from kernelflow.store.hashing import content_hash
+
+    try:
+        return content_hash(value)
+    except Exception:
+        return f"unhashable-{type(value).__qualname__}"
+
+
+def _interface_text(interface: Interface) -> str:
+    inputs = ",".join(f"{n}:{type_name(t)}" for n, t in interface.inputs.items())
+    outputs = ",".join(f"{n}:{type_name(t)}" for n, t in interface.outputs.items())
+    return f"({inputs})->({outputs})"
+
+
+# --- tracing --------------------------------------------------------------------
+
+
+def _trace(fn: Callable[..., Any], name: str, interface: Interface) -> Graph:
+    builder = GraphBuilder()
+    promises = {}
+    for input_name, input_type in interface.inputs.items():
+        default = interface.defaults.get(input_name, REQUIRED)
+        if default is not REQUIRED:
+            _check_constant(default, input_type, where=f"default of workflow input {input_name!r}")
+        binding = builder.add_param(input_name, input_type, default)
+        promises[input_name] = Promise(binding, input_type, f"workflow input {input_name!r}")
+    token = _builder.set(builder)
+    try:
+        result = fn(**promises)
+    finally:
+        _builder.reset(token)
+    for output_name, binding in _returned_bindings(name, interface, result):
+        builder.set_output(output_name, binding)
+    return builder.build()
+
+
+def _returned_bindings(
+    name: str, interface: Interface, result: Any
+) -> Iterator[tuple[str, Binding]]:
+    if interface.output_kind == "none":
+        return
+    if interface.output_kind == "single":
+        values = {"o0": result}
+    else:
+        if not isinstance(result, tuple) or len(result) != len(interface.outputs):
+            raise TypeMismatchError(
+                f"workflow {name!r} must return {len(interface.outputs)} values "
+                f"({type_name(tuple(interface.outputs.values()))}), got {result!r}",
+                workflow=name,
+                fix="return one promise or constant per declared output",
+            )
+        values = dict(zip(interface.outputs, result))
+    for output_name, value in values.items():
+        expected = interface.outputs[output_name]
+        where = f"output {output_name!r} of workflow {name!r}"
+        yield output_name, _bind(value, expected, where=where)
+
+
+def _bind(value: Any, expected: Any, *, where: str) -> Binding:
+    """The binding for ``value`` feeding something declared ``expected``, type-checked."""
+    if isinstance(value, Promise):
+        if not is_compatible(value.type, expected):
+            raise TypeMismatchError(
+                f"{where} expects {type_name(expected)}, but {value.producer} "
+                f"is declared {type_name(value.type)}",
+                expected=type_name(expected),
+                actual=type_name(value.type),
+                fix="change one of the two annotations so that they agree",
+            )
+        return value.binding
+    if _contains_promise(value):
+        raise DefinitionError(
+            f"{where} got a {type(value).__name__} containing promises; "
+            "a promise can only be passed on its own",
+            fix="pass the list through a task that builds it, or use map_task",
+        )
+    _check_constant(value, expected, where=where)
+    return Const(value)
+
+
+def _check_constant(value: Any, expected: Any, *, where: str) -> None:
+    problem = check_value(value, expected)
+    if problem is not None:
+        raise TypeMismatchError(
+            f"{where} expects {type_name(expected)}, got {problem}",
+            expected=type_name(expected),
+            actual=problem,
+            fix="pass a value of the declared type",
+        )
+
+
+def _contains_promise(value: Any) -> bool:
+    if isinstance(value, (list, tuple, set)):
+        return any(isinstance(item, Promise) or _contains_promise(item) for item in value)
+    if isinstance(value, dict):
+        return any(_contains_promise(item) for item in value.values())
+    return False
+
+
+def add_call(builder: GraphBuilder, task: Task, kwargs: Mapping[str, Any]) -> Any:
+    """Add a node for ``task(**kwargs)`` to the traced graph; return its output promises."""
+    bindings = bind_inputs(task, kwargs, bind=_bind)
+    node = builder.add_node(Node(builder.unique_id(task.name), task, bindings, label=task.name))
+    return _output_promises(node, task.interface)
+
+
+def bind_inputs(task: Task, kwargs: Mapping[str, Any], *, bind: Callable[..., Any]) -> dict:
+    """Check a call's keyword arguments against the task's interface and bind each."""
+    interface = task.interface
+    unknown = [name for name in kwargs if name not in interface.inputs]
+    if unknown:
+        raise SignatureError(
+            f"task {task.name!r} has no input {unknown[0]!r}; "
+            f"its inputs are: {', '.join(interface.inputs) or '(none)'}",
+            task=task.name,
+            variable=unknown[0],
+            fix="check the spelling of the keyword argument",
+        )
+    bindings = {}
+    for name, expected in interface.inputs.items():
+        if name in kwargs:
+            value = kwargs[name]
+        elif name in interface.defaults:
+            value = interface.defaults[name]
+        else:
+            raise SignatureError(
+                f"task {task.name!r} is missing input {name!r} ({type_name(expected)})",
+                task=task.name,
+                variable=name,
+                fix=f"pass {name}=... when calling {task.name}",
+            )
+        bindings[name] = bind(value, expected, where=f"input {name!r} of task {task.name!r}")
+    return bindings
+
+
+def _output_promises(node: Node, interface: Interface) -> Any:
+    promises = [
+        Promise(NodeOutput(node.id, name), type_, f"output {name!r} of task {node.id!r}")
+        for name, type_ in interface.outputs.items()
+    ]
+    if interface.output_kind == "none":
+        return NodeHandle(node.id)
+    if interface.output_kind == "single":
+        return promises[0]
+    if interface.output_kind == "namedtuple":
+        return interface.namedtuple_type(*promises)
+    return tuple(promises)
+
+
+class NodeHandle:
+    """What a task without outputs returns in a workflow body: the node, for ordering."""
+
+    def __init__(self, node: NodeId) -> None:
+        self.node = node
+
+    def __repr__(self) -> str:
+        return f"<NodeHandle {self.node}>"
+
+
+def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -> Any:
+    """A nested workflow call: copy its nodes into the parent graph under a prefix."""
+    params = {}
+    for name, spec in child.graph.params.items():
+        if name in kwargs:
+            params[name] = _bind(kwargs[name], spec.type, where=f"input {name!r} of {child.name!r}")
+        elif spec.default is not REQUIRED:
+            params[name] = Const(spec.default)
+        else:
+            raise SignatureError(
+                f"workflow {child.name!r} is missing input {name!r}",
+                workflow=child.name,
+                variable=name,
+                fix=f"pass {name}=...",
+            )
+    unknown = set(kwargs) - set(child.graph.params)
+    if unknown:
+        raise SignatureError(f"workflow {child.name!r} has no input {sorted(unknown)[0]!r}")
+    prefix = builder.unique_id(child.name)
+    renamed = {node_id: NodeId(f"{prefix}.{node_id}") for node_id in child.graph.nodes}
+
+    def remap(binding: Binding) -> Binding:
+        if isinstance(binding, NodeOutput):
+            return NodeOutput(renamed[binding.node], binding.output)
+        if isinstance(binding, Param):
+            return params[binding.name]
+        return binding
+
+    for node_id in child.graph.order:
+        node = child.graph.nodes[node_id]
+        builder.add_node(
+            Node(
+                renamed[node_id],
+                node.task,
+                {k: remap(b) for k, b in node.bindings.items()},
+                after=tuple(renamed[a] for a in node.after),
+                label=f"{prefix}.{node.label or node.task.name}",
+            )
+        )
+    outputs = {
+        name: Promise(remap(binding), child.interface.outputs[name], f"output {name!r} of {prefix}")
+        for name, binding in child.graph.outputs.items()
+    }
+    if child.interface.output_kind == "none":
+        return None
+    if child.interface.output_kind == "single":
+        return outputs["o0"]
+    values = [outputs[name] for name in child.interface.outputs]
+    if child.interface.output_kind == "namedtuple":
+        return child.interface.namedtuple_type(*values)
+    return tuple(values)
+
+
+# --- running a task outside a workflow --------------------------------------------
+
+
+def run_task_directly(task: Task, kwargs: Mapping[str, Any]) -> Any:
+    """``task(x=1)`` outside a workflow: a one-node workflow, run through the engine."""
+    bindings = bind_inputs(task, kwargs, bind=_bind)
+    builder = GraphBuilder()
+    node = builder.add_node(Node(NodeId(task.name), task, bindings, label=task.name))
+    for output_name in task.interface.outputs:
+        builder.set_output(output_name, NodeOutput(node.id, output_name))
+    from kernelflow import api
+    from kernelflow.engine.runner import GraphTarget
+
+    result = api.run(GraphTarget(task.name, builder.build()), {})
+    result.raise_for_status()
+    return task.interface.pack(result.outputs)

@@ -1,0 +1,151 @@
+"""The engine: order, retries, timeouts, failures that keep other work, events, records."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import kernelflow
+from kernelflow import current_context, task, workflow
+from kernelflow.engine.events import Event
+from kernelflow.errors import TaskFailedError, TaskTimeoutError
+from kernelflow.store.home import open_store
+
+ATTEMPTS: list[int] = []
+
+
+@task(retries=2)
+def flaky(n: int) -> int:
+    attempt = current_context().attempt
+    ATTEMPTS.append(attempt)
+    if attempt < 3:
+        raise ConnectionError(f"attempt {attempt} failed")
+    return n
+
+
+@task
+def boom(n: int) -> int:
+    raise ValueError(f"bad n: {n}")
+
+
+@task
+def plus_one(n: int) -> int:
+    return n + 1
+
+
+@task(timeout=0.2)
+def sleepy(n: int) -> int:
+    time.sleep(3)
+    return n
+
+
+def test_retries_until_an_attempt_succeeds() -> None:
+    ATTEMPTS.clear()
+    assert flaky(n=5) == 5
+    assert ATTEMPTS == [1, 2, 3]
+
+
+def test_a_failure_keeps_independent_branches_and_skips_dependents() -> None:
+    @workflow
+    def wf(n: int = 1) -> tuple[int, int]:
+        return plus_one(n=boom(n=n)), plus_one(n=n)
+
+    result = kernelflow.run(wf)
+    assert result.status == "failed"
+    assert result.tasks["boom"].status == "failed"
+    assert result.tasks["plus_one"].status == "skipped"
+    assert result.tasks["plus_one-2"].status == "succeeded"
+    assert result.outputs == {"o1": 2}
+    assert isinstance(result.error, TaskFailedError)
+    assert "ValueError: bad n: 1" in str(result.error)
+
+
+def test_the_traceback_of_a_failure_starts_in_user_code() -> None:
+    result = kernelflow.run(_boom_wf)
+    text = result.error.traceback  # type: ignore[union-attr]
+    assert "raise ValueError" in text
+    assert "kernelflow/engine" not in text
+
+
+@workflow
+def _boom_wf(n: int = 1) -> int:
+    return boom(n=n)
+
+
+def test_timeout_stops_waiting_and_names_the_task() -> None:
+    started = time.perf_counter()
+    with pytest.raises(TaskTimeoutError, match=r"'sleepy'.*timeout of 0.2 s"):
+        sleepy(n=1)
+    assert time.perf_counter() - started < 2.5
+
+
+def test_events_arrive_in_order() -> None:
+    events: list[Event] = []
+
+    @workflow
+    def wf(n: int = 1) -> int:
+        return plus_one(n=plus_one(n=n))
+
+    result = kernelflow.run(wf, listeners=[events.append])
+    kinds = [(e.kind, e.node) for e in events]
+    assert kinds == [
+        ("run_started", None),
+        ("task_started", "plus_one"),
+        ("task_finished", "plus_one"),
+        ("task_started", "plus_one-2"),
+        ("task_finished", "plus_one-2"),
+        ("run_finished", None),
+    ]
+    assert events[0].nodes == ("plus_one", "plus_one-2")
+    assert events[-1].status == "succeeded" and result.outputs == {"o0": 3}
+
+
+def test_a_broken_listener_warns_and_the_run_goes_on() -> None:
+    def broken(event: Event) -> None:
+        raise RuntimeError("display gone")
+
+    with pytest.warns(kernelflow.errors.KernelflowWarning, match="display gone"):
+        assert kernelflow.run(_boom_free_wf, listeners=[broken]).outputs == {"o0": 2}
+
+
+@workflow
+def _boom_free_wf(n: int = 1) -> int:
+    return plus_one(n=n)
+
+
+def test_runs_and_nodes_are_recorded_with_lineage() -> None:
+    @workflow
+    def chain(n: int = 1) -> int:
+        return plus_one(n=plus_one(n=n))
+
+    result = kernelflow.run(chain, {"n": 5})
+    history = kernelflow.runs()
+    assert list(history.columns) == [
+        "run_id",
+        "workflow",
+        "version",
+        "status",
+        "started",
+        "finished",
+    ]
+    row = history.iloc[0]
+    assert (row.run_id, row.workflow, row.status) == (result.run_id, "chain", "succeeded")
+    assert row.version == chain.version
+    lineage = kernelflow.lineage(result.run_id, "plus_one-2")
+    upstream = lineage["inputs"]["n"]
+    assert upstream["source"] == {"node": "plus_one", "output": "o0"}
+    assert upstream["lineage"]["inputs"]["n"]["source"] == {"param": "n"}
+    run = open_store().runs.get_run(result.run_id)
+    assert run["params"] == {"n": 5}
+    assert run["environment"]["kernelflow"] == kernelflow.__version__
+
+
+def test_only_the_named_tasks_and_their_upstream_run() -> None:
+    @workflow
+    def wf(n: int = 1) -> tuple[int, int]:
+        return plus_one(n=n), boom(n=n)
+
+    result = kernelflow.run(wf, tasks=["plus_one"])
+    assert set(result.tasks) == {"plus_one"}
+    assert result.status == "succeeded"

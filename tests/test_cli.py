@@ -1,0 +1,103 @@
+"""The command line: outputs and run ids on success, exit 1 for a failed task, 2 for bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import EXAMPLES
+
+FLOW = """
+from kernelflow import task, workflow
+
+
+@task
+def check(n: int) -> int:
+    if n < 0:
+        raise ValueError("n must not be negative")
+    return n
+
+
+@workflow
+def guarded(n: int) -> int:
+    return check(n=n)
+"""
+
+
+def kernelflow_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kernelflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_run_prints_outputs_and_run_id() -> None:
+    done = kernelflow_cli(
+        "run",
+        f"{EXAMPLES}/flyte_basics/defaults.py:line_wf",
+        "-p",
+        "x",
+        "[1, 2, 3]",
+        "-p",
+        "y",
+        "[2, 4, 6]",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "o0 = 0.0" in done.stdout
+    assert "run_id: " in done.stdout
+    assert "[2/2] intercept ran in" in done.stderr
+
+
+def test_parameter_of_the_wrong_type_exits_2_without_traceback() -> None:
+    done = kernelflow_cli("run", f"{EXAMPLES}/flyte_basics/defaults.py:line_wf", "-p", "x", "three")
+    assert done.returncode == 2
+    assert "parameter 'x'" in done.stderr and "list[int]" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "run_id" not in done.stdout  # refused before anything ran
+
+
+def test_unknown_parameter_exits_2_and_lists_the_known_ones() -> None:
+    done = kernelflow_cli("run", f"{EXAMPLES}/flyte_basics/defaults.py:line_wf", "-p", "z", "1")
+    assert done.returncode == 2
+    assert "no parameter 'z'" in done.stderr and "x (list[int])" in done.stderr
+
+
+def test_failed_task_exits_1_naming_task_and_exception(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(FLOW)
+    done = kernelflow_cli("run", "flow.py:guarded", "-p", "n", "-1", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "task 'check' failed" in done.stderr
+    assert "ValueError: n must not be negative" in done.stderr
+    assert "Traceback" not in done.stderr
+    debug = kernelflow_cli("--debug", "run", "flow.py:guarded", "-p", "n", "-1", cwd=tmp_path)
+    assert 'raise ValueError("n must not be negative")' in debug.stderr
+
+
+def test_unknown_workflow_name_exits_2_and_lists_workflows(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(FLOW)
+    done = kernelflow_cli("run", "flow.py:nope", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "'nope'" in done.stderr and "guarded" in done.stderr
+
+
+def test_runs_lineage_and_cache_commands(tmp_path: Path) -> None:
+    ran = kernelflow_cli(
+        "run", f"{EXAMPLES}/flyte_basics/ml_pipeline.py:ml_pipeline", "-p", "n_rows", "200"
+    )
+    assert ran.returncode == 0, ran.stderr
+    run_id = ran.stdout.split("run_id: ")[1].split()[0]
+    listing = kernelflow_cli("runs")
+    assert run_id in listing.stdout and "ml_pipeline" in listing.stdout
+    lineage = kernelflow_cli("lineage", run_id, "evaluate")
+    assert lineage.returncode == 0 and '"train"' in lineage.stdout
+    cached = kernelflow_cli("cache", "ls")
+    assert "make_dataset" in cached.stdout and "train" in cached.stdout
+    cleared = kernelflow_cli("cache", "clear", "train")
+    assert "removed 1 cache entry" in cleared.stdout
+    assert "train " not in kernelflow_cli("cache", "ls").stdout
