@@ -99,6 +99,8 @@ class RunResult:
     tasks: dict[str, TaskRun]
     error: KernelflowError | None = None
     duration: float = 0.0
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Every value produced or restored in the run: node id -> output name -> value."""
 
     def raise_for_status(self) -> None:
         """Raise the first task error, if the run failed."""
@@ -287,6 +289,9 @@ class _Run:
                 duration=duration,
                 error=str(error) if error else None,
             )
+        values: dict[str, dict[str, Any]] = {}
+        for (node_id, name), value in self.values.outputs.items():
+            values.setdefault(node_id, {})[name] = value
         return RunResult(
             self.run_id,
             self.target.name,
@@ -296,6 +301,7 @@ class _Run:
             self.tasks,
             error,
             duration,
+            values,
         )
 
     def _loop(self) -> None:

@@ -5,13 +5,14 @@ the names its cell reads that another cell produces, its outputs the names it
 binds. This module answers those questions for one cell, without running it, and
 gives the cell a code hash that ignores comments and formatting.
 
-A cell is first passed through IPython's own input transformer, so that magics
-and shell escapes become the Python a kernel would run (``x = !ls`` becomes
-``x = get_ipython().getoutput('ls')``). Magics whose argument is code (``%time``,
-``%timeit``, ``%prun``, ``%%capture``) are then unwrapped so that the code inside
-them is analysed too. Scopes follow marimo's ``ScopedVisitor``: functions,
-lambdas, classes and comprehensions each get a scope; a function body's free
-names surface as reads of the cell.
+A cell that is not plain Python is first passed through IPython's own input
+transformer, so that magics and shell escapes become the Python a kernel would
+run (``x = !ls`` becomes ``x = get_ipython().getoutput('ls')``); plain Python
+skips it (IPython leaves it unchanged) and so never imports IPython. Magics
+whose argument is code (``%time``, ``%timeit``, ``%prun``, ``%%capture``) are
+then unwrapped so that the code inside them is analysed too. Scopes follow
+marimo's ``ScopedVisitor``: functions, lambdas, classes and comprehensions each
+get a scope; a function body's free names surface as reads of the cell.
 
 Magics
 ------
@@ -142,8 +143,21 @@ class Mutation:
 class CellAnalysis:
     """Everything the notebook layer needs to know about one cell's code.
 
-    See the module docstring for what each field can and cannot capture; the
-    mappings are plain dicts (picklable) and must be treated as read-only.
+    The mappings are plain dicts (picklable) and must be treated as read-only;
+    the module docstring says what each field cannot capture.
+
+    Attributes
+    ----------
+    source: the Python after IPython's transformation, magics unwrapped.
+    defs: top-level names bound and still bound at the end, in first-binding order.
+    refs: free names read (builtins excluded), in first-read order; a name read
+        before the cell binds it (``x = x + 1``) is a ref too.
+    annotations: top-level annotated name -> annotation source text.
+    imports: name bound by an import -> module (``"np" -> "numpy"``).
+    mutations: in-place changes of values the cell did not bind.
+    rebinds: names in both ``defs`` and ``refs`` ("assign to a new name").
+    opaque: why the cell cannot be analysed reliably, or None.
+    code_hash: xxh3-128 of the AST without positions: formatting does not count.
     """
 
     source: str
@@ -295,6 +309,11 @@ def _transformer() -> object:
 
 
 def _transform(source: str, depth: int) -> str:
+    if _try_parse(source) is not None:
+        # Valid Python is left alone by IPython's transforms (escapes are found by
+        # tokens, at line starts); skipping them saves ~1 ms a cell and an IPython
+        # import in workers. Calls to get_ipython() written out are still unwrapped.
+        return _unwrap_magics(source, depth)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # IPython warns about odd line endings
@@ -302,7 +321,10 @@ def _transform(source: str, depth: int) -> str:
     except Exception:  # IPython gave up (tokenizer errors): let Python's parser report it
         return source
     dropped = _leading_blank(source) - _leading_blank(text)
-    text = "\n" * max(dropped, 0) + text
+    return _unwrap_magics("\n" * max(dropped, 0) + text, depth)
+
+
+def _unwrap_magics(text: str, depth: int) -> str:
     if depth >= _MAX_MAGIC_DEPTH or "get_ipython()" not in text:
         return text
     tree = _try_parse(text)

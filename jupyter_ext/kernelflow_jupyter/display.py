@@ -1,0 +1,113 @@
+"""What the extension shows: the DAG as SVG, a cell's one-line status, task tables.
+
+Pure rendering: strings in, strings out, so it is testable without a kernel.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+from kernelflow.graph import Graph, NodeId
+
+STATE_COLOURS = {
+    "pending": "#eeeeee",
+    "running": "#ffd966",
+    "succeeded": "#93c47d",
+    "cached": "#9fc5e8",
+    "failed": "#e06666",
+    "skipped": "#d9d9d9",
+}
+_BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 150, 30, 50, 14, 10
+_MAX_DRAWN = 300
+
+
+def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
+    """The graph left to right in layers (a node sits right of everything it needs)."""
+    states = states or {}
+    if len(graph.nodes) > _MAX_DRAWN:
+        return (
+            f"<svg xmlns='http://www.w3.org/2000/svg' width='420' height='30'><text x='5' "
+            f"y='20'>{len(graph.nodes)} tasks: too many to draw</text></svg>"
+        )
+    position = _layout(graph)
+    width = max((x for x, _ in position.values()), default=0) + _BOX_W + 2 * _MARGIN
+    height = max((y for _, y in position.values()), default=0) + _BOX_H + 2 * _MARGIN
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        "font-family='sans-serif' font-size='12'>",
+        "<defs><marker id='kf-arrow' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='6' "
+        "markerHeight='6' orient='auto'><path d='M0,0 L10,5 L0,10 z' fill='#666'/></marker></defs>",
+    ]
+    for node in graph.nodes.values():
+        for parent in node.upstream():
+            parts.append(_edge(position[parent], position[node.id]))
+    for node_id, (x, y) in position.items():
+        parts.append(_box(node_id, x, y, states.get(node_id, "pending")))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _layout(graph: Graph) -> dict[NodeId, tuple[int, int]]:
+    layer: dict[NodeId, int] = {}
+    for node_id in graph.order:
+        parents = list(graph.nodes[node_id].upstream())
+        layer[node_id] = 1 + max((layer[p] for p in parents), default=-1)
+    rows: dict[int, int] = {}
+    position = {}
+    for node_id in graph.order:
+        column = layer[node_id]
+        row = rows.get(column, 0)
+        rows[column] = row + 1
+        position[node_id] = (
+            _MARGIN + column * (_BOX_W + _GAP_X),
+            _MARGIN + row * (_BOX_H + _GAP_Y),
+        )
+    return position
+
+
+def _edge(start: tuple[int, int], end: tuple[int, int]) -> str:
+    x1, y1 = start[0] + _BOX_W, start[1] + _BOX_H // 2
+    x2, y2 = end[0], end[1] + _BOX_H // 2
+    middle = (x1 + x2) // 2
+    return (
+        f"<path d='M{x1},{y1} C{middle},{y1} {middle},{y2} {x2},{y2}' fill='none' "
+        "stroke='#666' marker-end='url(#kf-arrow)'/>"
+    )
+
+
+def _box(node_id: str, x: int, y: int, state: str) -> str:
+    label = node_id if len(node_id) <= 22 else node_id[:21] + "…"
+    colour = STATE_COLOURS.get(state, STATE_COLOURS["pending"])
+    return (
+        f"<g><title>{html.escape(node_id)}: {state}</title>"
+        f"<rect x='{x}' y='{y}' width='{_BOX_W}' height='{_BOX_H}' rx='6' fill='{colour}' "
+        f"stroke='#444'/><text x='{x + _BOX_W // 2}' y='{y + 19}' text-anchor='middle'>"
+        f"{html.escape(label)}</text></g>"
+    )
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def status_text(task: str, status: str, duration: float, saved: float) -> str:
+    """The one-line status a ``%%task`` cell shows when it ends."""
+    if status == "cached":
+        return f"{task}: cached, saved {seconds(saved)}"
+    if status == "succeeded":
+        return f"{task}: ran in {seconds(duration)}"
+    return f"{task}: {status}"
+
+
+def status_html(text: str, status: str) -> str:
+    colour = STATE_COLOURS.get(status, "#eeeeee")
+    return (
+        f"<div style='font-family:sans-serif;font-size:12px'><span style='display:inline-block;"
+        f"width:10px;height:10px;border-radius:5px;background:{colour};"
+        f"border:1px solid #444;margin-right:6px'></span>{html.escape(text)}</div>"
+    )

@@ -1,0 +1,147 @@
+"""``%%task`` and ``%workflow``: the notebook user's whole interface to kernelflow."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import SVG, display
+
+from kernelflow.engine.params import parse_params
+from kernelflow.errors import KernelflowError, ParameterError
+from kernelflow.notebook.cells import parse_header
+from kernelflow_jupyter.display import dag_svg, status_html, status_text
+from kernelflow_jupyter.session import Session, run_target
+
+
+class _UsageParser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise ParameterError(f"%workflow: {message}", fix="see %workflow --help")
+
+
+def _workflow_parser() -> argparse.ArgumentParser:
+    parser = _UsageParser(prog="%workflow", add_help=False)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("show")
+    run = commands.add_parser("run")
+    run.add_argument("tasks", nargs="*")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[])
+    run.add_argument("--parallel", type=int, default=1)
+    run.add_argument("--backend", default="loky")
+    run.add_argument("--force", action="store_true")
+    commands.add_parser("runs")
+    lineage = commands.add_parser("lineage")
+    lineage.add_argument("name")
+    cache = commands.add_parser("cache")
+    cache.add_argument("action", nargs="?", default="ls", choices=["ls", "clear"])
+    cache.add_argument("task", nargs="?")
+    return parser
+
+
+@magics_class
+class KernelflowMagics(Magics):
+    """The magics; all state lives in the :class:`Session`."""
+
+    def __init__(self, shell: Any, session: Session) -> None:
+        super().__init__(shell)
+        self.session = session
+
+    @cell_magic
+    def task(self, line: str, cell: str) -> None:
+        """``%%task NAME [options]``: run this cell as a task (cached, typed, recorded)."""
+        spec = parse_header(line, cell="this cell")
+        self.session.register(spec, cell)
+        if spec.defer:
+            _show_status(f"{spec.name}: registered (--defer)", "pending")
+            return
+        if self.session.missing_upstream(spec.name):
+            # Inputs come from deferred tasks that have not run: run what this task needs.
+            target = self.session.workflow()
+            result = run_target(self.session, target, {}, listeners=[], tasks=[spec.name])
+        else:
+            target = self.session.single_task(spec.name)
+            result = run_target(self.session, target, {}, listeners=[])
+        task_run = result.tasks[spec.name]
+        text = status_text(spec.name, task_run.status, task_run.duration, task_run.saved)
+        _show_status(text, task_run.status)
+        result.raise_for_status()
+
+    @line_magic
+    def workflow(self, line: str) -> Any:
+        """``%workflow show|run|runs|lineage|cache``: the DAG of this kernel's task cells."""
+        args = _workflow_parser().parse_args(shlex.split(line))
+        return getattr(self, f"_{args.command}")(args)
+
+    def _show(self, args: argparse.Namespace) -> None:
+        target = self.session.workflow()
+        states = {}
+        if self.session.last_run is not None:
+            states = {n: t.status for n, t in self.session.last_run.tasks.items()}
+        display(SVG(dag_svg(target.graph, states)))
+
+    def _run(self, args: argparse.Namespace) -> None:
+        target = self.session.workflow()
+        params = parse_params(target.name, target.graph, dict(args.param))
+        listener = _progress_listener(self.shell, target)
+        result = run_target(
+            self.session, target, params, listeners=[listener], force=args.force, tasks=args.tasks
+        )
+        result.raise_for_status()
+
+    def _runs(self, args: argparse.Namespace) -> Any:
+        from kernelflow import api
+
+        return api.runs()
+
+    def _lineage(self, args: argparse.Namespace) -> Any:
+        from kernelflow import api
+
+        last = self.session.last_run
+        if last is None or args.name not in last.tasks:
+            raise KernelflowError(
+                f"no run in this kernel has a task named {args.name!r}",
+                fix="run the workflow (or the task's cell) first; the CLI's "
+                "`kernelflow lineage RUN_ID TASK` reads any run",
+            )
+        return api.lineage(last.run_id, args.name)
+
+    def _cache(self, args: argparse.Namespace) -> Any:
+        from kernelflow.store.home import open_store
+
+        runs = open_store().runs
+        if args.action == "clear":
+            removed = runs.cache_delete(task=args.task)
+            print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+            return None
+        import pandas as pd
+
+        entries = runs.cache_entries(args.task)
+        columns = ["task", "key", "created", "hits", "duration"]
+        return pd.DataFrame([{c: e.get(c) for c in columns} for e in entries], columns=columns)
+
+
+def _show_status(text: str, state: str) -> None:
+    display({"text/plain": text, "text/html": status_html(text, state)}, raw=True)
+
+
+def _progress_listener(shell: Any, target: Any) -> Any:
+    """Widgets where a kernel can show them; text progress in a terminal shell."""
+    if getattr(shell, "kernel", None) is None:
+        from kernelflow.progress import TextProgress
+
+        return TextProgress(sys.stdout)
+    from kernelflow_jupyter.widgets import ProgressView
+
+    view = ProgressView(target.graph, f"workflow {target.name}")
+    view.show()
+    return view
+
+
+def show_kernelflow_error(
+    shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
+) -> None:
+    """Kernelflow errors are one paragraph, not a traceback through the engine."""
+    print(f"{etype.__name__}: {value}", file=sys.stderr)

@@ -1,0 +1,256 @@
+"""The per-kernel session: task cells registered so far, and runs through the engine.
+
+In a kernel the notebook is whatever the user has run: each ``%%task`` cell
+registers (or replaces) a task; names the tasks read that no task produces come
+from the live namespace: modules, functions and classes are setup code (part of
+the cache key by their source), other values are workflow parameters whose
+defaults are their current values (``-p NAME VALUE`` overrides them).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kernelflow.engine.events import Listener
+from kernelflow.engine.runner import GraphTarget, RunResult
+from kernelflow.errors import DefinitionError, UndefinedNameError
+from kernelflow.graph import Const, Graph, GraphBuilder, Node, NodeId, NodeOutput, Param
+from kernelflow.interface import Interface
+from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
+from kernelflow.notebook.cell_task import CellTask
+from kernelflow.notebook.cells import TaskSpec
+from kernelflow.task import Task, TaskOptions
+
+
+@dataclass
+class RegisteredCell:
+    """A task cell as the kernel last ran it."""
+
+    spec: TaskSpec
+    body: str
+    analysis: CellAnalysis
+
+
+class KernelEnvironment:
+    """Task bodies run in the user's namespace, as cells, so their output shows."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+
+    def namespace(self) -> dict[str, Any]:
+        return self.shell.user_ns
+
+    def execute(self, code: str, filename: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        self.shell.user_ns.update(inputs)
+        result = self.shell.run_cell(code, store_history=False, silent=False)
+        error = result.error_before_exec or result.error_in_exec
+        if error is not None:
+            raise error
+        return self.shell.user_ns
+
+
+def is_setup_object(value: Any) -> bool:
+    """Modules, functions and classes are code: hashed by source, never parameters."""
+    if isinstance(value, (types.ModuleType, type, functools.partial, Task)):
+        return True
+    return inspect.isroutine(value) or type(value).__name__ == "ufunc"
+
+
+class Session:
+    """What one kernel knows about its task cells."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.environment = KernelEnvironment(shell)
+        self.cells: dict[str, RegisteredCell] = {}
+        self.last_run: RunResult | None = None
+
+    def register(self, spec: TaskSpec, body: str) -> RegisteredCell:
+        """Parse and remember a task cell, replacing an older version of it."""
+        analysis = analyze_cell(body, cell=f"task {spec.name!r}", line_offset=1)
+        cell = RegisteredCell(spec, body, analysis)
+        self.cells.pop(spec.name, None)  # re-running a cell moves it to the end
+        self.cells[spec.name] = cell
+        return cell
+
+    def missing_upstream(self, name: str) -> list[str]:
+        """Names the task reads that another registered task produces but that are unset."""
+        produced = {d for other, c in self.cells.items() if other != name for d in c.analysis.defs}
+        return [
+            ref
+            for ref in self.cells[name].analysis.refs
+            if ref in produced and ref not in self.shell.user_ns
+        ]
+
+    # --- graphs ---------------------------------------------------------------
+
+    def single_task(self, name: str) -> GraphTarget:
+        """One task cell as a one-node workflow over the current namespace."""
+        cell = self.cells[name]
+        outputs = self._all_outputs(cell)
+        inputs, setup_refs = self._split_refs(cell, produced={})
+        task = self._cell_task(cell, inputs, outputs, setup_refs)
+        builder = GraphBuilder()
+        bindings = {ref: Const(self.shell.user_ns[ref]) for ref in inputs}
+        builder.add_node(Node(NodeId(name), task, bindings, label=name))
+        for output in outputs:
+            builder.set_output(output, NodeOutput(NodeId(name), output))
+        return GraphTarget(name, builder.build())
+
+    def workflow(self) -> GraphTarget:
+        """Every registered task cell as one workflow; free data names are parameters."""
+        if not self.cells:
+            raise DefinitionError(
+                "no task cells have run in this kernel yet",
+                fix="run (or --defer) some %%task cells first",
+            )
+        read_by_others = {
+            name: {r for other, c in self.cells.items() if other != name for r in c.analysis.refs}
+            for name in self.cells
+        }
+        produced = {}
+        outputs_of = {}
+        for name, cell in self.cells.items():
+            outputs_of[name] = self._outputs(cell, read_by_others[name])
+            for output in outputs_of[name]:
+                produced[output] = name
+        builder = GraphBuilder()
+        params: set[str] = set()
+        for name, cell in self.cells.items():
+            inputs, setup_refs = self._split_refs(cell, produced)
+            task = self._cell_task(cell, inputs, outputs_of[name], setup_refs)
+            bindings = {}
+            for ref in inputs:
+                if ref in produced:
+                    bindings[ref] = NodeOutput(NodeId(produced[ref]), ref)
+                else:
+                    if ref not in params:
+                        builder.add_param(ref, Any, self.shell.user_ns[ref])
+                        params.add(ref)
+                    bindings[ref] = Param(ref)
+            after = tuple(NodeId(a) for a in cell.spec.after if a in self.cells)
+            builder.add_node(Node(NodeId(name), task, bindings, after=after, label=name))
+        consumed = {r for cell in self.cells.values() for r in cell.analysis.refs}
+        for output, name in produced.items():
+            if output not in consumed:
+                builder.set_output(output, NodeOutput(NodeId(name), output))
+        return GraphTarget(self._name(), builder.build())
+
+    def _name(self) -> str:
+        path = self.shell.user_ns.get("__session__") or ""
+        stem = str(path).rsplit("/", 1)[-1].removesuffix(".ipynb")
+        return stem or "notebook"
+
+    def _all_outputs(self, cell: RegisteredCell) -> list[str]:
+        if cell.spec.outputs is not None:
+            return list(cell.spec.outputs)
+        return [
+            d
+            for d in cell.analysis.defs
+            if not d.startswith("_") and d not in cell.analysis.imports
+        ]
+
+    def _outputs(self, cell: RegisteredCell, read_elsewhere: set[str]) -> list[str]:
+        if cell.spec.outputs is not None:
+            return list(cell.spec.outputs)
+        return [
+            d
+            for d in self._all_outputs(cell)
+            if d in read_elsewhere or d in cell.analysis.annotations
+        ]
+
+    def _split_refs(
+        self, cell: RegisteredCell, produced: Mapping[str, str]
+    ) -> tuple[list[str], list[str]]:
+        """The refs that are data inputs, and those that are setup code."""
+        inputs, setup = [], []
+        namespace = self.shell.user_ns
+        for ref in cell.analysis.refs:
+            if ref in produced and produced[ref] != cell.spec.name:
+                inputs.append(ref)
+            elif ref not in namespace:
+                if cell.analysis.opaque is None and not ref.startswith("_"):
+                    raise UndefinedNameError(
+                        f"task {cell.spec.name!r} reads {ref!r}, which is not defined in this "
+                        "kernel",
+                        task=cell.spec.name,
+                        variable=ref,
+                        fix=f"run the cell that defines {ref!r} first (or check the spelling)",
+                    )
+            elif is_setup_object(namespace[ref]):
+                setup.append(ref)
+            else:
+                inputs.append(ref)
+        return inputs, setup
+
+    def _cell_task(
+        self,
+        cell: RegisteredCell,
+        inputs: Sequence[str],
+        outputs: Iterable[str],
+        setup_refs: Sequence[str],
+    ) -> CellTask:
+        spec = cell.spec
+        types_ns = self.shell.user_ns
+        declared = {o: _resolve(cell, o, types_ns) for o in outputs}
+        if spec.map is not None:
+            declared = {o: list[t] for o, t in declared.items()}  # type: ignore[valid-type]
+        kind = "none" if not declared else "single" if len(declared) == 1 else "tuple"
+        cache = spec.cache and cell.analysis.opaque is None
+        return CellTask(
+            name=spec.name,
+            cell=f"task {spec.name!r}",
+            analysis=cell.analysis,
+            interface=Interface(
+                inputs={i: Any for i in inputs}, outputs=declared, defaults={}, output_kind=kind
+            ),
+            options=TaskOptions(
+                cache=cache,
+                cache_version=spec.cache_version,
+                retries=spec.retries,
+                timeout=spec.timeout,
+            ),
+            setup_refs=tuple(sorted(set(setup_refs))),
+            environment=self.environment,
+            map_over=spec.map,
+        )
+
+
+def _resolve(cell: RegisteredCell, name: str, namespace: Mapping[str, Any]) -> Any:
+    text = cell.analysis.annotations.get(name)
+    if text is None:
+        return Any
+    try:
+        return eval(text, dict(namespace))  # the user's own annotation, in their kernel
+    except Exception as error:
+        raise DefinitionError(
+            f"task {cell.spec.name!r} annotates {name!r} as {text!r}, which cannot be "
+            f"resolved: {type(error).__name__}: {error}",
+            task=cell.spec.name,
+            variable=name,
+            fix="import the type before running the cell",
+        ) from error
+
+
+def run_target(
+    session: Session,
+    target: GraphTarget | Graph,
+    params: Mapping[str, Any],
+    *,
+    listeners: Sequence[Listener],
+    force: bool = False,
+    tasks: Sequence[str] | None = None,
+) -> RunResult:
+    """Run through the engine and bind the produced values into the namespace."""
+    from kernelflow import api
+
+    result = api.run(target, params, listeners=listeners, force=force, tasks=tasks or None)
+    session.last_run = result
+    for values in result.values.values():
+        session.shell.user_ns.update(values)
+    return result
