@@ -7,8 +7,12 @@ from kernelflow import task, workflow
 
 class SlopeOut(NamedTuple):
     slope: float
+
+
 class InterceptOut(NamedTuple):
     intercept: float
+
+
 class LineOut(NamedTuple):
     slope: float
     intercept: float

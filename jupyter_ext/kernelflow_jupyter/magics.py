@@ -13,7 +13,8 @@ from IPython.display import SVG, display
 from kernelflow.engine.params import parse_params
 from kernelflow.errors import KernelflowError, ParameterError
 from kernelflow.notebook.cells import parse_header
-from kernelflow_jupyter.display import dag_svg, status_html, status_text
+from kernelflow.notebook.outputs import MIMETYPE, output_record
+from kernelflow.render import dag_svg, status_html, status_text
 from kernelflow_jupyter.session import Session, run_target
 
 
@@ -66,7 +67,7 @@ class KernelflowMagics(Magics):
             result = run_target(self.session, target, {}, listeners=[])
         task_run = result.tasks[spec.name]
         text = status_text(spec.name, task_run.status, task_run.duration, task_run.saved)
-        _show_status(text, task_run.status)
+        _show_status(text, task_run.status, _outputs_record(spec.name, result))
         result.raise_for_status()
 
     @line_magic
@@ -123,8 +124,22 @@ class KernelflowMagics(Magics):
         return pd.DataFrame([{c: e.get(c) for c in columns} for e in entries], columns=columns)
 
 
-def _show_status(text: str, state: str) -> None:
-    display({"text/plain": text, "text/html": status_html(text, state)}, raw=True)
+def _show_status(text: str, state: str, record: dict[str, Any] | None = None) -> None:
+    bundle: dict[str, Any] = {"text/plain": text, "text/html": status_html(text, state)}
+    if record is not None:  # what kernelflow.read_outputs() finds in an executed notebook
+        bundle[MIMETYPE] = record
+    display(bundle, raw=True)
+
+
+def _outputs_record(task: str, result: Any) -> dict[str, Any] | None:
+    from kernelflow.store.home import open_store
+
+    values = result.values.get(task)
+    if not values:
+        return None
+    store = open_store()
+    refs = store.runs.finished_nodes(result.run_id).get(task, {}).get("outputs", {})
+    return output_record(task, str(store.home), values, refs)
 
 
 def _progress_listener(shell: Any, target: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 
 from kernelflow.engine.events import Event
 from kernelflow.graph import Graph
-from kernelflow_jupyter.display import STATE_COLOURS, dag_svg, seconds
+from kernelflow.render import STATE_COLOURS, dag_svg, seconds
 
 _TEXT_REFRESH_SECONDS = 1.0
 

@@ -23,6 +23,8 @@ from kernelflow.workflow import workflow
 if TYPE_CHECKING:
     from kernelflow.api import lineage, load_target, run, runs
     from kernelflow.engine.runner import RunResult
+    from kernelflow.notebook.load import load_notebook
+    from kernelflow.notebook.outputs import read_outputs
 
 __all__ = [
     # defining workflows
@@ -37,6 +39,8 @@ __all__ = [
     "runs",
     "lineage",
     "load_target",
+    "load_notebook",
+    "read_outputs",
     # the extension
     "load_ipython_extension",
     "__version__",
@@ -48,6 +52,8 @@ _LAZY = {
     "runs": "kernelflow.api",
     "lineage": "kernelflow.api",
     "load_target": "kernelflow.api",
+    "load_notebook": "kernelflow.notebook.load",
+    "read_outputs": "kernelflow.notebook.outputs",
 }
 
 

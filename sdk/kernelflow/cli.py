@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kernelflow.errors import KernelflowError, TaskError
+from kernelflow.graph import REQUIRED
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(handler=_run)
 
+    show = commands.add_parser("show", help="print a workflow's tasks, types and edges")
+    show.add_argument("target", help="NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW")
+    show.add_argument("--svg", metavar="FILE", help="also draw the DAG into FILE")
+    show.set_defaults(handler=_show)
+
     runs = commands.add_parser("runs", help="list past runs, newest first")
     runs.add_argument("--workflow", help="only runs of this workflow")
     runs.add_argument("--limit", type=int, default=20)
@@ -97,6 +103,13 @@ def _run(args: argparse.Namespace) -> int:
     from kernelflow.progress import TextProgress
 
     target = api.load_target(args.target)
+    if args.output and getattr(target, "path", None) is None:
+        from kernelflow.errors import ParameterError
+
+        raise ParameterError(
+            "--output needs a notebook target (NOTEBOOK.ipynb)",
+            fix="drop --output for a SCRIPT.py:WORKFLOW target",
+        )
     texts = dict(args.param)
     params = parse_params(target.name, target.graph, texts)
     listeners = [] if args.quiet else [TextProgress()]
@@ -113,9 +126,67 @@ def _run(args: argparse.Namespace) -> int:
     for name, value in result.outputs.items():
         print(f"{name} = {_short(value)}")
     print(f"run_id: {result.run_id}")
+    if args.output:
+        _write_output(args, target, result, params)
     if result.error is not None:
         return _report(result.error, debug=args.debug)
     return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from kernelflow import api
+    from kernelflow.graph import NodeOutput, Param
+    from kernelflow.interface import type_name
+
+    target = api.load_target(args.target)
+    graph = target.graph
+    print(f"workflow {target.name}: {len(graph.nodes)} tasks")
+    for name, spec in graph.params.items():
+        default = "" if spec.default is REQUIRED else f" = {spec.default!r}"
+        print(f"  parameter {name}: {type_name(spec.type)}{default}")
+    for node_id in graph.order:
+        node = graph.nodes[node_id]
+        print(f"  task {node_id}")
+        for name, binding in node.bindings.items():
+            kind = type_name(node.task.interface.inputs.get(name))
+            source = (
+                f"<- {binding.node}.{binding.output}"
+                if isinstance(binding, NodeOutput)
+                else f"<- parameter {binding.name}"
+                if isinstance(binding, Param)
+                else "<- constant"
+            )
+            print(f"    in  {name}: {kind} {source}")
+        for name, kind in node.task.interface.outputs.items():
+            print(f"    out {name}: {type_name(kind)}")
+        for other in node.after:
+            print(f"    after {other}")
+    outputs = ", ".join(
+        f"{n} <- {b.node}.{b.output}" if isinstance(b, NodeOutput) else n
+        for n, b in graph.outputs.items()
+    )
+    print(f"  outputs: {outputs or '(none)'}")
+    if args.svg:
+        from kernelflow.render import dag_svg
+
+        with open(args.svg, "w", encoding="utf-8") as handle:
+            handle.write(dag_svg(graph))
+        print(f"wrote {args.svg}")
+    return EXIT_OK
+
+
+def _write_output(args: argparse.Namespace, target: Any, result: Any, params: Any) -> None:
+    from kernelflow.notebook.outputs import write_executed_copy
+    from kernelflow.store.home import open_store
+
+    written = write_executed_copy(
+        target.path,
+        args.output,
+        run_id=result.run_id,
+        params=params,
+        store_home=str(open_store().home),
+    )
+    print(f"notebook: {written}")
 
 
 def _runs(args: argparse.Namespace) -> int:

@@ -50,12 +50,9 @@ class Checkpoint:
 
         try:
             ref = ArtifactRef.from_dict(json.loads(self.pointer.read_text()))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        try:
             return ArtifactStore(self.store_root).get(ref)
-        except IntegrityError:
-            return None
+        except (OSError, ValueError, KeyError, TypeError, IntegrityError):
+            return None  # nothing saved yet, or damaged: the attempt starts afresh
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,6 @@ class Fingerprint:
     modules: Mapping[str, str] = field(default_factory=dict)
 
 
-def normalized_source_hash(source: str) -> str:
-    """Hash of the AST of ``source``: comments and formatting do not count."""
-    tree = ast.parse(textwrap.dedent(source))
-    return hash_bytes(ast.dump(tree, include_attributes=False).encode())
-
-
 def function_fingerprint(fn: Any) -> Fingerprint:
     """Fingerprint of a function: its body (decorators stripped) and its references."""
     walker = _ReferenceWalker()

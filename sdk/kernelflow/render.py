@@ -1,7 +1,4 @@
-"""What the extension shows: the DAG as SVG, a cell's one-line status, task tables.
-
-Pure rendering: strings in, strings out, so it is testable without a kernel.
-"""
+"""Pictures and one-line summaries of workflows: the DAG as SVG, a task's status."""
 
 from __future__ import annotations
 

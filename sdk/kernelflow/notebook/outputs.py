@@ -1,0 +1,168 @@
+"""Task outputs recorded in a notebook, and read back: ``kernelflow.read_outputs(path)``.
+
+Like scrapbook's ``glue``, each task cell of an executed notebook carries a
+display output with the kernelflow mimetype. Small JSON-able values are stored
+inline, so the notebook alone is enough to read them; everything else is a
+reference to the artifact in the store that ran it (checksummed and, for
+pickles, signed), so a DataFrame is not copied into the notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kernelflow.errors import KernelflowError
+
+MIMETYPE = "application/vnd.kernelflow.outputs+json"
+_INLINE_LIMIT = 10_000  # characters of JSON
+
+
+def output_record(
+    task: str, store_home: str, values: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The JSON a task cell displays: each output inline or by artifact reference."""
+    outputs: dict[str, Any] = {}
+    for name, value in values.items():
+        entry: dict[str, Any] = {"type": type(value).__name__}
+        inline = _as_json(value)
+        if inline is not None:
+            entry["value"] = inline
+        meta = refs.get(name)
+        if meta:
+            entry["hash"] = meta.get("hash")
+            entry["artifact"] = meta.get("artifact")
+        outputs[name] = entry
+    return {"task": task, "store": store_home, "outputs": outputs}
+
+
+def output_bundle(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A display bundle: the record, and a text line naming the outputs."""
+    names = ", ".join(record["outputs"]) or "no outputs"
+    return {
+        MIMETYPE: dict(record),
+        "text/plain": f"kernelflow outputs of {record['task']}: {names}",
+    }
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
+        return value
+    if isinstance(value, (list, dict)):
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):
+            return None
+        return value if len(text) <= _INLINE_LIMIT else None
+    return None
+
+
+def read_outputs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Every task output recorded in an executed notebook, by name."""
+    import nbformat
+
+    notebook = nbformat.read(Path(path), as_version=4)
+    values: dict[str, Any] = {}
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            record = output.get("data", {}).get(MIMETYPE)
+            if record is not None:
+                values.update(_load_record(record, path))
+    return values
+
+
+def _load_record(record: Mapping[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    values = {}
+    for name, entry in record.get("outputs", {}).items():
+        if "value" in entry:
+            values[name] = entry["value"]
+        elif entry.get("artifact"):
+            values[name] = _load_artifact(record, name, entry, path)
+    return values
+
+
+def _load_artifact(
+    record: Mapping[str, Any], name: str, entry: Mapping[str, Any], path: str | os.PathLike[str]
+) -> Any:
+    from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
+
+    store = record.get("store") or ""
+    if not Path(store).is_dir():
+        raise KernelflowError(
+            f"output {name!r} of task {record.get('task')!r} in {os.fspath(path)!r} is kept in "
+            f"the store {store!r}, which is not on this machine",
+            variable=name,
+            fix="read the notebook where it ran, or set KERNELFLOW_HOME to a copy of that store",
+        )
+    return ArtifactStore(store).get(ArtifactRef.from_dict(entry["artifact"]))
+
+
+def write_executed_copy(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    run_id: str,
+    params: Mapping[str, Any],
+    store_home: str,
+) -> Path:
+    """``kernelflow run nb.ipynb --output out.ipynb``: the notebook with what the run made.
+
+    The copy gets papermill's ``injected-parameters`` cell for the parameters
+    given, and each task cell the record of its outputs, so that
+    :func:`read_outputs` works on it as on a notebook papermill executed.
+    """
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_output
+
+    from kernelflow.notebook.cells import classify
+    from kernelflow.store.home import open_store
+
+    notebook = nbformat.read(Path(source), as_version=4)
+    store = open_store(store_home)
+    run = store.runs.get_run(run_id) or {}
+    finished = store.runs.finished_nodes(run_id)
+    index = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        index += 1
+        classified = classify(index, cell.source, cell.metadata.get("tags", []))
+        if classified.spec is None or classified.spec.name not in finished:
+            continue
+        refs = finished[classified.spec.name].get("outputs", {})
+        values = {name: _load_value(store, meta) for name, meta in refs.items()}
+        bundle = output_bundle(output_record(classified.spec.name, str(store.home), values, refs))
+        cell.outputs = [new_output("display_data", data=bundle)]
+    if params:
+        lines = [f"{name} = {value!r}" for name, value in params.items()]
+        injected = new_code_cell(
+            "# Parameters\n" + "\n".join(lines), metadata={"tags": ["injected-parameters"]}
+        )
+        position = next(
+            (
+                i + 1
+                for i, c in enumerate(notebook.cells)
+                if "parameters" in c.metadata.get("tags", [])
+            ),
+            0,
+        )
+        notebook.cells.insert(position, injected)
+    notebook.metadata.setdefault("kernelflow", {})["run"] = {
+        "run_id": run_id,
+        "status": run.get("status"),
+        "store": str(store.home),
+    }
+    nbformat.validate(notebook)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, target)
+    return target
+
+
+def _load_value(store: Any, meta: Mapping[str, Any]) -> Any:
+    from kernelflow.store.artifacts import ArtifactRef
+
+    return store.artifacts.get(ArtifactRef.from_dict(meta["artifact"]))
