@@ -33,6 +33,8 @@ def _workflow_parser() -> argparse.ArgumentParser:
     run.add_argument("--parallel", type=int, default=1)
     run.add_argument("--backend", default="loky")
     run.add_argument("--force", action="store_true")
+    resume = commands.add_parser("resume")
+    resume.add_argument("run_id", nargs="?", default="last")
     commands.add_parser("runs")
     lineage = commands.add_parser("lineage")
     lineage.add_argument("name")
@@ -72,7 +74,7 @@ class KernelflowMagics(Magics):
 
     @line_magic
     def workflow(self, line: str) -> Any:
-        """``%workflow show|run|runs|lineage|cache``: the DAG of this kernel's task cells."""
+        """``%workflow show|run|resume|runs|lineage|cache``: the DAG of this kernel's task cells."""
         args = _workflow_parser().parse_args(shlex.split(line))
         return getattr(self, f"_{args.command}")(args)
 
@@ -90,6 +92,12 @@ class KernelflowMagics(Magics):
         result = run_target(
             self.session, target, params, listeners=[listener], force=args.force, tasks=args.tasks
         )
+        result.raise_for_status()
+
+    def _resume(self, args: argparse.Namespace) -> None:
+        target = self.session.workflow()
+        listener = _progress_listener(self.shell, target)
+        result = run_target(self.session, target, {}, listeners=[listener], resume=args.run_id)
         result.raise_for_status()
 
     def _runs(self, args: argparse.Namespace) -> Any:

@@ -245,11 +245,14 @@ def run_target(
     listeners: Sequence[Listener],
     force: bool = False,
     tasks: Sequence[str] | None = None,
+    resume: str | None = None,
 ) -> RunResult:
     """Run through the engine and bind the produced values into the namespace."""
     from kernelflow import api
 
-    result = api.run(target, params, listeners=listeners, force=force, tasks=tasks or None)
+    result = api.run(
+        target, params, listeners=listeners, force=force, tasks=tasks or None, resume=resume
+    )
     session.last_run = result
     for values in result.values.values():
         session.shell.user_ns.update(values)

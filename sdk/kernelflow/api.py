@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kernelflow.engine.backends import get_executor
 from kernelflow.engine.events import Listener
 from kernelflow.engine.runner import Engine, RunResult, RunTarget
-from kernelflow.errors import ResumeError, TargetError
+from kernelflow.errors import TargetError
 from kernelflow.store.home import Store, open_store
 
 if TYPE_CHECKING:
@@ -42,20 +42,21 @@ def run(
     """Run a workflow and return its :class:`RunResult`; a failed task does not raise.
 
     ``target`` is a workflow, a notebook path or ``"script.py:workflow"``;
-    ``tasks`` restricts the run to those tasks and what they need; ``force``
+    ``resume`` (a run id, or ``"last"``) continues an unfinished run; ``tasks`` restricts the run to those tasks and what they need; ``force``
     ignores cached results. Call ``result.raise_for_status()`` to raise on failure.
     """
-    if resume is not None:
-        raise ResumeError(
-            "resuming a run is not available in this version of kernelflow",
-            run_id=resume,
-            fix="run the workflow again without --resume; cached tasks are not recomputed",
-        )
     resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
+    opened = _store(store)
+    plan = None
+    if resume is not None:
+        from kernelflow.engine.resume import plan_resume
+
+        plan = plan_resume(opened, resolved, resume, params)
+        params = plan.params
     executor = get_executor(backend, parallel, address)
-    engine = Engine(_store(store), executor=executor, listeners=listeners)
+    engine = Engine(opened, executor=executor, listeners=listeners)
     try:
-        return engine.run(resolved, params, force=force, targets=tasks)
+        return engine.run(resolved, params, force=force, targets=tasks, resume=plan)
     finally:
         executor.close()
 

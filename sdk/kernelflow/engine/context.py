@@ -57,17 +57,22 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class ExecutionContext:
-    """The run a task attempt belongs to. ``attempt`` counts from 1."""
+    """The run a task attempt belongs to. ``attempt`` counts from 1.
+
+    ``checkpoint_run`` is the first run of a resume chain: a resumed run sees the
+    checkpoints its predecessors saved.
+    """
 
     run_id: str
     task_name: str
     node: str
     attempt: int
     store_root: str
+    checkpoint_run: str = ""
 
     @property
     def checkpoint(self) -> Checkpoint:
-        return Checkpoint(self.store_root, self.run_id, self.node)
+        return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, self.node)
 
 
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from kernelflow._version import __version__
 from kernelflow.engine.backends import Executor, SequentialExecutor
@@ -44,6 +44,9 @@ from kernelflow.store.artifacts import ArtifactRef
 from kernelflow.store.cache_key import cache_key
 from kernelflow.store.hashing import content_hash
 from kernelflow.store.home import Store
+
+if TYPE_CHECKING:
+    from kernelflow.engine.resume import ResumePlan
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 TaskStatus = Literal["pending", "running", "succeeded", "cached", "failed", "skipped"]
@@ -143,11 +146,24 @@ class Engine:
         force: bool = False,
         targets: Iterable[str] | None = None,
         run_id: str | None = None,
+        resume: ResumePlan | None = None,
     ) -> RunResult:
-        """Run ``target``; parameters are checked before any task starts."""
+        """Run ``target``; parameters are checked before any task starts.
+
+        With ``resume``, the nodes that finished in the resumed run are restored
+        from their saved outputs and only the others run.
+        """
         values = resolve_params(target.name, target.graph, params or {})
         selected = _select(target.graph, targets)
-        run = _Run(self, target, values, selected, force=force, run_id=run_id or new_run_id())
+        run = _Run(
+            self,
+            target,
+            values,
+            selected,
+            force=force,
+            run_id=run_id or new_run_id(),
+            resume=resume,
+        )
         return run.execute()
 
 
@@ -233,8 +249,11 @@ class _Run:
         *,
         force: bool,
         run_id: str,
+        resume: ResumePlan | None = None,
     ) -> None:
         self.engine = engine
+        self.resume = resume
+        self.checkpoint_run = resume.root if resume is not None else run_id
         self.store = engine.store
         self.target = target
         self.graph = target.graph
@@ -351,6 +370,9 @@ class _Run:
         node = self.graph.nodes[node_id]
         task = node.task
         inputs, provenance, hashes = self._inputs(node)
+        if attempt == 1 and self.resume is not None and node_id in self.resume.finished:
+            if self._restore_finished(node, self.resume.finished[node_id], provenance):
+                return
         key, manifest = self._cache_key(node, hashes)
         if (
             key is not None
@@ -362,7 +384,9 @@ class _Run:
         self.tasks[node_id].status = "running"
         self.tasks[node_id].attempts = attempt
         self.bus.emit("task_started", node=node_id, task=task.name, attempt=attempt)
-        context = ExecutionContext(self.run_id, task.name, node_id, attempt, str(self.store.home))
+        context = ExecutionContext(
+            self.run_id, task.name, node_id, attempt, str(self.store.home), self.checkpoint_run
+        )
         timeout = task.options.timeout
         record = _Attempt(
             node_id,
@@ -421,32 +445,57 @@ class _Run:
         entry = self.store.runs.cache_get(key)
         if entry is None:
             return False
-        outputs: dict[str, Any] = {}
-        for name, meta in entry["outputs"].items():  # type: ignore[union-attr]
+        outputs: Mapping[str, Any] = entry["outputs"]  # type: ignore[assignment]
+        if not self._bind_saved(node, outputs, what="cached"):
+            self.store.runs.cache_delete(key=key)
+            return False
+        saved = float(entry.get("duration") or 0.0)  # type: ignore[arg-type]
+        self.store.runs.cache_hit(key)
+        self._record(node, 1, "cached", key, provenance, outputs, time.time(), 0.0)
+        self._mark_cached(node, key, saved)
+        return True
+
+    def _restore_finished(
+        self, node: Node, record: Mapping[str, Any], provenance: dict[str, dict[str, object]]
+    ) -> bool:
+        """Bind what a node produced in the run being resumed; False if it is damaged."""
+        outputs: Mapping[str, Any] = record.get("outputs") or {}
+        if set(outputs) != set(node.task.interface.outputs):
+            return False  # some output was never saved: run the node again
+        if not self._bind_saved(node, outputs, what="saved"):
+            return False
+        self._record(
+            node, 1, "cached", record.get("cache_key"), provenance, outputs, time.time(), 0.0
+        )
+        self._mark_cached(node, record.get("cache_key"), float(record.get("duration") or 0.0))
+        return True
+
+    def _bind_saved(self, node: Node, outputs: Mapping[str, Any], *, what: str) -> bool:
+        """Load saved outputs into the run; a damaged one is reported and means recompute."""
+        loaded: dict[str, Any] = {}
+        for name, meta in outputs.items():
             try:
-                outputs[name] = self.store.artifacts.get(ArtifactRef.from_dict(meta["artifact"]))
+                loaded[name] = self.store.artifacts.get(ArtifactRef.from_dict(meta["artifact"]))
             except IntegrityError as error:
                 warnings.warn(
-                    f"cached output {name!r} of task {node.id!r} is damaged "
+                    f"{what} output {name!r} of task {node.id!r} is damaged "
                     f"({getattr(error, 'reason', error)}); recomputing it",
                     KernelflowWarning,
                     stacklevel=2,
                 )
-                self.store.runs.cache_delete(key=key)
                 return False
-        for name, meta in entry["outputs"].items():  # type: ignore[union-attr]
+        for name, meta in outputs.items():
             slot = (node.id, name)
-            self.values.outputs[slot] = outputs[name]
+            self.values.outputs[slot] = loaded[name]
             self.values.hashes[slot] = meta.get("hash")
             self.values.refs[slot] = meta
-        saved = float(entry.get("duration") or 0.0)  # type: ignore[arg-type]
-        self.store.runs.cache_hit(key)
-        self._record(node, 1, "cached", key, provenance, entry["outputs"], time.time(), 0.0)
+        return True
+
+    def _mark_cached(self, node: Node, key: str | None, saved: float) -> None:
         task_run = self.tasks[node.id]
         task_run.status, task_run.saved, task_run.cache_key = "cached", saved, key
         self.bus.emit("task_cached", node=node.id, task=node.task.name, saved=saved)
         self._done(node.id)
-        return True
 
     def _settle(self, attempt: _Attempt, future: Future[Any]) -> None:
         try:
@@ -624,6 +673,7 @@ class _Run:
             params=dict(self.values.params),
             environment=environment,
             pid=os.getpid(),
+            resumed_from=self.resume.previous if self.resume is not None else None,
         )
 
     def _output_slots(self) -> dict[str, tuple[str, str]]:

@@ -1,0 +1,113 @@
+"""Resuming a run that crashed, was interrupted or failed: what is kept, what reruns.
+
+A resumed run is a new run (``resumed_from`` points at the old one) with the old
+run's parameters. Every node that finished in the old run (or in a run that run
+resumed) is restored from its persisted outputs instead of running again; the
+others run. Checkpoints are shared along the chain, so a task that saved state
+before the crash starts its next attempt from there.
+
+Resuming is refused when a finished node's code changed since: its old outputs
+would silently disagree with the code that now claims to produce them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kernelflow.errors import ResumeError
+
+if TYPE_CHECKING:
+    from kernelflow.engine.runner import RunTarget
+    from kernelflow.store.home import Store
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What a resumed run starts from."""
+
+    previous: str  # the run being resumed
+    root: str  # the first run of the chain: checkpoints are kept under its id
+    params: Mapping[str, Any]
+    finished: Mapping[str, Mapping[str, Any]]  # node id -> its finished execution record
+
+
+def plan_resume(
+    store: Store, target: RunTarget, which: str, params: Mapping[str, Any] | None
+) -> ResumePlan:
+    """Find the run to resume (``"last"`` or a run id) and check it can be resumed."""
+    run = _find(store, target, which)
+    run_id = str(run["run_id"])
+    if run["workflow"] != target.name:
+        raise ResumeError(
+            f"run {run_id} is of workflow {run['workflow']!r}, not {target.name!r}",
+            run_id=run_id,
+            fix=f"resume it with its own workflow, or pick a run of {target.name!r} "
+            "(kernelflow runs --workflow NAME)",
+        )
+    if run["status"] == "succeeded":
+        raise ResumeError(
+            f"run {run_id} succeeded; there is nothing to resume",
+            run_id=run_id,
+            fix="run the workflow again (cached tasks are reused)",
+        )
+    old_params = dict(run.get("params") or {})  # type: ignore[call-overload]
+    if params and dict(params) != old_params:
+        raise ResumeError(
+            f"run {run_id} ran with parameters {old_params}; a resumed run keeps them",
+            run_id=run_id,
+            fix="drop -p to resume, or start a new run with the new parameters",
+        )
+    finished = store.runs.finished_nodes(run_id)
+    _refuse_changed_code(run_id, target, finished)
+    return ResumePlan(run_id, _root(store, run_id), old_params, finished)
+
+
+def _find(store: Store, target: RunTarget, which: str) -> Mapping[str, Any]:
+    if which == "last":
+        run = store.runs.last_run(target.name, unfinished=True)
+        if run is None:
+            raise ResumeError(
+                f"workflow {target.name!r} has no unfinished run to resume",
+                fix="run it without --resume",
+            )
+        return run
+    run = store.runs.get_run(which)
+    if run is None:
+        raise ResumeError(
+            f"no run {which!r} in this store",
+            run_id=which,
+            fix="list runs with `kernelflow runs` (or pass --resume last)",
+        )
+    return run
+
+
+def _refuse_changed_code(
+    run_id: str, target: RunTarget, finished: Mapping[str, Mapping[str, Any]]
+) -> None:
+    changed = []
+    for node_id, record in finished.items():
+        node = target.graph.nodes.get(node_id)  # type: ignore[call-overload]
+        if node is None or record.get("code_hash") != node.task.code_hash:
+            changed.append(node_id)
+    if changed:
+        raise ResumeError(
+            f"cannot resume run {run_id}: the code of {', '.join(map(repr, changed))} changed "
+            "since it ran (or the task is gone), so its saved outputs no longer match",
+            run_id=run_id,
+            nodes=changed,
+            fix="run the workflow again without --resume; unchanged cached tasks are reused",
+        )
+
+
+def _root(store: Store, run_id: str) -> str:
+    current = run_id
+    seen = {current}
+    while True:
+        run = store.runs.get_run(current) or {}
+        parent = run.get("resumed_from")
+        if not parent or parent in seen:
+            return current
+        seen.add(str(parent))
+        current = str(parent)
