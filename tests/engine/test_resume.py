@@ -127,7 +127,7 @@ def test_sigkill_from_outside_then_resume_last(tmp_path: Path) -> None:
 
 
 def test_resume_refuses_when_a_finished_task_changed(tmp_path: Path) -> None:
-    log, env = _setup(tmp_path)
+    _, env = _setup(tmp_path)
     _cli(tmp_path, dict(env, FLOW_CRASH="exit"), "run", "flow.py:wf")
     _setup(tmp_path, suffix=" (edited)")  # prepare, which finished, has new code now
     done = _cli(tmp_path, env, "run", "flow.py:wf", "--resume", "last")

@@ -370,9 +370,11 @@ class _Run:
         node = self.graph.nodes[node_id]
         task = node.task
         inputs, provenance, hashes = self._inputs(node)
-        if attempt == 1 and self.resume is not None and node_id in self.resume.finished:
-            if self._restore_finished(node, self.resume.finished[node_id], provenance):
-                return
+        finished = self.resume.finished if self.resume is not None else {}
+        if attempt == 1 and node_id in finished and self._restore_finished(
+            node, finished[node_id], provenance
+        ):
+            return
         key, manifest = self._cache_key(node, hashes)
         if (
             key is not None
