@@ -35,6 +35,9 @@ def _workflow_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true")
     resume = commands.add_parser("resume")
     resume.add_argument("run_id", nargs="?", default="last")
+    export = commands.add_parser("export")
+    export.add_argument("--out", default="exports")
+    export.add_argument("--from", dest="source")
     commands.add_parser("runs")
     lineage = commands.add_parser("lineage")
     lineage.add_argument("name")
@@ -60,7 +63,12 @@ class KernelflowMagics(Magics):
         if spec.defer:
             _show_status(f"{spec.name}: registered (--defer)", "pending")
             return
-        if self.session.missing_upstream(spec.name):
+        exported = self.session.exported
+        if exported is not None and spec.name in exported.pending:
+            target = self.session.single_task(spec.name)
+            result = run_target(self.session, target, {}, listeners=[], attach_to=exported.run_id)
+            self.session.exported_task_done(spec.name, result)
+        elif self.session.missing_upstream(spec.name):
             # Inputs come from deferred tasks that have not run: run what this task needs.
             target = self.session.workflow()
             result = run_target(self.session, target, {}, listeners=[], tasks=[spec.name])
@@ -74,7 +82,7 @@ class KernelflowMagics(Magics):
 
     @line_magic
     def workflow(self, line: str) -> Any:
-        """``%workflow show|run|resume|runs|lineage|cache``: the DAG of this kernel's task cells."""
+        """``%workflow COMMAND``: show, run, resume, export, runs, lineage, cache."""
         args = _workflow_parser().parse_args(shlex.split(line))
         return getattr(self, f"_{args.command}")(args)
 
@@ -99,6 +107,20 @@ class KernelflowMagics(Magics):
         listener = _progress_listener(self.shell, target)
         result = run_target(self.session, target, {}, listeners=[listener], resume=args.run_id)
         result.raise_for_status()
+
+    def _export(self, args: argparse.Namespace) -> Any:
+        from kernelflow.notebook.export import export
+
+        source = args.source or self.shell.user_ns.get("__session__")
+        if not source or not str(source).endswith(".ipynb"):
+            raise ParameterError(
+                "cannot tell which notebook this kernel runs",
+                fix="save the notebook and pass its path: %workflow export --from NOTEBOOK.ipynb",
+            )
+        done = export(source, args.out)
+        state = "exported" if done.new else "unchanged, already exported"
+        print(f"{done.workflow} version {done.version} ({state}): {done.path}")
+        return None
 
     def _runs(self, args: argparse.Namespace) -> Any:
         from kernelflow import api
@@ -166,5 +188,14 @@ def _progress_listener(shell: Any, target: Any) -> Any:
 def show_kernelflow_error(
     shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None
 ) -> None:
-    """Kernelflow errors are one paragraph, not a traceback through the engine."""
-    print(f"{etype.__name__}: {value}", file=sys.stderr)
+    """Kernelflow errors are one paragraph, not a traceback through the engine.
+
+    It is still an error output (``ename``/``evalue``), so papermill and nbclient
+    report the message when a cell fails.
+    """
+    text = f"{etype.__name__}: {value}"
+    show = getattr(shell, "_showtraceback", None)
+    if show is None:
+        print(text, file=sys.stderr)
+    else:
+        show(etype, value, [text])

@@ -61,6 +61,16 @@ def is_setup_object(value: Any) -> bool:
     return inspect.isroutine(value) or type(value).__name__ == "ufunc"
 
 
+@dataclass
+class ExportedRun:
+    """The run an exported notebook's task cells join, one cell at a time."""
+
+    run_id: str
+    workflow: str
+    version: str
+    pending: list[str]
+
+
 class Session:
     """What one kernel knows about its task cells."""
 
@@ -69,6 +79,45 @@ class Session:
         self.environment = KernelEnvironment(shell)
         self.cells: dict[str, RegisteredCell] = {}
         self.last_run: RunResult | None = None
+        self.exported: ExportedRun | None = None
+
+    def begin_exported_run(
+        self, workflow: str, version: str, params: Mapping[str, Any], tasks: Sequence[str]
+    ) -> str:
+        """Open one run of an exported workflow; its task cells will be recorded in it."""
+        import os
+
+        from kernelflow.engine.runner import new_run_id, run_environment
+        from kernelflow.store.home import open_store
+
+        run_id = new_run_id()
+        open_store().runs.start_run(
+            run_id=run_id,
+            workflow=workflow,
+            version=version,
+            params=params,
+            environment=run_environment({}),
+            pid=os.getpid(),
+        )
+        self.exported = ExportedRun(run_id, workflow, version, list(tasks))
+        return run_id
+
+    def exported_task_done(self, name: str, result: RunResult) -> None:
+        """Finish the exported run when its last task succeeded, or when one failed."""
+        from kernelflow.store.home import open_store
+
+        run = self.exported
+        if run is None or name not in run.pending:
+            return
+        run.pending.remove(name)
+        failed = result.status != "succeeded"
+        if failed or not run.pending:
+            open_store().runs.finish_run(
+                run.run_id,
+                status="failed" if failed else "succeeded",
+                error=str(result.error) if result.error else None,
+            )
+            self.exported = None
 
     def register(self, spec: TaskSpec, body: str) -> RegisteredCell:
         """Parse and remember a task cell, replacing an older version of it."""
@@ -246,13 +295,25 @@ def run_target(
     force: bool = False,
     tasks: Sequence[str] | None = None,
     resume: str | None = None,
+    attach_to: str | None = None,
 ) -> RunResult:
-    """Run through the engine and bind the produced values into the namespace."""
+    """Run through the engine and bind the produced values into the namespace.
+
+    ``attach_to`` records the nodes in a run that is already open (an exported
+    notebook's run) instead of opening a new one.
+    """
     from kernelflow import api
 
-    result = api.run(
-        target, params, listeners=listeners, force=force, tasks=tasks or None, resume=resume
-    )
+    if attach_to is not None:
+        from kernelflow.engine.runner import Engine
+        from kernelflow.store.home import open_store
+
+        engine = Engine(open_store(), listeners=listeners)
+        result = engine.run(target, params, force=force, run_id=attach_to, attach=True)
+    else:
+        result = api.run(
+            target, params, listeners=listeners, force=force, tasks=tasks or None, resume=resume
+        )
     session.last_run = result
     for values in result.values.values():
         session.shell.user_ns.update(values)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from kernelflow.api import lineage, load_target, run, runs
     from kernelflow.engine.runner import RunResult
     from kernelflow.notebook.load import load_notebook
+    from kernelflow.notebook.export import export
     from kernelflow.notebook.outputs import read_outputs
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "load_target",
     "load_notebook",
     "read_outputs",
+    "export",
     # the extension
     "load_ipython_extension",
     "__version__",
@@ -54,6 +56,7 @@ _LAZY = {
     "load_target": "kernelflow.api",
     "load_notebook": "kernelflow.notebook.load",
     "read_outputs": "kernelflow.notebook.outputs",
+    "export": "kernelflow.notebook.export",
 }
 
 

@@ -80,6 +80,23 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--svg", metavar="FILE", help="also draw the DAG into FILE")
     show.set_defaults(handler=_show)
 
+    export = commands.add_parser("export", help="write a versioned, papermill-ready notebook")
+    export.add_argument("notebook")
+    export.add_argument("--out", default="exports", metavar="DIR")
+    export.set_defaults(handler=_export)
+
+    versions = commands.add_parser("versions", help="list a workflow's exported versions")
+    versions.add_argument("workflow")
+    versions.add_argument("--out", default="exports", metavar="DIR")
+    versions.set_defaults(handler=_versions)
+
+    diff = commands.add_parser("diff", help="tasks added, removed, changed between versions")
+    diff.add_argument("workflow")
+    diff.add_argument("old")
+    diff.add_argument("new")
+    diff.add_argument("--out", default="exports", metavar="DIR")
+    diff.set_defaults(handler=_diff)
+
     runs = commands.add_parser("runs", help="list past runs, newest first")
     runs.add_argument("--workflow", help="only runs of this workflow")
     runs.add_argument("--limit", type=int, default=20)
@@ -187,6 +204,37 @@ def _write_output(args: argparse.Namespace, target: Any, result: Any, params: An
         store_home=str(open_store().home),
     )
     print(f"notebook: {written}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from kernelflow.notebook.export import export
+
+    done = export(args.notebook, args.out)
+    state = "new version" if done.new else "unchanged: this version was exported before"
+    print(f"{done.workflow} {done.version} ({state})")
+    print(done.path)
+    return EXIT_OK
+
+
+def _versions(args: argparse.Namespace) -> int:
+    from kernelflow.notebook.export import versions
+
+    for record in versions(args.workflow, args.out):
+        parent = record["parent"] or "-"
+        print(
+            f"{record['version']}  {record['created']}  parent {parent}  "
+            f"{len(record['tasks'])} tasks  from {record['source']}"
+        )
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from kernelflow.notebook.export import diff
+
+    changes = diff(args.workflow, args.old, args.new, args.out)
+    for kind in ("added", "removed", "changed"):
+        print(f"{kind}: {', '.join(changes[kind]) or '(none)'}")
+    return EXIT_OK
 
 
 def _runs(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ def resolve_params(workflow: str, graph: Graph, given: Mapping[str, Any]) -> dic
                 parameter=name,
                 expected=type_name(spec.type),
                 actual=problem,
-                fix=f"pass a {type_name(spec.type)} for {name!r}",
+                fix=f"pass a value of type {type_name(spec.type)} for {name!r}",
             )
         values[name] = value
     return values

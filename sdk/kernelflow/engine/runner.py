@@ -147,11 +147,14 @@ class Engine:
         targets: Iterable[str] | None = None,
         run_id: str | None = None,
         resume: ResumePlan | None = None,
+        attach: bool = False,
     ) -> RunResult:
         """Run ``target``; parameters are checked before any task starts.
 
         With ``resume``, the nodes that finished in the resumed run are restored
-        from their saved outputs and only the others run.
+        from their saved outputs and only the others run. With ``attach``, the
+        nodes are recorded under ``run_id``, a run the caller opened and will
+        finish (an exported notebook, whose cells run one by one).
         """
         values = resolve_params(target.name, target.graph, params or {})
         selected = _select(target.graph, targets)
@@ -163,8 +166,20 @@ class Engine:
             force=force,
             run_id=run_id or new_run_id(),
             resume=resume,
+            attach=attach,
         )
         return run.execute()
+
+
+def run_environment(packages: Mapping[str, str]) -> dict[str, Any]:
+    """What a run needs to be reproduced: interpreter, platform, package versions."""
+    return {
+        "python": platform.python_version(),
+        "kernelflow": __version__,
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "packages": dict(sorted(packages.items())),
+    }
 
 
 def new_run_id() -> str:
@@ -250,8 +265,10 @@ class _Run:
         force: bool,
         run_id: str,
         resume: ResumePlan | None = None,
+        attach: bool = False,
     ) -> None:
         self.engine = engine
+        self.attach = attach
         self.resume = resume
         self.checkpoint_run = resume.root if resume is not None else run_id
         self.store = engine.store
@@ -279,7 +296,8 @@ class _Run:
 
     def execute(self) -> RunResult:
         started = time.perf_counter()
-        self._start_record()
+        if not self.attach:
+            self._start_record()
         self.bus.emit("run_started", nodes=tuple(self.order))
         status: RunStatus = "interrupted"
         try:
@@ -292,15 +310,8 @@ class _Run:
         finally:
             outputs = self._outputs()
             error = self.failures[0] if self.failures else None
-            self.store.runs.finish_run(
-                self.run_id,
-                status=status,
-                error=str(error) if error else None,
-                outputs={
-                    name: self.values.refs.get(slot, {})
-                    for name, slot in self._output_slots().items()
-                },
-            )
+            if not self.attach:
+                self._finish_record(status, error)
             duration = time.perf_counter() - started
             self.bus.emit(
                 "run_finished",
@@ -371,8 +382,10 @@ class _Run:
         task = node.task
         inputs, provenance, hashes = self._inputs(node)
         finished = self.resume.finished if self.resume is not None else {}
-        if attempt == 1 and node_id in finished and self._restore_finished(
-            node, finished[node_id], provenance
+        if (
+            attempt == 1
+            and node_id in finished
+            and self._restore_finished(node, finished[node_id], provenance)
         ):
             return
         key, manifest = self._cache_key(node, hashes)
@@ -661,13 +674,7 @@ class _Run:
         packages: dict[str, str] = {}
         for node_id in self.order:
             packages.update(self.graph.nodes[node_id].task.modules)
-        environment = {
-            "python": platform.python_version(),
-            "kernelflow": __version__,
-            "platform": platform.platform(),
-            "executable": sys.executable,
-            "packages": dict(sorted(packages.items())),
-        }
+        environment = run_environment(packages)
         self.store.runs.start_run(
             run_id=self.run_id,
             workflow=self.target.name,
@@ -676,6 +683,16 @@ class _Run:
             environment=environment,
             pid=os.getpid(),
             resumed_from=self.resume.previous if self.resume is not None else None,
+        )
+
+    def _finish_record(self, status: RunStatus, error: KernelflowError | None) -> None:
+        self.store.runs.finish_run(
+            self.run_id,
+            status=status,
+            error=str(error) if error else None,
+            outputs={
+                name: self.values.refs.get(slot, {}) for name, slot in self._output_slots().items()
+            },
         )
 
     def _output_slots(self) -> dict[str, tuple[str, str]]:

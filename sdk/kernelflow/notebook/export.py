@@ -1,0 +1,239 @@
+"""``kernelflow export``: a notebook workflow as a versioned, papermill-runnable notebook.
+
+The version is a short hash of what the workflow computes, read statically: the
+normalized code of task and setup cells, the task interfaces and edges, and the
+parameter declarations. Exporting an unchanged workflow again finds the same
+version and leaves the file alone; a change gives a new file beside the old one,
+listed in ``versions.json`` with its parent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelflow.errors import KernelflowError
+from kernelflow.graph import NodeOutput
+from kernelflow.interface import type_name
+from kernelflow.notebook.analysis import analyze_cell
+from kernelflow.notebook.cells import TaskSpec
+from kernelflow.notebook.load import NotebookWorkflow, load_notebook
+from kernelflow.store.hashing import combine
+
+DEFAULT_OUT = "exports"
+
+
+@dataclass(frozen=True)
+class Export:
+    """An exported version: ``path`` is ``<out>/<workflow>/<version>.ipynb``."""
+
+    workflow: str
+    version: str
+    path: Path
+    new: bool  # False when this version had been exported before
+
+
+def export(path: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_OUT) -> Export:
+    """Export the notebook at ``path``; the same workflow always gives the same file."""
+    workflow = load_notebook(path)
+    version = static_version(workflow)
+    folder = Path(out) / workflow.name
+    target = folder / f"{version}.ipynb"
+    if target.exists():
+        return Export(workflow.name, version, target, new=False)
+    notebook = exported_notebook(workflow, version)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomic(target, notebook)
+    _add_version(folder, workflow, version, Path(path), notebook.metadata["kernelflow"])
+    return Export(workflow.name, version, target, new=True)
+
+
+def static_version(workflow: NotebookWorkflow) -> str:
+    """A 12-hex-digit hash of the workflow's code, interfaces, edges and parameters."""
+    parts = [f"param:{d.name}:{d.type_text}:{d.default!r}" for d in workflow.parameters.values()]
+    parts += [
+        f"setup:{analyze_cell(c.body, cell=c.label).code_hash}" for c in workflow.built.setup_cells
+    ]
+    for node_id in workflow.graph.order:
+        parts.append(f"task:{node_id}:{task_fingerprint(workflow, node_id)}")
+    return combine(*parts)[:12]
+
+
+def task_fingerprint(workflow: NotebookWorkflow, node_id: str) -> str:
+    """What makes one task itself: its code, options, interface and inputs' sources."""
+    node = workflow.graph.nodes[node_id]
+    task = node.task
+    interface = task.interface
+    edges = sorted(
+        f"{n}<{b.node}.{b.output}" if isinstance(b, NodeOutput) else f"{n}<{b!r}"
+        for n, b in node.bindings.items()
+    )
+    return combine(
+        task.analysis.code_hash,  # type: ignore[attr-defined]
+        repr(task.options),
+        ",".join(f"{n}:{type_name(t)}" for n, t in interface.outputs.items()),
+        ",".join(edges),
+        ",".join(node.after),
+        str(getattr(task, "map_over", None)),
+    )[:12]
+
+
+def exported_notebook(workflow: NotebookWorkflow, version: str) -> Any:
+    """The notebook papermill runs: parameters, a kernelflow cell, setup, tasks in order."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    declared = {name: decl.type_text for name, decl in workflow.parameters.items()}
+    cells = [
+        new_markdown_cell(
+            f"# {workflow.name} (version {version})\n\nExported by kernelflow. Run it with "
+            f"`papermill {version}.ipynb out.ipynb -p NAME VALUE`; read its outputs with "
+            "`kernelflow.read_outputs('out.ipynb')`."
+        )
+    ]
+    cells.append(new_code_cell(_parameters_source(workflow), metadata={"tags": ["parameters"]}))
+    tasks = list(workflow.graph.order)
+    cells.append(
+        new_code_cell(
+            "%load_ext kernelflow\n"
+            "from kernelflow.notebook.exported import start_exported_run\n\n"
+            f"start_exported_run({workflow.name!r}, {version!r}, {json.dumps(declared)},"
+            f" {tasks!r}, globals())"
+        )
+    )
+    cells += [new_code_cell(_without_load_ext(cell.body)) for cell in workflow.built.setup_cells]
+    by_name = {c.spec.name: c for c in workflow.cells if c.spec is not None}
+    for name in tasks:
+        cell = by_name[name]
+        cells.append(
+            new_code_cell(
+                f"%%task {_header(cell.spec)}\n{cell.body.lstrip(chr(10))}",
+                metadata={"tags": [f"task:{name}"]},
+            )
+        )
+    metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+        "kernelflow": {
+            "workflow": workflow.name,
+            "version": version,
+            "tasks": {name: task_fingerprint(workflow, name) for name in tasks},
+            "inputs": declared,
+            "outputs": list(workflow.graph.outputs),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    }
+    notebook = new_notebook(cells=cells, metadata=metadata)
+    nbformat.validate(notebook)
+    return notebook
+
+
+def _without_load_ext(source: str) -> str:
+    """Setup code minus ``%load_ext kernelflow``: the exported notebook loads it already."""
+    lines = [
+        line
+        for line in source.splitlines()
+        if line.strip() not in ("%load_ext kernelflow", "%load_ext kernelflow_jupyter")
+    ]
+    return "\n".join(lines)
+
+
+def _parameters_source(workflow: NotebookWorkflow) -> str:
+    parameter_cells = [c for c in workflow.cells if c.kind == "parameters"]
+    if parameter_cells:
+        return "\n".join(c.body for c in parameter_cells)
+    return "# This workflow has no parameters."
+
+
+def _header(spec: TaskSpec | None) -> str:
+    assert spec is not None
+    words = [spec.name]
+    if spec.cache:
+        words.append("--cache")
+    if spec.cache_version:
+        words += ["--cache-version", spec.cache_version]
+    if spec.retries:
+        words += ["--retries", str(spec.retries)]
+    if spec.timeout is not None:
+        words += ["--timeout", f"{spec.timeout:g}"]
+    if spec.outputs is not None:
+        words += ["--outputs", ",".join(spec.outputs)]
+    if spec.map:
+        words += ["--map", spec.map]
+    for other in spec.after:
+        words += ["--after", other]
+    return shlex.join(words)
+
+
+def _write_atomic(target: Path, notebook: Any) -> None:
+    import nbformat
+
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    nbformat.write(notebook, temporary)
+    os.replace(temporary, target)
+
+
+# --- versions -------------------------------------------------------------------
+
+
+def versions(workflow: str, out: str | os.PathLike[str] = DEFAULT_OUT) -> list[dict[str, Any]]:
+    """The exported versions of ``workflow``, oldest first."""
+    index = Path(out) / workflow / "versions.json"
+    if not index.exists():
+        raise KernelflowError(
+            f"no exported versions of {workflow!r} under {os.fspath(out)!r}",
+            workflow=workflow,
+            fix="export it first: kernelflow export NOTEBOOK (--out DIR if not ./exports)",
+        )
+    return list(json.loads(index.read_text())["versions"])
+
+
+def diff(
+    workflow: str, old: str, new: str, out: str | os.PathLike[str] = DEFAULT_OUT
+) -> dict[str, list[str]]:
+    """Tasks added, removed and changed between two exported versions."""
+    known = {v["version"]: v for v in versions(workflow, out)}
+    for version in (old, new):
+        if version not in known:
+            raise KernelflowError(
+                f"{workflow!r} has no exported version {version!r}; it has "
+                f"{', '.join(known) or 'none'}",
+                workflow=workflow,
+                fix="list them with kernelflow versions WORKFLOW",
+            )
+    before: Mapping[str, str] = known[old]["tasks"]
+    after: Mapping[str, str] = known[new]["tasks"]
+    return {
+        "added": sorted(set(after) - set(before)),
+        "removed": sorted(set(before) - set(after)),
+        "changed": sorted(n for n in set(before) & set(after) if before[n] != after[n]),
+    }
+
+
+def _add_version(
+    folder: Path,
+    workflow: NotebookWorkflow,
+    version: str,
+    source: Path,
+    metadata: Mapping[str, Any],
+) -> None:
+    index = folder / "versions.json"
+    records = json.loads(index.read_text())["versions"] if index.exists() else []
+    records.append(
+        {
+            "version": version,
+            "created": metadata["created"],
+            "source": str(source.resolve()),
+            "tasks": metadata["tasks"],
+            "parent": records[-1]["version"] if records else None,
+        }
+    )
+    temporary = index.with_name(f".versions.json.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"workflow": workflow.name, "versions": records}, indent=2))
+    os.replace(temporary, index)
