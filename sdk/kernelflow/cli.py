@@ -15,6 +15,7 @@ from typing import Any
 
 from kernelflow.errors import KernelflowError, TaskError
 from kernelflow.graph import REQUIRED
+from kernelflow.schedule.cli import add_schedule_commands
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -96,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("new")
     diff.add_argument("--out", default="exports", metavar="DIR")
     diff.set_defaults(handler=_diff)
+
+    add_schedule_commands(commands)
 
     runs = commands.add_parser("runs", help="list past runs, newest first")
     runs.add_argument("--workflow", help="only runs of this workflow")

@@ -38,7 +38,8 @@ class MapTask(Task):
     def modules(self) -> Mapping[str, str]:
         return self.inner.modules
 
-    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    def map_items(self, inputs: Mapping[str, Any]) -> tuple[Task, list[dict[str, Any]]]:
+        """The task to run per item and each item's inputs; the engine batches them."""
         lengths = {name: len(values) for name, values in inputs.items()}
         if len(set(lengths.values())) > 1:
             raise ParameterError(
@@ -47,9 +48,13 @@ class MapTask(Task):
                 fix="pass lists with one element per item to map over",
             )
         count = next(iter(lengths.values()), 0)
+        items = [{name: values[index] for name, values in inputs.items()} for index in range(count)]
+        return self.inner, items
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        _, items = self.map_items(inputs)
         results: dict[str, list[Any]] = {name: [] for name in self.interface.outputs}
-        for index in range(count):
-            item = {name: values[index] for name, values in inputs.items()}
+        for index, item in enumerate(items):
             for name, value in self._run_item(index, item).items():
                 results[name].append(value)
         return results

@@ -23,6 +23,7 @@ EventKind = Literal[
     "task_retrying",
     "task_failed",
     "task_skipped",
+    "task_progress",
     "run_finished",
 ]
 
@@ -32,7 +33,8 @@ class Event:
     """One thing that happened. Fields that do not apply to a kind are None.
 
     ``nodes`` (run_started) lists the node ids the run will execute, in order;
-    ``saved`` (task_cached) is the compute time the cache hit saved, in seconds.
+    ``saved`` (task_cached) is the compute time the cache hit saved, in seconds;
+    ``done``/``total`` (task_progress) count the items of a map node.
     """
 
     kind: EventKind
@@ -47,6 +49,8 @@ class Event:
     error: str | None = None
     status: str | None = None
     nodes: tuple[str, ...] | None = None
+    done: int | None = None
+    total: int | None = None
 
 
 Listener = Callable[[Event], None]

@@ -28,6 +28,7 @@ from kernelflow.engine.backends import Executor, SequentialExecutor
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus, Listener
 from kernelflow.engine.execute import execute_task
+from kernelflow.engine.mapping import MapNodes, MapState
 from kernelflow.engine.params import resolve_params
 from kernelflow.errors import (
     DefinitionError,
@@ -252,7 +253,7 @@ def hash_or_none(value: Any) -> str | None:
         return None
 
 
-class _Run:
+class _Run(MapNodes):
     """The state of one run while it executes; the engine's scheduling loop."""
 
     def __init__(
@@ -289,6 +290,7 @@ class _Run:
         self.waiting = {n: len(set(self.graph.nodes[n].upstream())) for n in selected}
         self.ready = deque(n for n in selected if self.waiting[n] == 0)
         self.running: dict[Future[Any], _Attempt] = {}
+        self.maps: dict[str, MapState] = {}
         self.delayed: list[tuple[float, NodeId, int]] = []
         self.failures: list[KernelflowError] = []
 
@@ -355,7 +357,8 @@ class _Run:
         now = time.monotonic()
         for future, attempt in list(self.running.items()):
             if attempt.deadline is not None and now >= attempt.deadline:
-                del self.running[future]
+                if self.running.pop(future, None) is None:
+                    continue  # another batch of the same map node timed out first
                 future.cancel()
                 timeout_s = self.graph.nodes[attempt.node].task.options.timeout
                 self._attempt_failed(
@@ -413,6 +416,11 @@ class _Run:
             time.perf_counter(),
             time.monotonic() + timeout if timeout is not None else None,
         )
+        split = getattr(task, "map_items", None)
+        pieces = split(inputs) if split is not None else None
+        if pieces is not None:
+            self._launch_map(record, context, pieces[0], pieces[1], inputs, hashes)
+            return
         future = self.engine.executor.submit(
             execute_task, task, inputs, context, timeout=timeout, label=node_id
         )
@@ -485,8 +493,10 @@ class _Run:
         self._mark_cached(node, record.get("cache_key"), float(record.get("duration") or 0.0))
         return True
 
-    def _bind_saved(self, node: Node, outputs: Mapping[str, Any], *, what: str) -> bool:
-        """Load saved outputs into the run; a damaged one is reported and means recompute."""
+    def _load_saved(
+        self, node: Node, outputs: Mapping[str, Any], *, what: str
+    ) -> dict[str, Any] | None:
+        """Saved outputs by name; None (with a warning) when one is damaged: recompute."""
         loaded: dict[str, Any] = {}
         for name, meta in outputs.items():
             try:
@@ -496,9 +506,16 @@ class _Run:
                     f"{what} output {name!r} of task {node.id!r} is damaged "
                     f"({getattr(error, 'reason', error)}); recomputing it",
                     KernelflowWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
-                return False
+                return None
+        return loaded
+
+    def _bind_saved(self, node: Node, outputs: Mapping[str, Any], *, what: str) -> bool:
+        """Load saved outputs into the run; a damaged one means recompute."""
+        loaded = self._load_saved(node, outputs, what=what)
+        if loaded is None:
+            return False
         for name, meta in outputs.items():
             slot = (node.id, name)
             self.values.outputs[slot] = loaded[name]
@@ -513,11 +530,17 @@ class _Run:
         self._done(node.id)
 
     def _settle(self, attempt: _Attempt, future: Future[Any]) -> None:
+        if attempt.node in self.maps:
+            self._settle_batch(attempt, future)
+            return
         try:
             outputs = future.result()
         except Exception as error:
             self._attempt_failed(attempt, error)
             return
+        self._succeeded(attempt, outputs)
+
+    def _succeeded(self, attempt: _Attempt, outputs: Mapping[str, Any]) -> None:
         duration = time.perf_counter() - attempt.clock
         node = self.graph.nodes[attempt.node]
         persisted = self._persist(node, outputs)
@@ -579,6 +602,7 @@ class _Run:
 
     def _attempt_failed(self, attempt: _Attempt, error: BaseException) -> None:
         node = self.graph.nodes[attempt.node]
+        self._abort_map(node.id)
         if not isinstance(error, KernelflowError):
             error = TaskFailedError(
                 f"task {node.id!r} could not run: {type(error).__name__}: {error}",

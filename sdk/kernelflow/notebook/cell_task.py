@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,6 +67,39 @@ class CellTask(Task):
             for name, value in self._run_once({**inputs, self.map_over: item}).items():
                 results[name].append(value)
         return results
+
+    def map_items(self, inputs: Mapping[str, Any]) -> tuple[Task, list[dict[str, Any]]] | None:
+        """For ``--map VAR``: the cell as a per-item task, and each item's inputs."""
+        if self.map_over is None:
+            return None
+        items = inputs[self.map_over]
+        if not isinstance(items, (list, tuple)):
+            raise ParameterError(
+                f"task {self.name!r} maps over {self.map_over!r}, which must be a list; "
+                f"got {type(items).__name__}",
+                task=self.name,
+                variable=self.map_over,
+                fix=f"make {self.map_over!r} a list, or drop --map",
+            )
+        return self._item_task(), [{**inputs, self.map_over: item} for item in items]
+
+    def _item_task(self) -> CellTask:
+        outputs = {
+            name: (typing.get_args(tp) or (Any,))[0] for name, tp in self.interface.outputs.items()
+        }
+        inputs = dict(self.interface.inputs)
+        inputs[self.map_over] = Any  # type: ignore[index]
+        return CellTask(
+            name=self.name,
+            cell=self.cell,
+            analysis=self.analysis,
+            interface=Interface(
+                inputs=inputs, outputs=outputs, defaults={}, output_kind=self.interface.output_kind
+            ),
+            options=self.options,
+            setup_refs=self.setup_refs,
+            environment=self.environment,
+        )
 
     def _run_once(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         scope = self.environment.execute(self.source, self.filename, inputs)

@@ -1,0 +1,488 @@
+"""Launch plans: an exported notebook, a cron expression and fixed parameters, persisted.
+
+A plan is what ``kernelflow schedule add`` records and what the scheduler runs. Plans
+live in their own SQLite file, ``<store home>/schedules.sqlite``, apart from the run
+history, because a scheduler process polls them all day while runs write to
+``runs.sqlite``; separate files keep the two from contending for one write lock.
+
+Every question about time (is the expression valid here; which tick is due and when
+is the next one, in :mod:`kernelflow.schedule.scheduler`) is answered by ``croniter``
+in the plan's time zone, never by our own cron arithmetic: daylight saving,
+``@daily``, ranges and step values are its job.
+
+The ``running_since`` / ``pid`` / ``lock_token`` columns are a lock, so that one plan
+never runs twice at once even with several schedulers on one store: it is taken by a
+single atomic ``UPDATE ... WHERE running_since IS NULL`` and released by the token
+holder. A lock whose process died is stale and may be taken over.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kernelflow.errors import KernelflowError, ParameterError, StoreError
+
+SCHEDULES_FILE = "schedules.sqlite"
+TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # UTC; sorts as text in the same order as in time
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS plans (
+    name TEXT PRIMARY KEY, notebook TEXT NOT NULL, cron TEXT NOT NULL,
+    params TEXT NOT NULL, timezone TEXT NOT NULL, created TEXT NOT NULL,
+    last_tick TEXT, last_status TEXT, last_error TEXT, last_run_file TEXT, last_run_at TEXT,
+    running_since TEXT, running_since_ts REAL, pid INTEGER, lock_token TEXT);
+"""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One launch plan as stored; times are aware datetimes in UTC."""
+
+    name: str
+    notebook: str
+    cron: str
+    params: dict[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_tick: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    last_run_file: str | None = None
+    last_run_at: datetime | None = None
+    running_since: datetime | None = None
+    pid: int | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+# --- cron, through croniter ---------------------------------------------------------
+
+
+def check_cron(expression: str, timezone: str = "UTC", *, name: str = "") -> None:
+    """Refuse an expression croniter cannot iterate, with croniter's own reason.
+
+    An expression may parse and still never fire (``0 0 30 2 *``), so a next tick is
+    computed too: a plan that can never run is a mistake better caught at ``add``.
+    """
+    zone = check_timezone(timezone)
+    from croniter import CroniterError, croniter
+
+    try:
+        croniter(expression, datetime.now(zone), hash_id=name or None).get_next(datetime)
+    except (CroniterError, ValueError, KeyError, TypeError) as error:
+        raise ParameterError(
+            f"bad cron expression {expression!r}: {error}",
+            fix='write five fields "MINUTE HOUR DAY MONTH WEEKDAY", e.g. --cron "0 6 * * *"'
+            " (daily at 06:00), or @hourly/@daily/@weekly",
+            parameter="cron",
+            actual=expression,
+        ) from error
+
+
+def check_timezone(timezone: str) -> ZoneInfo:
+    """The IANA zone ``timezone`` names, or a :class:`ParameterError`."""
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ParameterError(
+            f"unknown time zone {timezone!r}",
+            fix="use an IANA name such as UTC, Europe/Paris or America/New_York",
+            parameter="tz",
+            actual=timezone,
+        ) from error
+
+
+def format_tick(tick: datetime) -> str:
+    return tick.astimezone(UTC).strftime(TICK_FORMAT)
+
+
+# --- building a plan from what the user typed -----------------------------------------
+
+
+def make_plan(
+    notebook: str | os.PathLike[str],
+    cron: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    name: str | None = None,
+    timezone: str = "UTC",
+    now: datetime | None = None,
+) -> Plan:
+    """Check everything ``schedule add`` was given and build the plan it describes.
+
+    Parameters are parsed now, against the types the exported notebook declares in
+    its ``kernelflow.inputs`` metadata, so that a typo fails at ``add`` and not at
+    06:00 the next morning.
+    """
+    path = Path(notebook).expanduser().absolute()
+    metadata = _read_metadata(path)
+    workflow = metadata.get("workflow")  # an export is named <version>.ipynb: use the workflow
+    plan_name = _check_name(name) if name else _default_name(Path(workflow or path.stem))
+    check_cron(cron, timezone, name=plan_name)
+    values = parse_plan_params(dict(params or {}), metadata.get("inputs"))
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    return Plan(plan_name, str(path), cron, values, timezone, created)
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    import nbformat
+
+    if not path.is_file():
+        raise ParameterError(
+            f"notebook {str(path)!r} does not exist",
+            fix="give the path of a notebook written by `kernelflow export`",
+            actual=str(path),
+        )
+    try:
+        notebook = nbformat.read(path, as_version=4)
+    except Exception as error:
+        raise ParameterError(
+            f"{str(path)!r} is not a notebook: {type(error).__name__}: {error}",
+            fix="give the path of a notebook written by `kernelflow export`",
+            actual=str(path),
+        ) from error
+    metadata = notebook.metadata.get("kernelflow")
+    return dict(metadata) if isinstance(metadata, Mapping) else {}
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ParameterError(
+            f"bad plan name {name!r}: it names a directory under runs/",
+            fix="use letters, digits, '_', '-' and '.', not starting with '.' or '-'",
+            parameter="name",
+            actual=name,
+        )
+    return name
+
+
+def _default_name(path: Path) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).lstrip(".-")
+    if not cleaned:
+        raise ParameterError(
+            f"cannot make a plan name from {path.name!r}", fix="give one with --name NAME"
+        )
+    return cleaned
+
+
+def parse_plan_params(texts: dict[str, str], inputs: object) -> dict[str, Any]:
+    """Values for papermill, typed by the notebook's declared inputs where it has them.
+
+    Without declarations the raw strings are kept (papermill injects them as strings).
+    A value whose parsed form JSON cannot hold (a date, a set) is kept as its text.
+    """
+    from kernelflow.interface import parse_parameter
+
+    declared = _declared_types(inputs)
+    if declared is None:
+        return dict(texts)
+    unknown = sorted(set(texts) - set(declared))
+    if unknown:
+        known = ", ".join(sorted(declared)) or "(none)"
+        raise ParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"the notebook declares: {known}",
+            fix="check the spelling against the notebook's parameters cell",
+            parameter=unknown[0],
+        )
+    values: dict[str, Any] = {}
+    for key, text in texts.items():
+        tp = _resolve_type(declared[key])
+        value = text if tp is None else parse_parameter(key, text, tp)
+        values[key] = value if _json_native(value) else text
+    return values
+
+
+def _declared_types(inputs: object) -> dict[str, str | None] | None:
+    """``{name: type text}`` from ``kernelflow.inputs``; ``None`` when it is absent."""
+    if isinstance(inputs, Mapping):
+        result: dict[str, str | None] = {}
+        for key, spec in inputs.items():
+            text = spec.get("type") if isinstance(spec, Mapping) else spec
+            result[str(key)] = text if isinstance(text, str) else None
+        return result
+    if isinstance(inputs, list) and all(isinstance(item, str) for item in inputs):
+        return dict.fromkeys(inputs)
+    return None
+
+
+def _type_namespace() -> dict[str, Any]:
+    import datetime as dt
+    import pathlib
+    import typing
+
+    names: dict[str, Any] = {
+        "__builtins__": {},
+        "None": None,
+        "datetime": dt,
+        "pathlib": pathlib,
+        "typing": typing,
+        "date": dt.date,
+        "time": dt.time,
+        "Path": pathlib.Path,
+    }
+    names.update({t.__name__: t for t in (int, float, str, bool, list, dict, tuple, set, bytes)})
+    for key in ("Any", "Optional", "Union", "Literal", "List", "Dict", "Tuple", "Set"):
+        names[key] = getattr(typing, key)
+    return names
+
+
+_TYPE_NODES = (
+    ast.Expression,
+    ast.Name,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Tuple,
+    ast.List,
+    ast.Constant,
+    ast.BinOp,
+    ast.BitOr,
+    ast.Load,
+)
+
+
+def _resolve_type(text: str | None) -> object | None:
+    """The type a type text names, or ``None`` if it is not a plain typing expression.
+
+    Only names, attributes, subscripts, literals and ``|`` are evaluated, against a
+    fixed namespace: the text comes from a file, and must not be able to run code.
+    """
+    if not text:
+        return None
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return None
+    if not all(isinstance(node, _TYPE_NODES) for node in ast.walk(tree)):
+        return None
+    try:
+        return eval(compile(tree, "<type>", "eval"), _type_namespace())
+    except Exception:
+        return None
+
+
+def _json_native(value: object) -> bool:
+    try:
+        return json.loads(json.dumps(value)) == value
+    except (TypeError, ValueError):
+        return False
+
+
+# --- the store ------------------------------------------------------------------------
+
+
+class PlanStore:
+    """Plans in ``schedules.sqlite``; safe to share between processes.
+
+    Each call opens its own short connection (WAL, busy timeout), so one instance
+    can be used from any thread and many schedulers can poll one file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None:
+            from kernelflow.store.home import default_home
+
+            path = default_home() / SCHEDULES_FILE
+        self.path = Path(path).absolute()
+        self._ready = False
+
+    @property
+    def home(self) -> Path:
+        """The store home the plans belong to (runs record there too)."""
+        return self.path.parent
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(
+                f"cannot open the schedule database {str(self.path)!r}: {error}",
+                fix="check that $KERNELFLOW_HOME points to a writable directory",
+            ) from error
+        conn.isolation_level = None  # autocommit: each statement is its own transaction
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            if not self._ready:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(_SCHEMA)
+                self._ready = True
+            yield conn
+        finally:
+            conn.close()
+
+    def add(self, plan: Plan) -> Plan:
+        """Store a new plan; a name already taken is refused."""
+        row = (
+            plan.name,
+            plan.notebook,
+            plan.cron,
+            json.dumps(plan.params),
+            plan.timezone,
+            _iso(plan.created),
+        )
+        with self._connect() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO plans (name, notebook, cron, params, timezone, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            except sqlite3.IntegrityError as error:
+                raise ParameterError(
+                    f"a plan named {plan.name!r} exists already",
+                    fix=f"choose another with --name, or `kernelflow schedule rm {plan.name}`",
+                    parameter="name",
+                    actual=plan.name,
+                ) from error
+        return plan
+
+    def get(self, name: str) -> Plan:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM plans WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise _unknown(name)
+        return _plan(row)
+
+    def plans(self) -> list[Plan]:
+        """Every plan, by name."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM plans ORDER BY name").fetchall()
+        return [_plan(row) for row in rows]
+
+    def remove(self, name: str) -> None:
+        with self._connect() as conn:
+            if conn.execute("DELETE FROM plans WHERE name = ?", (name,)).rowcount == 0:
+                raise _unknown(name)
+
+    def try_lock(
+        self, name: str, *, before: datetime | None = None, pid: int | None = None
+    ) -> str | None:
+        """Take the plan's run lock; a token to release it with, or ``None`` if held.
+
+        ``before``: take it only if the plan's last tick is older, so that two
+        schedulers that both saw a tick as due do not both run it, one after the other.
+        A lock whose pid is dead (or was reused) is stale and is taken over, again by
+        one conditional UPDATE, so two takers cannot both win.
+        """
+        token, owner = uuid.uuid4().hex, os.getpid() if pid is None else pid
+        since, since_ts = _iso(datetime.now(UTC)), time.time()  # real time: checked against pids
+        tick_clause, tick_args = _tick_condition(before)
+        set_lock = (
+            "UPDATE plans SET running_since = ?, running_since_ts = ?, pid = ?, lock_token = ?"
+        )
+        with self._connect() as conn:
+            taken = conn.execute(
+                f"{set_lock} WHERE name = ? AND running_since IS NULL{tick_clause}",
+                (since, since_ts, owner, token, name, *tick_args),
+            ).rowcount
+            if taken:
+                return token
+            row = conn.execute("SELECT * FROM plans WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise _unknown(name)
+            if row["lock_token"] is None or _holder_alive(row):
+                return None
+            taken = conn.execute(
+                f"{set_lock} WHERE name = ? AND lock_token = ?{tick_clause}",
+                (since, since_ts, owner, token, name, row["lock_token"], *tick_args),
+            ).rowcount
+        return token if taken else None
+
+    def release(
+        self,
+        name: str,
+        token: str,
+        *,
+        status: str,
+        error: str | None = None,
+        run_file: str | None = None,
+        tick: datetime | None = None,
+    ) -> None:
+        """Record a run's result and free the lock (only if ``token`` still holds it)."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE plans SET running_since = NULL, running_since_ts = NULL, pid = NULL,"
+                " lock_token = NULL, last_status = ?, last_error = ?, last_run_file = ?,"
+                " last_run_at = ?, last_tick = COALESCE(?, last_tick)"
+                " WHERE name = ? AND lock_token = ?",
+                (
+                    status,
+                    error,
+                    run_file,
+                    _iso(datetime.now(UTC)),
+                    format_tick(tick) if tick else None,
+                    name,
+                    token,
+                ),
+            )
+
+
+def _tick_condition(before: datetime | None) -> tuple[str, tuple[str, ...]]:
+    if before is None:
+        return "", ()
+    return " AND (last_tick IS NULL OR last_tick < ?)", (format_tick(before),)
+
+
+def _holder_alive(row: sqlite3.Row) -> bool:
+    from kernelflow.store._liveness import _pid_alive
+
+    if row["pid"] is None or row["running_since_ts"] is None:
+        return False
+    return _pid_alive(int(row["pid"]), float(row["running_since_ts"]))
+
+
+def _unknown(name: str) -> KernelflowError:
+    return ParameterError(
+        f"no plan named {name!r}",
+        fix="`kernelflow schedule ls` lists the plans",
+        parameter="name",
+        actual=name,
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _plan(row: sqlite3.Row) -> Plan:
+    return Plan(
+        name=row["name"],
+        notebook=row["notebook"],
+        cron=row["cron"],
+        params=json.loads(row["params"]),
+        timezone=row["timezone"],
+        created=_when(row["created"]) or datetime.now(UTC),
+        last_tick=_when(row["last_tick"]),
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        last_run_file=row["last_run_file"],
+        last_run_at=_when(row["last_run_at"]),
+        running_since=_when(row["running_since"]),
+        pid=row["pid"],
+    )

@@ -1,0 +1,266 @@
+"""The scheduler: runs the launch plans that are due, through papermill.
+
+Why one plain loop and not a daemon framework: a plan run is a papermill execution
+of an exported notebook, minutes long, and the only shared state is the plan table.
+So a pass is "for each plan, is a tick due? take its lock, run, record, release",
+and ``serve()`` is passes separated by sleeps until the next tick. Everything that
+varies in tests (the time, what "running a notebook" means, sleeping) is injected,
+so the tests drive the scheduler through days of ticks without waiting.
+
+Missed ticks do not pile up: a plan whose scheduler was down for three days runs
+once, for its latest tick (see :func:`kernelflow.schedule.plans.due_tick`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from kernelflow.errors import KernelflowError
+from kernelflow.schedule.plans import Plan, PlanStore
+
+Status = Literal["succeeded", "failed", "interrupted", "skipped"]
+Clock = Callable[[], datetime]
+Runner = Callable[[Plan, datetime, Path], object]
+
+RUN_FILE_FORMAT = "%Y%m%dT%H%M%SZ"
+MAX_SLEEP_SECONDS = 60.0
+MIN_SLEEP_SECONDS = 1.0
+
+
+class Outcome(NamedTuple):
+    """What happened to one plan in a pass: the plan as recorded afterwards."""
+
+    plan: Plan
+    tick: datetime
+    status: Status
+
+
+# --- ticks, through croniter ------------------------------------------------------
+
+
+def latest_tick(plan: Plan, now: datetime) -> datetime:
+    """The latest tick of ``plan`` at or before ``now``, in UTC."""
+    from croniter import croniter
+
+    # croniter's get_prev is strictly before its start; one microsecond later makes
+    # a tick that falls exactly on ``now`` count as due.
+    start = now.astimezone(plan.zone) + timedelta(microseconds=1)
+    tick = croniter(plan.cron, start, hash_id=plan.name).get_prev(datetime)
+    return tick.astimezone(UTC)
+
+
+def next_tick(plan: Plan, after: datetime) -> datetime:
+    """The first tick of ``plan`` strictly after ``after``, in UTC."""
+    from croniter import croniter
+
+    tick = croniter(plan.cron, after.astimezone(plan.zone), hash_id=plan.name).get_next(datetime)
+    return tick.astimezone(UTC)
+
+
+def due_tick(plan: Plan, now: datetime) -> datetime | None:
+    """The tick to run now, or ``None``.
+
+    Only the latest tick counts: a plan that missed several ticks while no scheduler
+    ran catches up once, not once per missed tick.
+    """
+    tick = latest_tick(plan, now)
+    since = plan.last_tick or plan.created
+    return tick if tick > since else None
+
+
+def upcoming_tick(plan: Plan) -> datetime:
+    """The first tick after the last one run (or after creation): what ``ls`` shows."""
+    return next_tick(plan, plan.last_tick or plan.created)
+
+
+def utc_now() -> datetime:
+    """The default clock (a function of its own so tests can replace it)."""
+    return datetime.now(UTC)
+
+
+def run_with_papermill(
+    plan: Plan, tick: datetime, out_path: Path, *, home: Path | None = None
+) -> None:
+    """Execute the plan's notebook with papermill into ``out_path``.
+
+    The kernel runs in the notebook's directory (relative paths in the notebook
+    mean what they meant when it was exported) and records its run in the same
+    store as the plan: ``$KERNELFLOW_HOME`` is set to ``home`` for the kernel, since
+    a relative or default home would otherwise resolve against the new directory.
+    """
+    import papermill
+
+    with _kernelflow_home(home):
+        papermill.execute_notebook(
+            plan.notebook,
+            str(out_path),
+            parameters=dict(plan.params),
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(Path(plan.notebook).parent),
+        )
+
+
+@contextmanager
+def _kernelflow_home(home: Path | None) -> Iterator[None]:
+    from kernelflow.store.home import HOME_ENV
+
+    if home is None:
+        yield
+        return
+    before = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = before
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line for ``last_error``: papermill's cell error, or the exception itself."""
+    ename = getattr(error, "ename", None)
+    if ename is not None:  # papermill.PapermillExecutionError
+        cell = getattr(error, "exec_count", None) or getattr(error, "cell_index", "?")
+        return f"{ename}: {getattr(error, 'evalue', '')} (cell {cell})"
+    return f"{type(error).__name__}: {error}"
+
+
+class Scheduler:
+    """Runs due plans, one at a time, recording each result on the plan.
+
+    Parameters
+    ----------
+    plans:
+        The plan table; default ``<store home>/schedules.sqlite``.
+    runs_dir:
+        Root of the executed notebooks, ``<runs_dir>/<plan>/<tick>.ipynb``; relative
+        to the current directory at construction.
+    clock:
+        Returns the current time as an aware datetime; tests move it by hand.
+    runner:
+        ``runner(plan, tick, out_path)`` executes a plan; raising means failed.
+        Default: :func:`run_with_papermill` in this store's home.
+    sleep:
+        Waits between passes of :meth:`serve`.
+    """
+
+    def __init__(
+        self,
+        plans: PlanStore | None = None,
+        *,
+        runs_dir: str | os.PathLike[str] = "runs",
+        clock: Clock | None = None,
+        runner: Runner | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self.plans = plans or PlanStore()
+        self.runs_dir = Path(runs_dir).absolute()
+        self._clock = clock or utc_now
+        self._runner = runner or partial(run_with_papermill, home=self.plans.home)
+        self._sleep = sleep
+
+    def now(self) -> datetime:
+        moment = self._clock()
+        if moment.tzinfo is None:
+            raise KernelflowError(
+                "the scheduler's clock returned a naive datetime",
+                fix="return an aware datetime, e.g. datetime.now(UTC)",
+            )
+        return moment.astimezone(UTC)
+
+    def due(self) -> list[tuple[Plan, datetime]]:
+        """The plans with a tick due now, each with the (latest) tick to run."""
+        now = self.now()
+        found = []
+        for plan in self.plans.plans():
+            tick = due_tick(plan, now)
+            if tick is not None:
+                found.append((plan, tick))
+        return found
+
+    def run_pending(self) -> list[Outcome]:
+        """One pass: run every due plan once; a failure does not stop the others.
+
+        A plan whose lock is held (running elsewhere) is reported as ``skipped``
+        and keeps its tick due, for a later pass.
+        """
+        return [self._run(plan, tick, scheduled=True) for plan, tick in self.due()]
+
+    def run_now(self, name: str) -> Outcome:
+        """Run plan ``name`` at once, off schedule: its cron ticks are unaffected."""
+        plan = self.plans.get(name)
+        return self._run(plan, self.now().replace(microsecond=0), scheduled=False)
+
+    def output_path(self, plan: Plan, tick: datetime) -> Path:
+        return self.runs_dir / plan.name / f"{tick.astimezone(UTC):{RUN_FILE_FORMAT}}.ipynb"
+
+    def seconds_until_next(self) -> float:
+        """How long :meth:`serve` may sleep: until the next tick of any plan, at most 60 s."""
+        now = self.now()
+        ticks = [next_tick(plan, now) for plan in self.plans.plans()]
+        if not ticks:
+            return MAX_SLEEP_SECONDS
+        wait = (min(ticks) - now).total_seconds()
+        return min(MAX_SLEEP_SECONDS, max(MIN_SLEEP_SECONDS, wait))
+
+    def serve(
+        self,
+        *,
+        on_outcome: Callable[[Outcome], object] | None = None,
+        max_passes: int | None = None,
+    ) -> None:
+        """Pass, sleep until the next tick, repeat; until interrupted (or ``max_passes``)."""
+        passes = 0
+        while True:
+            for outcome in self.run_pending():
+                if on_outcome is not None:
+                    on_outcome(outcome)
+            passes += 1
+            if max_passes is not None and passes >= max_passes:
+                return
+            self._sleep(self.seconds_until_next())
+
+    def _run(self, plan: Plan, tick: datetime, *, scheduled: bool) -> Outcome:
+        token = self.plans.try_lock(plan.name, before=tick if scheduled else None)
+        if token is None:
+            return Outcome(self._reread(plan), tick, "skipped")
+        out_path = self.output_path(plan, tick)
+        status: Status = "failed"
+        error: str | None = None
+        try:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            self._runner(plan, tick, out_path)
+            status = "succeeded"
+        except Exception as failure:
+            error = describe_failure(failure)
+        except BaseException:  # KeyboardInterrupt, SystemExit: record, then stop
+            status, error = "interrupted", "interrupted"
+            raise
+        finally:
+            # An interrupted tick stays due; a failed one counts as run (no retry storm).
+            advance = scheduled and status != "interrupted"
+            self.plans.release(
+                plan.name,
+                token,
+                status=status,
+                error=error,
+                run_file=str(out_path) if out_path.exists() else None,
+                tick=tick if advance else None,
+            )
+        return Outcome(self._reread(plan), tick, status)
+
+    def _reread(self, plan: Plan) -> Plan:
+        try:
+            return self.plans.get(plan.name)
+        except KernelflowError:  # removed while it ran
+            return plan

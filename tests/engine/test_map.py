@@ -1,0 +1,93 @@
+"""Map tasks at scale: order kept, batches, per-item cache, the failing item's index."""
+
+from __future__ import annotations
+
+import pytest
+
+import kernelflow
+from kernelflow import map_task, task, workflow
+from kernelflow.engine.events import Event
+from kernelflow.engine.mapping import batches
+from kernelflow.errors import TaskFailedError
+
+COMPUTED: list[int] = []
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task(cache=True)
+def slow_square(x: int) -> int:
+    COMPUTED.append(x)
+    return x * x
+
+
+@task
+def fragile(x: int) -> int:
+    if x == 7:
+        raise ValueError("seven is not allowed")
+    return x
+
+
+@workflow
+def squares(xs: list[int]) -> list[int]:
+    return map_task(square)(x=xs)
+
+
+@pytest.mark.parametrize("parallel,backend", [(1, "threading"), (2, "threading")])
+def test_ten_thousand_items_keep_their_order(parallel: int, backend: str) -> None:
+    events: list[Event] = []
+    xs = list(range(10_000))[::-1]
+    result = kernelflow.run(
+        squares, {"xs": xs}, parallel=parallel, backend=backend, listeners=[events.append]
+    )
+    assert result.outputs["o0"] == [x * x for x in xs]
+    progress = [e for e in events if e.kind == "task_progress"]
+    assert progress[-1].done == progress[-1].total == 10_000
+    assert 1 < len(progress) < 100  # batches, not one round trip per item
+
+
+def test_a_failing_item_is_named_by_its_index() -> None:
+    with pytest.raises(TaskFailedError, match=r"failed at item \[3\].*seven is not allowed"):
+        map_task(fragile)(x=[1, 2, 3, 7, 9])
+
+
+def test_items_are_cached_one_by_one() -> None:
+    COMPUTED.clear()
+    assert map_task(slow_square)(x=[1, 2, 3, 4]) == [1, 4, 9, 16]
+    assert COMPUTED == [1, 2, 3, 4]
+    COMPUTED.clear()
+    assert map_task(slow_square)(x=[1, 2, 30, 4]) == [1, 4, 900, 16]
+    assert COMPUTED == [30]  # only the new item was computed
+
+
+def test_batches_are_contiguous_and_cover_every_index() -> None:
+    indexes = list(range(1000))
+    split = batches(indexes, workers=2)
+    assert [i for batch in split for i in batch] == indexes
+    assert len(split) == 8
+    assert batches([], workers=4) == []
+
+
+def test_a_notebook_map_cell_runs_per_item_in_order() -> None:
+    from kernelflow.notebook.load import workflow_from_cells
+
+    notebook = workflow_from_cells(
+        [
+            ("words = ['kiwi', 'fig', 'banana']", ["parameters"]),
+            (
+                "%%task lengths --map words --cache\n"
+                "size: int = len(words)\nupper: str = words.upper()",
+                [],
+            ),
+            ("%%task longest\nbest: int = max(size)", []),
+        ],
+        name="mapped",
+    )
+    result = kernelflow.run(notebook)
+    assert result.values["lengths"] == {"size": [4, 3, 6], "upper": ["KIWI", "FIG", "BANANA"]}
+    assert result.outputs == {"upper": ["KIWI", "FIG", "BANANA"], "best": 6}
+    again = kernelflow.run(notebook, {"words": ["kiwi", "plum"]})
+    assert again.outputs["best"] == 4
