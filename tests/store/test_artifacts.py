@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import xxhash
 
 from kernelflow.errors import IntegrityError, StoreError
 from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
@@ -26,7 +29,8 @@ from kernelflow.store.hashing import hash_bytes
 
 @pytest.fixture
 def store(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "home")
+    """A store that writes every value to a file (small pickles are tested inline below)."""
+    return ArtifactStore(tmp_path / "home", inline_limit=0)
 
 
 def corrupt(store: ArtifactStore, ref: ArtifactRef, edit: Any) -> None:
@@ -197,7 +201,7 @@ def test_store_directory_and_key_are_private(store: ArtifactStore) -> None:
 def test_the_key_is_kept_across_store_instances(store: ArtifactStore) -> None:
     ref = store.put({"a": 1})
     key = (store.root / "secret.key").read_bytes()
-    other = ArtifactStore(store.root)
+    other = ArtifactStore(store.root, inline_limit=0)
     assert other.get(ref) == {"a": 1}
     other.put({"b": 2})
     assert (store.root / "secret.key").read_bytes() == key
@@ -399,3 +403,26 @@ def test_racing_processes_agree_on_one_key(tmp_path: Path) -> None:
     store = ArtifactStore(root)
     for result in results:
         assert store.get(ArtifactRef.from_dict(result["ref"])) == {"small": 1}
+
+
+def test_small_pickles_are_inline_checked_and_signed(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "home")
+    ref = store.put({"answer": 42})
+    assert ref.inline is not None and not (tmp_path / "home" / "artifacts").exists()
+    assert store.get(ArtifactRef.from_dict(ref.to_dict())) == {"answer": 42}
+    assert store.put(list(range(5000))).inline is None  # too big: a file
+
+    data = bytearray(base64.b64decode(ref.inline))
+    data[-2] ^= 0xFF
+    flipped = dataclasses.replace(ref, inline=base64.b64encode(bytes(data)).decode())
+    with pytest.raises(IntegrityError, match="corrupted"):
+        store.get(flipped)
+    forged = pickle.dumps({"answer": -1})
+    tampered = dataclasses.replace(
+        ref,
+        inline=base64.b64encode(forged).decode(),
+        size=len(forged),
+        checksum=xxhash.xxh3_128_hexdigest(forged),
+    )
+    with pytest.raises(IntegrityError, match="signature"):
+        store.get(tampered)

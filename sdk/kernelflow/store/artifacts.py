@@ -3,7 +3,10 @@
 Every output of every run is persisted as it is produced: that is what makes
 ``resume`` and the cache possible. A DataFrame is written as Parquet when it
 comes back identical (:func:`parquet_faithful`), a NumPy array without Python
-objects as ``.npy`` (read back without unpickling), anything else is pickled.
+objects as ``.npy`` (read back without unpickling), anything else is pickled;
+a pickle of at most :data:`INLINE_LIMIT` bytes is kept inline in its ref (and so
+in the run store) rather than in a file, because creating a file costs more
+than running a small task.
 
 Files are content-addressed (``artifacts/<2 hex>/<checksum>.<ext>``): equal
 outputs share one file, and a file is never rewritten in place. A write goes to
@@ -20,6 +23,7 @@ caught by the same checks, and costs a recomputation, not a wrong result.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -47,6 +51,7 @@ Format = Literal["parquet", "npy", "pickle"]
 Chunk = bytes | bytearray | memoryview
 
 KEY_FILE = "secret.key"
+INLINE_LIMIT = 4096  # bytes: pickles this small live in the run store, not in a file
 KEY_SIZE = 32
 _EXTENSIONS: dict[str, str] = {"parquet": "parquet", "npy": "npy", "pickle": "pkl"}
 # Snappy: fast to write and read, and it still shrinks typical (not random) data.
@@ -62,7 +67,9 @@ class ArtifactRef:
     ``path`` is relative to the store root (so the store can move); ``size`` and
     ``checksum`` (xxh3-128 of the file, also its name) catch damaged files;
     ``signature`` (HMAC-SHA256 with the store key) is set for pickles only,
-    because only unpickling can run code.
+    because only unpickling can run code. Small pickles are kept ``inline``
+    (base64, in the run store's record) instead of in a file of their own:
+    creating a file costs more than a small task does.
     """
 
     path: str
@@ -70,6 +77,7 @@ class ArtifactRef:
     size: int
     checksum: str
     signature: str | None = None
+    inline: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict (the run store keeps refs as JSON)."""
@@ -80,12 +88,14 @@ class ArtifactRef:
         """The ref a :meth:`to_dict` produced; a malformed record is an IntegrityError."""
         try:
             signature = data.get("signature")
+            inline = data.get("inline")
             return cls(
                 path=str(data["path"]),
                 format=str(data["format"]),
                 size=int(data["size"]),
                 checksum=str(data["checksum"]),
                 signature=None if signature is None else str(signature),
+                inline=None if inline is None else str(inline),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             reason = f"described by a malformed record ({error})"
@@ -109,8 +119,9 @@ class ArtifactStore:
     write with mode 0700, because it holds the key that makes pickles trusted.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, inline_limit: int = INLINE_LIMIT) -> None:
         self.root = Path(root).absolute()
+        self.inline_limit = inline_limit
         self._key: bytes | None = None
         self._root_ready = False
 
@@ -135,6 +146,10 @@ class ArtifactStore:
             size += memoryview(chunk).nbytes
         checksum = hasher.hexdigest()
         signature = self._sign(chunks) if format_ == "pickle" else None
+        if format_ == "pickle" and size <= self.inline_limit:
+            data = b"".join(bytes(chunk) for chunk in chunks)
+            inline = base64.b64encode(data).decode("ascii")
+            return ArtifactRef(f"inline:{checksum}", format_, size, checksum, signature, inline)
         relative = f"artifacts/{checksum[:2]}/{checksum}.{_EXTENSIONS[format_]}"
         final = self.root / relative
         if not _has_size(final, size):  # an intact copy is already there: share it
@@ -152,6 +167,8 @@ class ArtifactStore:
             cannot be decoded. Nothing unverified is ever unpickled. A file whose
             bytes are damaged is removed, so that the next ``put`` writes it afresh.
         """
+        if ref.inline is not None:
+            return self._get_inline(ref)
         path = self._path_of(ref)
         data = _read_exact(path, ref)
         if xxhash.xxh3_128_hexdigest(data) != ref.checksum:
@@ -168,6 +185,8 @@ class ArtifactStore:
 
     def exists(self, ref: ArtifactRef) -> bool:
         """Whether the file is there with the right size (its bytes are checked by ``get``)."""
+        if ref.inline is not None:
+            return True
         try:
             return _has_size(self._path_of(ref), ref.size)
         except IntegrityError:
@@ -175,10 +194,26 @@ class ArtifactStore:
 
     def delete(self, ref: ArtifactRef) -> None:
         """Remove the file (if present). Refs to equal values share it and lose it too."""
+        if ref.inline is not None:
+            return
         with contextlib.suppress(FileNotFoundError):
             self._path_of(ref).unlink()
 
     # -- internals --
+
+    def _get_inline(self, ref: ArtifactRef) -> object:
+        try:
+            data = base64.b64decode(ref.inline or "", validate=True)
+        except ValueError as error:
+            raise _integrity_error(ref.path, "inline data that is not base64") from error
+        if len(data) != ref.size or xxhash.xxh3_128_hexdigest(data) != ref.checksum:
+            raise _integrity_error(ref.path, "corrupted (its checksum does not match)")
+        self._verify(ref, data)
+        try:
+            return _DECODERS[ref.format](data)
+        except Exception as error:
+            reason = f"unreadable ({type(error).__name__}: {error})"
+            raise _integrity_error(ref.path, reason) from error
 
     def _path_of(self, ref: ArtifactRef) -> Path:
         """The file of ``ref``, refusing paths that are not this store's own layout."""
