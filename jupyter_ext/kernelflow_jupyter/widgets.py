@@ -26,6 +26,7 @@ class _Row:
     duration: float | None = None
     cached: bool = False
     error: str = ""
+    items: str = ""  # "300/10000" while a map node runs
 
 
 class ProgressView:
@@ -79,6 +80,9 @@ class ProgressView:
             "task_skipped": "skipped",
             "task_retrying": "running",
         }
+        if event.kind == "task_progress":
+            row.items = f"{event.done}/{event.total} items"
+            return
         row.state = states.get(event.kind, row.state)
         if event.kind == "task_cached":
             row.cached, row.duration = True, event.saved
@@ -129,7 +133,8 @@ class ProgressView:
                 )
             )
             error = f": {row.error}" if row.error else ""
-            lines.append(f"  {node_id}: {row.state}{detail}{error}")
+            items = f" [{row.items}]" if row.items else ""
+            lines.append(f"  {node_id}: {row.state}{items}{detail}{error}")
         return "\n".join(lines)
 
     def _table_html(self) -> str:
@@ -138,7 +143,7 @@ class ProgressView:
             colour = STATE_COLOURS.get(row.state, "#eee")
             cells.append(
                 f"<tr><td>{html.escape(node_id)}</td><td style='background:{colour}'>{row.state}"
-                f"</td><td>{seconds(row.duration)}</td><td>{'yes' if row.cached else ''}</td>"
+                f" {row.items}</td><td>{seconds(row.duration)}</td><td>{'yes' if row.cached else ''}</td>"
                 f"<td>{html.escape(row.error)}</td></tr>"
             )
         return (

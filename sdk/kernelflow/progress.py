@@ -45,6 +45,10 @@ class TextProgress:
         self.done += 1
         self._finished(f"{event.node} ran in {_seconds(event.duration)}")
 
+    def _on_task_progress(self, event: Event) -> None:
+        if self.live:
+            self._status(f"{event.node} {event.done}/{event.total} items")
+
     def _on_task_retrying(self, event: Event) -> None:
         self._say(
             f"{event.node} failed (attempt {event.attempt}), retrying in "
