@@ -143,8 +143,8 @@ class ProgressView:
             colour = STATE_COLOURS.get(row.state, "#eee")
             cells.append(
                 f"<tr><td>{html.escape(node_id)}</td><td style='background:{colour}'>{row.state}"
-                f" {row.items}</td><td>{seconds(row.duration)}</td><td>{'yes' if row.cached else ''}</td>"
-                f"<td>{html.escape(row.error)}</td></tr>"
+                f" {row.items}</td><td>{seconds(row.duration)}</td>"
+                f"<td>{'yes' if row.cached else ''}</td><td>{html.escape(row.error)}</td></tr>"
             )
         return (
             "<table style='font-size:12px'><tr><th>task</th><th>state</th><th>time</th>"
