@@ -291,6 +291,7 @@ class _Run(MapNodes):
         self.ready = deque(n for n in selected if self.waiting[n] == 0)
         self.running: dict[Future[Any], _Attempt] = {}
         self.maps: dict[str, MapState] = {}
+        self._type_names: dict[Any, str] = {}
         self.delayed: list[tuple[float, NodeId, int]] = []
         self.failures: list[KernelflowError] = []
 
@@ -594,11 +595,20 @@ class _Run(MapNodes):
             meta = {
                 "hash": digest,
                 "artifact": ref.to_dict(),
-                "type": type_name(node.task.interface.outputs.get(name)),
+                "type": self._type_name(node.task.interface.outputs.get(name)),
             }
             self.values.refs[slot] = meta
             persisted[name] = meta
         return persisted
+
+    def _type_name(self, declared: Any) -> str:
+        try:
+            return self._type_names[declared]
+        except KeyError:
+            text = self._type_names[declared] = type_name(declared)
+            return text
+        except TypeError:  # an unhashable annotation
+            return type_name(declared)
 
     def _attempt_failed(self, attempt: _Attempt, error: BaseException) -> None:
         node = self.graph.nodes[attempt.node]

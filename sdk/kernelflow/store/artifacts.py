@@ -37,7 +37,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,7 +81,15 @@ class ArtifactRef:
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict (the run store keeps refs as JSON)."""
-        return asdict(self)
+        # Spelled out: dataclasses.asdict deep-copies, and this runs for every output.
+        return {
+            "path": self.path,
+            "format": self.format,
+            "size": self.size,
+            "checksum": self.checksum,
+            "signature": self.signature,
+            "inline": self.inline,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> ArtifactRef:
