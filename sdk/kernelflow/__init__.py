@@ -23,8 +23,8 @@ from kernelflow.workflow import workflow
 if TYPE_CHECKING:
     from kernelflow.api import lineage, load_target, run, runs
     from kernelflow.engine.runner import RunResult
-    from kernelflow.notebook.load import load_notebook
     from kernelflow.notebook.export import export
+    from kernelflow.notebook.load import load_notebook
     from kernelflow.notebook.outputs import read_outputs
 
 __all__ = [

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import builtins
 import functools
+import hashlib
 import linecache
+import secrets
 import threading
 import typing
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -22,7 +25,12 @@ from kernelflow.notebook.analysis import PLAIN_MAGICS, transform_ipython
 
 
 class Environment(Protocol):
-    """The namespace of a notebook's setup code, and a way to run code in it."""
+    """The namespace of a notebook's setup code, and a way to run code in it.
+
+    An environment that can be rebuilt in another process (so its tasks may run
+    in loky or dask workers) says so with a class attribute ``portable = True``;
+    one without it (the kernel's namespace) keeps its tasks in this process.
+    """
 
     def namespace(self) -> dict[str, Any]:
         """The setup namespace (executing the setup code first if needed)."""
@@ -88,20 +96,59 @@ class _NoKernel:
         )
 
 
+_WORKER_NAMESPACES: OrderedDict[str, dict[str, Any]] = OrderedDict()
+"""Setup namespaces rebuilt in this process from pickled environments, by setup key.
+
+Every task sent to a worker carries its own copy of the environment; this cache
+makes the setup code run once per worker process (per loaded workflow), not
+once per task. Only the last few are kept, for long-lived workers.
+"""
+_WORKER_NAMESPACES_MAX = 8
+_WORKER_LOCK = threading.Lock()
+
+
 class ScriptEnvironment:
-    """Setup cells executed once, lazily, in a fresh namespace in this process."""
+    """Setup cells executed once, lazily, in a fresh namespace in this process.
+
+    Pickled (to reach a worker), it carries its setup sources and a token of the
+    workflow load it belongs to; copies in a worker share one namespace per
+    token and sources, so a reused worker reruns setup for a newly loaded
+    workflow (whose data files may have changed) but not for each task.
+    """
+
+    portable = True
 
     def __init__(self, setup: Sequence[tuple[str, str]], name: str = "__main__") -> None:
         self.setup = list(setup)  # (label, source) in notebook order
         self.module_name = name
         self._namespace: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._token = secrets.token_hex(8)
+        self._shared = False  # True for a copy unpickled in another process
 
     def namespace(self) -> dict[str, Any]:
         with self._lock:
             if self._namespace is None:
-                self._namespace = self._run_setup()
+                self._namespace = self._shared_setup() if self._shared else self._run_setup()
             return self._namespace
+
+    def setup_key(self) -> str:
+        """Identifies this load's setup code: its token, module name and sources."""
+        digest = hashlib.sha256(f"{self._token}\0{self.module_name}".encode())
+        for label, source in self.setup:
+            digest.update(f"\0{label}\0{source}".encode())
+        return digest.hexdigest()
+
+    def _shared_setup(self) -> dict[str, Any]:
+        key = self.setup_key()
+        with _WORKER_LOCK:
+            namespace = _WORKER_NAMESPACES.get(key)
+            if namespace is None:
+                namespace = _WORKER_NAMESPACES[key] = self._run_setup()
+                while len(_WORKER_NAMESPACES) > _WORKER_NAMESPACES_MAX:
+                    _WORKER_NAMESPACES.popitem(last=False)
+            _WORKER_NAMESPACES.move_to_end(key)
+            return namespace
 
     def _run_setup(self) -> dict[str, Any]:
         namespace: dict[str, Any] = {"__name__": self.module_name, "__builtins__": builtins}
@@ -133,8 +180,10 @@ class ScriptEnvironment:
         return scope
 
     def __getstate__(self) -> dict[str, Any]:
-        # A worker rebuilds the namespace from the setup sources.
-        return {"setup": self.setup, "module_name": self.module_name}
+        # A worker rebuilds the namespace from the setup sources (once per process).
+        return {"setup": self.setup, "module_name": self.module_name, "token": self._token}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["setup"], state["module_name"])  # type: ignore[misc]
+        self._token = state.get("token", self._token)
+        self._shared = True

@@ -10,68 +10,50 @@ the last commits; neither it nor a killed process corrupts the file.
 
 Values go in as JSON text; anything JSON cannot encode is stored as its ``repr()``,
 because the store describes runs and must never make one fail.
+
+:class:`RunStore` is the whole public API. The tables and the encoding of their
+columns are in :mod:`kernelflow.store._schema`, lineage building in
+:mod:`kernelflow.store._lineage`, and the check that a run's process is still
+alive in :mod:`kernelflow.store._liveness`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from kernelflow.errors import KernelflowError, StoreError
+from kernelflow.store._lineage import _build_lineage, _resolve_node
+from kernelflow.store._liveness import _boot_id, _pid_alive
+from kernelflow.store._schema import (
+    _INSERT_NODE,
+    _NODE_COLUMNS,
+    SCHEMA_VERSION,
+    _cache_dict,
+    _dumps,
+    _ensure_schema,
+    _iso,
+    _loads,
+    _node_dict,
+)
+
+__all__ = ["SCHEMA_VERSION", "NodeStatus", "RunStatus", "RunStore"]
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted", "died"]
 NodeStatus = Literal["running", "succeeded", "cached", "failed", "skipped"]
 
-SCHEMA_VERSION = 1
 _RUN_STATUSES = frozenset(("running", "succeeded", "failed", "interrupted", "died"))
 _NODE_STATUSES = frozenset(("running", "succeeded", "cached", "failed", "skipped"))
 _DONE = ("succeeded", "cached")
 _BUSY_RETRY_SECONDS = 120.0  # on top of SQLite's own 30 s busy timeout per attempt
-_PID_REUSE_SLACK = 10.0  # a process started this long after its run cannot be its owner
 _ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork()
-_ENCODE = json.JSONEncoder(default=repr).encode  # for values plain JSON refuses
 _T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, version TEXT NOT NULL,
-    status TEXT NOT NULL, started TEXT NOT NULL, started_ts REAL NOT NULL,
-    finished TEXT, finished_ts REAL, params TEXT NOT NULL, environment TEXT NOT NULL,
-    outputs TEXT, error TEXT, pid INTEGER, host TEXT, boot_id TEXT, resumed_from TEXT);
-CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, started_ts);
-CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_ts);
-CREATE TABLE IF NOT EXISTS node_executions (
-    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, node TEXT NOT NULL,
-    task TEXT NOT NULL, attempt INTEGER NOT NULL, status TEXT NOT NULL,
-    cache_hit INTEGER NOT NULL, cache_key TEXT, code_hash TEXT NOT NULL,
-    inputs TEXT NOT NULL, outputs TEXT NOT NULL, started TEXT NOT NULL,
-    started_ts REAL NOT NULL, duration REAL NOT NULL, error TEXT);
-CREATE INDEX IF NOT EXISTS node_executions_by_run ON node_executions (run_id);
-CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY, task TEXT NOT NULL, outputs TEXT NOT NULL, manifest TEXT NOT NULL,
-    duration REAL, created TEXT NOT NULL, created_ts REAL NOT NULL,
-    hits INTEGER NOT NULL DEFAULT 0, last_used TEXT, last_used_ts REAL);
-CREATE INDEX IF NOT EXISTS cache_by_task ON cache (task);
-"""
-
-_INSERT_NODE = (
-    "INSERT INTO node_executions (run_id, node, task, attempt, status, cache_hit, cache_key,"
-    " code_hash, inputs, outputs, started, started_ts, duration, error)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_NODE_COLUMNS = (
-    "run_id, node, task, attempt, status, cache_hit, cache_key, code_hash, inputs, outputs,"
-    " started, started_ts, duration, error"
-)
 
 
 class RunStore:
@@ -457,31 +439,6 @@ class RunStore:
 # -- helpers --------------------------------------------------------------------------
 
 
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables once; refuse a file written by a newer kernelflow."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
-        return
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"the run store {path} has schema version {version}; this kernelflow reads "
-            f"version {SCHEMA_VERSION}",
-            fix="upgrade kernelflow, or point KERNELFLOW_HOME at another directory",
-            path=path,
-        )
-    conn.execute("BEGIN IMMEDIATE")  # one process creates, the others wait and see it done
-    try:
-        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
-
-
 def _store_error(path: Path, exc: BaseException) -> StoreError:
     return StoreError(
         f"the run store {path} cannot be used: {exc}",
@@ -502,171 +459,3 @@ def _check_status(status: str, allowed: frozenset[str], kind: str) -> None:
 
 def _workflow_filter(workflow: str | None) -> tuple[str, tuple[Any, ...]]:
     return ("", ()) if workflow is None else (" WHERE workflow = ?", (workflow,))
-
-
-def _iso(timestamp: float) -> str:
-    """ISO-8601 UTC with milliseconds; the seconds part is cached, as calls come in bursts."""
-    seconds = int(timestamp // 1)
-    return f"{_iso_second(seconds)}.{int((timestamp - seconds) * 1000):03d}+00:00"
-
-
-@functools.lru_cache(maxsize=64)
-def _iso_second(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _dumps(value: object) -> str:
-    try:
-        return json.dumps(value)  # the shared default encoder is the fastest path
-    except (TypeError, ValueError):
-        pass
-    try:
-        return _ENCODE(value)
-    except (TypeError, ValueError):  # non-string keys, circular references
-        return _ENCODE(_jsonable(value, 0))
-
-
-def _jsonable(value: object, depth: int) -> object:
-    if depth > 64:
-        return repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v, depth + 1) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return repr(value)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _node_dict(row: dict[str, Any]) -> dict[str, Any]:
-    row["cache_hit"] = bool(row["cache_hit"])
-    row["inputs"] = json.loads(row["inputs"])
-    row["outputs"] = json.loads(row["outputs"])
-    return row
-
-
-def _cache_dict(row: dict[str, Any]) -> dict[str, object]:
-    keys = ("key", "task", "created", "hits", "duration", "last_used")
-    entry: dict[str, object] = {k: row[k] for k in keys}
-    entry.update(outputs=json.loads(row["outputs"]), manifest=json.loads(row["manifest"]))
-    return entry
-
-
-def _resolve_node(best: Mapping[str, dict], run_id: str, node: str, path: Path) -> str:
-    """The node id ``node`` names: a node id, else the one node running that task."""
-    if node in best:
-        return node
-    matches = sorted(n for n, row in best.items() if row["task"] == node)
-    if len(matches) == 1:
-        return matches[0]
-    nodes = ", ".join(sorted(best)) or "none"
-    if matches:
-        message = f"task {node!r} ran as several nodes in run {run_id!r}: {', '.join(matches)}"
-        fix = "ask for one of these node ids"
-    elif best:
-        message = f"run {run_id!r} has no node or task {node!r}; its nodes are: {nodes}"
-        fix = "ask for one of these nodes or their task names"
-    else:
-        message = f"run {run_id!r} has no recorded nodes in the run store {path}"
-        fix = "check the run id with `kernelflow runs`"
-    raise KernelflowError(message, fix=fix, run_id=run_id, node=node, nodes=sorted(best))
-
-
-def _build_lineage(best: Mapping[str, dict], root: str) -> dict[str, object]:
-    """Lineage dicts for ``root`` and its ancestors, built bottom-up without recursion.
-
-    Deep chains would overflow Python's recursion limit; a diamond's shared
-    ancestor is built once and referenced from both sides. A cycle (only in a
-    damaged store) ends in ``lineage: None``.
-    """
-    built: dict[str, dict[str, object]] = {}
-    on_path: set[str] = set()
-    stack: list[tuple[str, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if node in built:
-            continue
-        if expanded:
-            on_path.discard(node)
-            built[node] = _lineage_entry(best[node], built)
-            continue
-        on_path.add(node)
-        stack.append((node, True))
-        for upstream in _upstream(best[node]):
-            if upstream in best and upstream not in built and upstream not in on_path:
-                stack.append((upstream, False))
-    return built[root]
-
-
-def _upstream(row: Mapping[str, Any]) -> list[str]:
-    sources = (info.get("source") for info in row["inputs"].values())
-    return [s["node"] for s in sources if isinstance(s, Mapping) and "node" in s]
-
-
-def _lineage_entry(row: Mapping[str, Any], built: Mapping[str, dict]) -> dict[str, object]:
-    inputs: dict[str, object] = {}
-    for name, info in row["inputs"].items():
-        source = info.get("source")
-        upstream = source.get("node") if isinstance(source, Mapping) else None
-        lineage = built.get(upstream) if upstream is not None else None
-        inputs[name] = {"hash": info.get("hash"), "source": source, "lineage": lineage}
-    keys = ("run_id", "node", "task", "code_hash", "cache_key", "status", "cache_hit")
-    entry: dict[str, object] = {k: row[k] for k in keys}
-    entry.update(inputs=inputs, outputs=row["outputs"], started=row["started"])
-    return entry
-
-
-@functools.cache
-def _boot_id() -> str | None:
-    """This boot of this machine (Linux); a run from an earlier boot is certainly dead."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
-    except OSError:
-        return None
-
-
-@functools.cache
-def _boot_time() -> float | None:
-    try:
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _proc_status(pid: int) -> tuple[str, float] | None:
-    """(state letter, start time in epoch seconds) from Linux's /proc, else ``None``."""
-    boot = _boot_time()
-    if boot is None:
-        return None
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-        fields = data[data.rindex(b")") + 2 :].split()  # the name may hold spaces
-        return fields[0].decode(), boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _pid_alive(pid: int, since: float) -> bool:
-    """Whether the process that started a run at ``since`` still runs (POSIX only).
-
-    A zombie is dead, and so is a process that started well after the run: its
-    pid was reused. ``os.kill(pid, 0)`` is the fallback off Linux.
-    """
-    status = _proc_status(pid)
-    if status is not None:
-        state, start = status
-        return state != "Z" and start <= since + _PID_REUSE_SLACK
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but belongs to someone else
-        return True
-    return True

@@ -1,0 +1,133 @@
+"""The run store's tables: their DDL, the schema version, and how values sit in columns.
+
+Kept apart from :class:`~kernelflow.store.runs.RunStore` so that the layout of the
+file can be read (and a migration written) in one place. Values go in as JSON
+text; anything JSON cannot encode is stored as its ``repr()``, because the store
+describes runs and must never make one fail. Times are stored twice: ISO-8601
+text for people and epoch seconds for ordering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sqlite3
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kernelflow.errors import StoreError
+
+SCHEMA_VERSION = 1
+_ENCODE = json.JSONEncoder(default=repr).encode  # for values plain JSON refuses
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, version TEXT NOT NULL,
+    status TEXT NOT NULL, started TEXT NOT NULL, started_ts REAL NOT NULL,
+    finished TEXT, finished_ts REAL, params TEXT NOT NULL, environment TEXT NOT NULL,
+    outputs TEXT, error TEXT, pid INTEGER, host TEXT, boot_id TEXT, resumed_from TEXT);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, started_ts);
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started_ts);
+CREATE TABLE IF NOT EXISTS node_executions (
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, node TEXT NOT NULL,
+    task TEXT NOT NULL, attempt INTEGER NOT NULL, status TEXT NOT NULL,
+    cache_hit INTEGER NOT NULL, cache_key TEXT, code_hash TEXT NOT NULL,
+    inputs TEXT NOT NULL, outputs TEXT NOT NULL, started TEXT NOT NULL,
+    started_ts REAL NOT NULL, duration REAL NOT NULL, error TEXT);
+CREATE INDEX IF NOT EXISTS node_executions_by_run ON node_executions (run_id);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY, task TEXT NOT NULL, outputs TEXT NOT NULL, manifest TEXT NOT NULL,
+    duration REAL, created TEXT NOT NULL, created_ts REAL NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0, last_used TEXT, last_used_ts REAL);
+CREATE INDEX IF NOT EXISTS cache_by_task ON cache (task);
+"""
+
+_INSERT_NODE = (
+    "INSERT INTO node_executions (run_id, node, task, attempt, status, cache_hit, cache_key,"
+    " code_hash, inputs, outputs, started, started_ts, duration, error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_NODE_COLUMNS = (
+    "run_id, node, task, attempt, status, cache_hit, cache_key, code_hash, inputs, outputs,"
+    " started, started_ts, duration, error"
+)
+
+
+def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Create the tables once; refuse a file written by a newer kernelflow."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the run store {path} has schema version {version}; this kernelflow reads "
+            f"version {SCHEMA_VERSION}",
+            fix="upgrade kernelflow, or point KERNELFLOW_HOME at another directory",
+            path=path,
+        )
+    conn.execute("BEGIN IMMEDIATE")  # one process creates, the others wait and see it done
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _iso(timestamp: float) -> str:
+    """ISO-8601 UTC with milliseconds; the seconds part is cached, as calls come in bursts."""
+    seconds = int(timestamp // 1)
+    return f"{_iso_second(seconds)}.{int((timestamp - seconds) * 1000):03d}+00:00"
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _dumps(value: object) -> str:
+    try:
+        return json.dumps(value)  # the shared default encoder is the fastest path
+    except (TypeError, ValueError):
+        pass
+    try:
+        return _ENCODE(value)
+    except (TypeError, ValueError):  # non-string keys, circular references
+        return _ENCODE(_jsonable(value, 0))
+
+
+def _jsonable(value: object, depth: int) -> object:
+    if depth > 64:
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, depth + 1) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _node_dict(row: dict[str, Any]) -> dict[str, Any]:
+    row["cache_hit"] = bool(row["cache_hit"])
+    row["inputs"] = json.loads(row["inputs"])
+    row["outputs"] = json.loads(row["outputs"])
+    return row
+
+
+def _cache_dict(row: dict[str, Any]) -> dict[str, object]:
+    keys = ("key", "task", "created", "hits", "duration", "last_used")
+    entry: dict[str, object] = {k: row[k] for k in keys}
+    entry.update(outputs=json.loads(row["outputs"]), manifest=json.loads(row["manifest"]))
+    return entry
