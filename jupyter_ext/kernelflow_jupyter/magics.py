@@ -31,7 +31,7 @@ def _workflow_parser() -> argparse.ArgumentParser:
     run.add_argument("tasks", nargs="*")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[])
     run.add_argument("--parallel", type=int, default=1)
-    run.add_argument("--backend", default="loky")
+    run.add_argument("--backend", default="threading", choices=["threading", "loky", "dask"])
     run.add_argument("--force", action="store_true")
     resume = commands.add_parser("resume")
     resume.add_argument("run_id", nargs="?", default="last")
@@ -98,7 +98,14 @@ class KernelflowMagics(Magics):
         params = parse_params(target.name, target.graph, dict(args.param))
         listener = _progress_listener(self.shell, target)
         result = run_target(
-            self.session, target, params, listeners=[listener], force=args.force, tasks=args.tasks
+            self.session,
+            target,
+            params,
+            listeners=[listener],
+            force=args.force,
+            tasks=args.tasks,
+            parallel=args.parallel,
+            backend=args.backend,
         )
         result.raise_for_status()
 

@@ -296,6 +296,8 @@ def run_target(
     tasks: Sequence[str] | None = None,
     resume: str | None = None,
     attach_to: str | None = None,
+    parallel: int = 1,
+    backend: str = "threading",
 ) -> RunResult:
     """Run through the engine and bind the produced values into the namespace.
 
@@ -312,7 +314,14 @@ def run_target(
         result = engine.run(target, params, force=force, run_id=attach_to, attach=True)
     else:
         result = api.run(
-            target, params, listeners=listeners, force=force, tasks=tasks or None, resume=resume
+            target,
+            params,
+            listeners=listeners,
+            force=force,
+            tasks=tasks or None,
+            resume=resume,
+            parallel=parallel,
+            backend=backend,
         )
     session.last_run = result
     for values in result.values.values():

@@ -54,7 +54,10 @@ def run(
 
         plan = plan_resume(opened, resolved, resume, params)
         params = plan.params
-    executor = get_executor(backend, parallel, address)
+    # Tasks are passed so that one that cannot leave this process (a cell of a
+    # live kernel) is refused before anything runs, not at its first submit.
+    tasks_to_run = [node.task for node in resolved.graph.nodes.values()]
+    executor = get_executor(backend, parallel, address, tasks=tasks_to_run)
     engine = Engine(opened, executor=executor, listeners=listeners)
     try:
         return engine.run(resolved, params, force=force, targets=tasks, resume=plan)

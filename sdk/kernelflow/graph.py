@@ -127,6 +127,7 @@ class GraphBuilder:
         self._params: dict[str, ParamSpec] = {}
         self._outputs: dict[str, Binding] = {}
         self._taken: set[str] = set()  # node ids and nested-workflow prefixes
+        self._next_suffix: dict[str, int] = {}  # so unique_id never probes from -2 again
 
     def add_param(self, name: str, type_: Any, default: Any = REQUIRED) -> Param:
         self._params[name] = ParamSpec(name, type_, default)
@@ -134,9 +135,10 @@ class GraphBuilder:
 
     def unique_id(self, base: str) -> NodeId:
         """``base``, or ``base-2``, ``base-3``... when a task is used more than once."""
-        candidate, suffix = base, 2
+        candidate, suffix = base, self._next_suffix.get(base, 2)
         while candidate in self._taken:
             candidate, suffix = f"{base}-{suffix}", suffix + 1
+        self._next_suffix[base] = suffix
         self._taken.add(candidate)
         return NodeId(candidate)
 

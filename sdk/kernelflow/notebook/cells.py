@@ -9,6 +9,7 @@ cell tagged ``parameters`` holds the workflow inputs (papermill's convention) an
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Sequence
@@ -62,9 +63,10 @@ class _HeaderParser(argparse.ArgumentParser):
         )
 
 
-def _header_parser(cell: str) -> _HeaderParser:
+@functools.lru_cache(maxsize=1)
+def _header_parser() -> _HeaderParser:
+    """Built once: building an argparse parser costs more than parsing a header."""
     parser = _HeaderParser(prog="%%task", add_help=False)
-    parser.cell = cell
     parser.add_argument("name")
     parser.add_argument("--cache", action="store_true")
     parser.add_argument("--cache-version", default="")
@@ -89,7 +91,9 @@ def parse_header(line: str, *, cell: str = "cell") -> TaskSpec:
             cell=cell,
             fix="write %%task NAME, e.g. %%task load_data",
         )
-    args = _header_parser(cell).parse_args(words)
+    parser = _header_parser()
+    parser.cell = cell  # named in errors; header parsing is single-threaded (one kernel)
+    args = parser.parse_args(words)
     if args.cache_version:
         args.cache = True  # a cache version only makes sense for a cached task
     return _spec(
