@@ -494,3 +494,28 @@ def test_reopening_keeps_the_history(tmp_path: Path) -> None:
         assert second.get_run("r1") is not None
         assert len(second.node_executions("r1")) == 3
         assert second.cache_get("k") is not None
+
+
+def test_deferred_records_survive_a_killed_process(tmp_path: Path) -> None:
+    """Batched records are journaled; a later store replays a dead process's journal."""
+    import subprocess
+    import sys
+    import textwrap
+
+    db = tmp_path / "home" / "runs.sqlite"
+    code = textwrap.dedent(f"""
+        import os
+        from kernelflow.store.runs import RunStore
+        store = RunStore({str(db)!r})
+        store.start_run(run_id="r1", workflow="wf", version="v", params={{}}, environment={{}})
+        for n in range(3):
+            store.record_node(run_id="r1", node=f"n{{n}}", task="t", attempt=1,
+                              status="succeeded", cache_hit=False, cache_key=None,
+                              code_hash="h", inputs={{}}, outputs={{}}, started=0.0,
+                              duration=0.001, defer=True)
+        os._exit(9)  # killed before any flush
+    """)
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    store = RunStore(db)
+    assert [row["node"] for row in store.node_executions("r1")] == ["n0", "n1", "n2"]
+    assert list((tmp_path / "home" / "journal").iterdir()) == []

@@ -172,6 +172,9 @@ class Engine:
         return run.execute()
 
 
+_DEFER_BELOW_SECONDS = 0.02  # tasks quicker than this have their records batched
+
+
 def run_environment(packages: Mapping[str, str]) -> dict[str, Any]:
     """What a run needs to be reproduced: interpreter, platform, package versions."""
     return {
@@ -313,6 +316,7 @@ class _Run(MapNodes):
         finally:
             outputs = self._outputs()
             error = self.failures[0] if self.failures else None
+            self.store.runs.flush()
             if not self.attach:
                 self._finish_record(status, error)
             duration = time.perf_counter() - started
@@ -474,7 +478,7 @@ class _Run(MapNodes):
             self.store.runs.cache_delete(key=key)
             return False
         saved = float(entry.get("duration") or 0.0)  # type: ignore[arg-type]
-        self.store.runs.cache_hit(key)
+        self.store.runs.cache_hit(key, defer=True)
         self._record(node, 1, "cached", key, provenance, outputs, time.time(), 0.0)
         self._mark_cached(node, key, saved)
         return True
@@ -552,6 +556,7 @@ class _Run(MapNodes):
                 outputs=persisted,
                 manifest=attempt.manifest or {},
                 duration=duration,
+                defer=duration < _DEFER_BELOW_SECONDS,
             )
         self._record(
             node,
@@ -688,7 +693,14 @@ class _Run(MapNodes):
         duration: float,
         error: str | None = None,
     ) -> None:
-        self.store.runs.record_node(
+        # Quick tasks' records are written in batches (see RunStore.flush): a commit
+        # costs more than they do. A record of real work, or a failure, is written
+        # at once, after what was deferred, so the order of records is kept.
+        runs = self.store.runs
+        defer = status in ("succeeded", "cached") and duration < _DEFER_BELOW_SECONDS
+        if not defer:
+            runs.flush()
+        runs.record_node(
             run_id=self.run_id,
             node=node.id,
             task=node.task.name,
@@ -702,7 +714,10 @@ class _Run(MapNodes):
             started=started,
             duration=duration,
             error=error,
+            defer=defer,
         )
+        if defer and runs.flush_due():
+            runs.flush()
 
     def _start_record(self) -> None:
         packages: dict[str, str] = {}

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from kernelflow.errors import KernelflowError, StoreError
+from kernelflow.store._journal import Journal, orphans
 from kernelflow.store._lineage import _build_lineage, _resolve_node
 from kernelflow.store._liveness import _boot_id, _pid_alive
 from kernelflow.store._schema import (
@@ -56,6 +57,15 @@ _ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork(
 _T = TypeVar("_T")
 
 
+_CACHE_PUT = (
+    "INSERT OR REPLACE INTO cache (key, task, outputs, manifest, duration, created,"
+    " created_ts, hits) VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
+)
+_CACHE_HIT = "UPDATE cache SET hits = hits + 1, last_used = ?, last_used_ts = ? WHERE key = ?"
+# The statements that may be deferred, by the name they have in a journal file.
+_DEFERRABLE = {_INSERT_NODE: "node", _CACHE_PUT: "cache_put", _CACHE_HIT: "cache_hit"}
+
+
 class RunStore:
     """Run history, node executions, cache index and lineage in one SQLite file.
 
@@ -79,7 +89,11 @@ class RunStore:
         self._host = socket.gethostname()
         self._boot_id = _boot_id()
         self._closed = False
+        self._deferred: list[tuple[str, tuple[Any, ...]]] = []
+        self._deferred_since = 0.0
+        self._journal = Journal(self.path.parent / "journal")
         self._connect()
+        self._replay_orphans()
 
     # -- connection ----------------------------------------------------------------
 
@@ -109,6 +123,7 @@ class RunStore:
             if self._conn is not None:
                 _ABANDONED.append(self._conn)  # closing it here could drop the parent's locks
             self._conn, self._pid, self._lock = None, os.getpid(), threading.Lock()
+            self._deferred, self._journal = [], Journal(self.path.parent / "journal")
             if not self._closed:
                 self._connect()
         if self._conn is None:
@@ -118,7 +133,10 @@ class RunStore:
         return self._conn
 
     def close(self) -> None:
-        """Close the connection; later calls raise :class:`StoreError`."""
+        """Close the connection (writing deferred records first); later calls raise."""
+        if self._deferred and not self._closed:
+            self.flush()
+        self._journal.close()
         self._closed = True
         if self._conn is not None and self._pid != os.getpid():
             _ABANDONED.append(self._conn)  # inherited through fork: the parent's to close
@@ -174,7 +192,67 @@ class RunStore:
         with self._lock:
             return conn.execute(sql, params).rowcount
 
+    # -- deferred writes -------------------------------------------------------------
+
+    def _defer(self, sql: str, params: tuple[Any, ...]) -> None:
+        with self._lock:
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
+            self._deferred.append((sql, params))
+            self._journal.append(_DEFERRABLE[sql], params)
+
+    def _replay_orphans(self) -> None:
+        """Commit what processes that died had journaled but not yet written."""
+        statements_of = {kind: sql for sql, kind in _DEFERRABLE.items()}
+        for path, statements in orphans(self._journal.directory):
+            known = [(statements_of[k], p) for k, p in statements if k in statements_of]
+            self._retry(functools.partial(self._write_batch, known))
+            path.unlink()
+
+    @property
+    def deferred(self) -> int:
+        """How many writes wait for :meth:`flush`."""
+        return len(self._deferred)
+
+    def flush_due(self, *, max_age: float = 0.05, max_count: int = 256) -> bool:
+        """Whether deferred writes are old or many enough that they should be flushed now."""
+        return bool(self._deferred) and (
+            len(self._deferred) >= max_count or time.monotonic() - self._deferred_since >= max_age
+        )
+
+    def flush(self) -> None:
+        """Write every deferred record in one transaction.
+
+        A commit costs tens of microseconds, more than a tiny task; the engine
+        defers the records of quick tasks and flushes them together, at most
+        ~50 ms later and always when a run ends. A crash can therefore lose the
+        records of the last few milliseconds of quick tasks, which a resume
+        then runs again; records of slower tasks are written at once.
+        """
+        with self._lock:
+            pending, self._deferred = self._deferred, []
+        if pending:
+            self._retry(functools.partial(self._write_batch, pending))
+            with self._lock:
+                if not self._deferred:
+                    self._journal.clear()
+
+    def _write_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        conn = self._connection()
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    conn.execute(sql, params)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        if self._deferred:  # a reader in this process sees what it wrote
+            self.flush()
+
         def action() -> list[dict[str, Any]]:
             conn = self._connection()
             with self._lock:
@@ -326,15 +404,17 @@ class RunStore:
         started: float,
         duration: float,
         error: str | None = None,
+        defer: bool = False,
     ) -> None:
-        """Record one attempt of one node: a single prepared INSERT, committed at once.
+        """Record one attempt of one node: one INSERT, committed at once.
 
         Committing each attempt is what lets ``resume`` trust every succeeded row
-        after a crash.
+        after a crash. ``defer`` queues the row for the next :meth:`flush`
+        instead (the engine does so for quick tasks).
         """
         if status not in _NODE_STATUSES:
             _check_status(status, _NODE_STATUSES, "node")
-        self._write(
+        (self._defer if defer else self._write)(
             _INSERT_NODE,
             (
                 run_id, node, task, attempt, status, cache_hit, cache_key, code_hash,
@@ -389,20 +469,20 @@ class RunStore:
         outputs: Mapping[str, Mapping[str, object]],
         manifest: Mapping[str, object],
         duration: float,
+        defer: bool = False,
     ) -> None:
         """Index outputs under ``key``; concurrent writers of one key: the last one wins."""
         now = time.time()
-        self._write(
-            "INSERT OR REPLACE INTO cache (key, task, outputs, manifest, duration, created,"
-            " created_ts, hits) VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+        (self._defer if defer else self._write)(
+            _CACHE_PUT,
             (key, task, _dumps(outputs), _dumps(manifest), duration, _iso(now), now),
         )
 
-    def cache_hit(self, key: str) -> None:
+    def cache_hit(self, key: str, *, defer: bool = False) -> None:
         """Count a hit, so ``cache ls`` and pruning can tell used entries from dead ones."""
         now = time.time()
-        self._write(
-            "UPDATE cache SET hits = hits + 1, last_used = ?, last_used_ts = ? WHERE key = ?",
+        (self._defer if defer else self._write)(
+            _CACHE_HIT,
             (_iso(now), now, key),
         )
 

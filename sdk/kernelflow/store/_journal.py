@@ -1,0 +1,88 @@
+"""Deferred run-store writes, kept in an append-only file until they are committed.
+
+The engine batches the records of quick tasks into one SQLite transaction (a
+commit costs more than such a task). Until that commit, each record is also
+appended to a journal file, which survives the process being killed (the
+bytes are in the operating system's cache). A later :class:`RunStore` replays
+the journals of dead processes, so a resumed run knows every task that
+finished. Only a power loss before the OS writes the file back can lose them,
+and then the tasks simply run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+class Journal:
+    """This process's journal: one JSON line per deferred statement."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / f"{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+        self._file: IO[str] | None = None
+
+    def append(self, kind: str, params: tuple[Any, ...]) -> None:
+        if self._file is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(json.dumps([kind, list(params)]) + "\n")
+        self._file.flush()  # to the OS: enough to survive os._exit and SIGKILL
+
+    def clear(self) -> None:
+        """Everything journaled is committed: start afresh."""
+        if self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def orphans(directory: Path) -> Iterator[tuple[Path, list[tuple[str, tuple[Any, ...]]]]]:
+    """Claimed journals of dead processes and their statements; unlink each once committed."""
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob("*.jsonl")):
+        pid = int(path.name.split("-", 1)[0]) if path.name.split("-", 1)[0].isdigit() else 0
+        if pid == os.getpid() or _alive(pid):
+            continue
+        claimed = path.with_suffix(f".replaying-{os.getpid()}")
+        try:
+            os.rename(path, claimed)  # one replayer wins
+        except OSError:
+            continue
+        yield claimed, _read(claimed)
+
+
+def _read(path: Path) -> list[tuple[str, tuple[Any, ...]]]:
+    statements = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            kind, params = json.loads(line)
+        except (ValueError, TypeError):
+            break  # a line cut short by the crash: what follows cannot exist
+        statements.append((str(kind), tuple(params)))
+    return statements
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
