@@ -56,6 +56,8 @@ class Executor(ABC):
     """
 
     name: ClassVar[str]
+    workers: int = 1
+    """How many callables run at once; the engine keeps at most this many in flight."""
     crosses_processes: ClassVar[bool] = False
 
     @abstractmethod
@@ -103,6 +105,7 @@ class ThreadingExecutor(Executor):
     name = "threading"
 
     def __init__(self, workers: int) -> None:
+        self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kernelflow")
 
     def submit(
@@ -294,6 +297,7 @@ class DaskExecutor(ProcessExecutor):
     name = "dask"
 
     def __init__(self, workers: int, address: str | None = None) -> None:
+        self.workers = workers
         distributed = _import_distributed()
         self._cluster = None
         if address is None:

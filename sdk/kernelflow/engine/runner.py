@@ -344,7 +344,10 @@ class _Run(MapNodes):
     def _loop(self) -> None:
         while self.ready or self.running or self.delayed:
             self._release_due_retries()
-            while self.ready:
+            # At most one task per worker in flight: a timeout counts from submission,
+            # so a task must not wait in the executor's queue behind busy workers.
+            capacity = max(1, self.engine.executor.workers)
+            while self.ready and len(self.running) < capacity:
                 self._launch(self.ready.popleft(), attempt=1)
             if self.running:
                 self._collect()

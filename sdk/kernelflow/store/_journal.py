@@ -36,10 +36,8 @@ class Journal:
         self._file.flush()  # to the OS: enough to survive os._exit and SIGKILL
 
     def clear(self) -> None:
-        """Everything journaled is committed: start afresh."""
-        if self._file is not None:
-            self._file.seek(0)
-            self._file.truncate()
+        """Everything journaled is committed: nothing is left to replay."""
+        self.close()
 
     def close(self) -> None:
         if self._file is not None:
