@@ -249,8 +249,10 @@ class RunStore:
                 raise
             conn.execute("COMMIT")
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        if self._deferred:  # a reader in this process sees what it wrote
+    def _query(
+        self, sql: str, params: tuple[Any, ...] = (), *, fresh: bool = True
+    ) -> list[dict[str, Any]]:
+        if fresh and self._deferred:  # a reader in this process sees what it wrote
             self.flush()
 
         def action() -> list[dict[str, Any]]:
@@ -458,7 +460,9 @@ class RunStore:
 
     def cache_get(self, key: str) -> dict[str, object] | None:
         """The outputs manifest stored under a cache key, or ``None`` on a miss."""
-        rows = self._query("SELECT * FROM cache WHERE key = ?", (key,))
+        # Not flushing deferred writes first: on the hot path of every cache hit, and
+        # an entry this process has not committed yet is at worst a miss.
+        rows = self._query("SELECT * FROM cache WHERE key = ?", (key,), fresh=False)
         return _cache_dict(rows[0]) if rows else None
 
     def cache_put(
