@@ -98,3 +98,20 @@ def test_a_notebook_without_tasks_says_how_to_make_one() -> None:
 def test_load_notebook_names_the_workflow_from_metadata(tmp_path: Path) -> None:
     path = write(make_notebook(["%%task a\nx = 1"], name="my_flow"), tmp_path / "nb.ipynb")
     assert load_notebook(path).name == "my_flow"
+
+
+def test_papermill_reads_the_same_parameters_and_types_as_we_do(tmp_path: Path) -> None:
+    import papermill
+
+    path = write(make_notebook([
+        ("n: int = 3\nrate: float = 0.5\nlabel = 'x'  # type: str\nflag = True", ["parameters"]),
+        "%%task a\nout: float = n * rate",
+    ]), tmp_path / "params.ipynb")
+    ours = load_notebook(path).parameters
+    theirs = papermill.inspect_notebook(str(path))
+    assert set(ours) == set(theirs) == {"n", "rate", "label", "flag"}
+    for name, declared in ours.items():
+        assert repr(declared.default) == theirs[name]["default"]
+        if theirs[name]["inferred_type_name"] != "None":  # papermill: declared types only
+            assert declared.type_text == theirs[name]["inferred_type_name"]
+    assert theirs["flag"]["inferred_type_name"] == "None" and ours["flag"].type is bool
