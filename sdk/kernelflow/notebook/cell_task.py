@@ -51,20 +51,15 @@ class CellTask(Task):
         return self.analysis.source
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        if self.map_over is None:
+        pieces = self.map_items(inputs)
+        if pieces is None:
             return self._run_once(inputs)
-        items = inputs[self.map_over]
-        if not isinstance(items, (list, tuple)):
-            raise ParameterError(
-                f"task {self.name!r} maps over {self.map_over!r}, which must be a list; "
-                f"got {type(items).__name__}",
-                task=self.name,
-                variable=self.map_over,
-                fix=f"make {self.map_over!r} a list, or drop --map",
-            )
+        # The engine runs map cells in batches (engine/mapping.py); this is the
+        # whole map in one call, for callers outside the engine.
+        item_task, items = pieces
         results: dict[str, list[Any]] = {name: [] for name in self.interface.outputs}
         for item in items:
-            for name, value in self._run_once({**inputs, self.map_over: item}).items():
+            for name, value in item_task.run(item).items():
                 results[name].append(value)
         return results
 
