@@ -46,7 +46,9 @@ def main() -> int:
     print(f"outputs:   in the store {store.home}")
     for row in store.runs.node_executions(result.run_id):
         for name, meta in row["outputs"].items():
-            print(f"  {row['node'] + '.' + name:<24} {meta['artifact']['path']}")
+            path = meta["artifact"]["path"]
+            where = "inline in runs.sqlite (small value)" if path.startswith("inline:") else path
+            print(f"  {row['node'] + '.' + name:<24} {where}")
     print(f"notebook:  {executed} (read it back with kernelflow.read_outputs)")
     print(f"history:   kernelflow runs  |  kernelflow lineage {result.run_id} evaluate")
     return 0
