@@ -103,10 +103,18 @@ def test_load_notebook_names_the_workflow_from_metadata(tmp_path: Path) -> None:
 def test_papermill_reads_the_same_parameters_and_types_as_we_do(tmp_path: Path) -> None:
     import papermill
 
-    path = write(make_notebook([
-        ("n: int = 3\nrate: float = 0.5\nlabel = 'x'  # type: str\nflag = True", ["parameters"]),
-        "%%task a\nout: float = n * rate",
-    ]), tmp_path / "params.ipynb")
+    path = write(
+        make_notebook(
+            [
+                (
+                    "n: int = 3\nrate: float = 0.5\nlabel = 'x'  # type: str\nflag = True",
+                    ["parameters"],
+                ),
+                "%%task a\nout: float = n * rate",
+            ]
+        ),
+        tmp_path / "params.ipynb",
+    )
     ours = load_notebook(path).parameters
     theirs = papermill.inspect_notebook(str(path))
     assert set(ours) == set(theirs) == {"n", "rate", "label", "flag"}
