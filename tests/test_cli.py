@@ -101,3 +101,13 @@ def test_runs_lineage_and_cache_commands(tmp_path: Path) -> None:
     cleared = kernelflow_cli("cache", "clear", "train")
     assert "removed 1 cache entry" in cleared.stdout
     assert "train " not in kernelflow_cli("cache", "ls").stdout
+
+
+def test_a_script_that_fails_to_import_exits_2_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("from kernelflow import task\ndef oops(:\n")
+    (tmp_path / "missing.py").write_text("import not_a_module_kernelflow_test\n")
+    broken = kernelflow_cli("run", "broken.py:wf", cwd=tmp_path)
+    assert broken.returncode == 2 and "'broken.py' line 2 does not parse" in broken.stderr
+    missing = kernelflow_cli("run", "missing.py:wf", cwd=tmp_path)
+    assert missing.returncode == 2 and "ModuleNotFoundError" in missing.stderr
+    assert "Traceback" not in broken.stderr + missing.stderr

@@ -96,8 +96,27 @@ def _import_script(path: Path) -> Any:
         raise TargetError(f"cannot import {str(path)!r} as a Python module", target=str(path))
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # so that tasks in it can be pickled by reference
-    sys.path.insert(0, str(path.parent.absolute()))
-    spec.loader.exec_module(module)
+    folder = str(path.parent.absolute())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # its sibling modules import as they would when run
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        sys.modules.pop(name, None)
+        raise TargetError(
+            f"{str(path)!r} line {error.lineno} does not parse: {error.msg}",
+            target=str(path),
+            line=error.lineno,
+            fix="fix the syntax error (python -m py_compile SCRIPT.py shows it too)",
+        ) from error
+    except Exception as error:
+        sys.modules.pop(name, None)
+        raise TargetError(
+            f"importing {str(path)!r} failed: {type(error).__name__}: {error}",
+            target=str(path),
+            fix="the script's top-level code must run on import; install what it imports, "
+            "or move work into tasks",
+        ) from error
     return module
 
 

@@ -11,6 +11,7 @@ import sys
 from typing import TextIO
 
 from kernelflow.engine.events import Event
+from kernelflow.render import seconds
 
 
 class TextProgress:
@@ -91,13 +92,7 @@ class TextProgress:
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
-        return "?"
-    if value < 1:
-        return f"{value * 1000:.0f} ms"
-    if value < 120:
-        return f"{value:.1f} s"
-    return f"{value / 60:.1f} min"
+    return seconds(value, unknown="?")
 
 
 def _first_line(text: str | None) -> str:

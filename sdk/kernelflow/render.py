@@ -84,9 +84,10 @@ def _box(node_id: str, x: int, y: int, state: str) -> str:
     )
 
 
-def seconds(value: float | None) -> str:
+def seconds(value: float | None, unknown: str = "") -> str:
+    """A duration for people: 12 ms, 3.4 s, 2.5 min."""
     if value is None:
-        return ""
+        return unknown
     if value < 1:
         return f"{value * 1000:.0f} ms"
     return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
