@@ -122,41 +122,55 @@ def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None) -
     return Workflow(fn, name=name)
 
 
-def graph_version(graph: Graph) -> str:
-    """A short, stable hash of what a graph computes (not of its run-time values)."""
+def graph_version(graph: Graph, known: dict[int, str | None] | None = None) -> str:
+    """A short, stable hash of what a graph computes (not of its run-time values).
+
+    ``known`` memoizes constants' hashes by id of their binding, for the run's
+    cache keys to reuse.
+    """
+    known = {} if known is None else known
     parts = []
     for name, spec in graph.params.items():
         parts.append(f"param:{name}:{type_name(spec.type)}:{_const_hash(spec.default)}")
     for node_id in graph.order:
         node = graph.nodes[node_id]
         task = node.task
-        bindings = ",".join(f"{k}<{_binding_text(b)}" for k, b in sorted(node.bindings.items()))
+        bindings = ",".join(
+            f"{k}<{_binding_text(b, known)}" for k, b in sorted(node.bindings.items())
+        )
         parts.append(
             f"node:{node_id}:{task.name}:{task.code_hash}:{task.options.cache_version}:"
             f"{_interface_text(task.interface)}:{bindings}:{sorted(node.after)}"
         )
     for name, binding in graph.outputs.items():
-        parts.append(f"output:{name}<{_binding_text(binding)}")
+        parts.append(f"output:{name}<{_binding_text(binding, known)}")
     return combine(*parts)[:12]
 
 
-def _binding_text(binding: Binding) -> str:
+def _binding_text(binding: Binding, known: dict[int, str | None]) -> str:
     if isinstance(binding, NodeOutput):
         return f"{binding.node}.{binding.output}"
     if isinstance(binding, Param):
         return f"param.{binding.name}"
-    return f"const.{_const_hash(binding.value)}"
+    if id(binding) not in known:
+        known[id(binding)] = _hash_or_none(binding.value)
+    return f"const.{_unhashable_text(binding.value, known[id(binding)])}"
 
 
 def _const_hash(value: Any) -> str:
     if value is REQUIRED:
         return "required"
-    from kernelflow.store.hashing import content_hash
+    return _unhashable_text(value, _hash_or_none(value))
 
-    try:
-        return content_hash(value)
-    except Exception:
-        return f"unhashable-{type(value).__qualname__}"
+
+def _hash_or_none(value: Any) -> str | None:
+    from kernelflow.store.hashing import hash_or_none
+
+    return hash_or_none(value)
+
+
+def _unhashable_text(value: Any, digest: str | None) -> str:
+    return digest if digest is not None else f"unhashable-{type(value).__qualname__}"
 
 
 def _interface_text(interface: Interface) -> str:

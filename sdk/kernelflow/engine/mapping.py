@@ -134,8 +134,8 @@ class MapNodes:
         inputs: Mapping[str, Any],
         hashes: Mapping[str, str | None],
     ) -> None:
-        from kernelflow.engine.runner import hash_or_none
         from kernelflow.store.cache_key import cache_key
+        from kernelflow.store.hashing import hash_or_none
 
         task = state.item_task
         for index, item in enumerate(state.items):
@@ -180,7 +180,7 @@ class MapNodes:
             self._finish_map(attempt, state)
 
     def _cache_item(self, state: MapState, index: int, result: Mapping[str, Any]) -> None:
-        from kernelflow.engine.runner import hash_or_none
+        from kernelflow.store.hashing import hash_or_none
 
         outputs = {}
         for name, value in result.items():

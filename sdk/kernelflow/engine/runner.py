@@ -43,7 +43,7 @@ from kernelflow.graph import Const, Graph, Node, NodeId, NodeOutput, Param
 from kernelflow.interface import type_name
 from kernelflow.store.artifacts import ArtifactRef
 from kernelflow.store.cache_key import cache_key
-from kernelflow.store.hashing import content_hash
+from kernelflow.store.hashing import hash_or_none
 from kernelflow.store.home import Store
 
 if TYPE_CHECKING:
@@ -69,12 +69,15 @@ class GraphTarget:
 
     name: str
     graph: Graph
+    # Hashes of the graph's constants, by id of their binding, shared by the
+    # version and the run's cache keys: a task called on a big frame hashes it once.
+    const_hashes: dict[int, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @functools.cached_property
     def version(self) -> str:
         from kernelflow.workflow import graph_version
 
-        return graph_version(self.graph)
+        return graph_version(self.graph, known=self.const_hashes)
 
 
 @dataclass
@@ -248,14 +251,6 @@ class _Values:
         return self._fixed_hashes[key]
 
 
-def hash_or_none(value: Any) -> str | None:
-    """The content hash of ``value``, or None when it has none (it cannot be cached)."""
-    try:
-        return content_hash(value)
-    except Exception:
-        return None
-
-
 class _Run(MapNodes):
     """The state of one run while it executes; the engine's scheduling loop."""
 
@@ -280,7 +275,8 @@ class _Run(MapNodes):
         self.graph = target.graph
         self.run_id = run_id
         self.force = force
-        self.values = _Values(params)
+        known = getattr(target, "const_hashes", None)
+        self.values = _Values(params, _fixed_hashes=known if known is not None else {})
         self.bus = EventBus(run_id, target.name, engine.listeners)
         chosen = set(selected)
         self.order = selected

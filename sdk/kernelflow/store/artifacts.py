@@ -30,6 +30,7 @@ import hmac
 import io
 import json
 import math
+import mmap
 import os
 import pickle
 import re
@@ -342,7 +343,7 @@ def _read_exact(path: Path, ref: ArtifactRef) -> Any:
             if size != ref.size:
                 state = "truncated" if size < ref.size else "longer than written"
                 raise _integrity_error(ref.path, f"{state} ({size} bytes, expected {ref.size})")
-            data = _read_npy_buffer(file, size) if ref.format == "npy" else file.read()
+            data = _READERS.get(ref.format, _read_all)(file, size)
     except FileNotFoundError as error:
         raise _integrity_error(ref.path, "missing") from error
     except OSError as error:
@@ -350,6 +351,22 @@ def _read_exact(path: Path, ref: ArtifactRef) -> Any:
     if len(data) != size:
         raise _integrity_error(ref.path, f"truncated while being read ({len(data)} of {size})")
     return data
+
+
+def _read_all(file: Any, size: int) -> bytes:
+    return file.read()
+
+
+def _map_file(file: Any, size: int) -> Any:
+    """The file mapped into memory, read-only: Parquet is decoded straight from the page
+    cache, and nothing is copied into a fresh 80 MB ``bytes`` first (whose page faults
+    cost more than decoding). Pre-faulted where the OS allows it."""
+    if size == 0:
+        return b""
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate:
+        return mmap.mmap(file.fileno(), size, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
+    return mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ)
 
 
 def _read_npy_buffer(file: Any, size: int) -> Any:
@@ -365,6 +382,8 @@ def _read_npy_buffer(file: Any, size: int) -> Any:
         got += count
     return buffer
 
+
+_READERS: dict[str, Callable[[Any, int], Any]] = {"npy": _read_npy_buffer, "parquet": _map_file}
 
 # --- formats ----------------------------------------------------------------------------
 
@@ -538,7 +557,9 @@ def _decode_parquet(data: bytes) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(pa.BufferReader(pa.py_buffer(data)))
+    # ParquetFile.read gives one chunk per column (read_table's dataset path cuts
+    # them into batches), which to_pandas then copies once into its block.
+    table = pq.ParquetFile(pa.py_buffer(data)).read(use_pandas_metadata=True)
     frame = table.to_pandas()
     freq = (table.schema.metadata or {}).get(_FREQ_KEY)
     if freq is not None:

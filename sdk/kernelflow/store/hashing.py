@@ -87,6 +87,14 @@ def content_hash(value: object) -> str:
     return walker.hasher.hexdigest()
 
 
+def hash_or_none(value: object) -> str | None:
+    """The content hash of ``value``, or None when it has none (it cannot be cached)."""
+    try:
+        return content_hash(value)
+    except Exception:
+        return None
+
+
 # --- leaves: exact builtin types, encoded as (tag, payload) -----------------------
 
 
