@@ -283,9 +283,12 @@ def test_cache_put_get_hit_and_replace(store: RunStore) -> None:
     assert store.cache_get("k1") is None
     manifest = {"task": "train", "code": "c1", "inputs": {"df": "h1"}, "cache_version": ""}
     store.cache_put("k1", task="train", outputs=_output("model"), manifest=manifest, duration=3.4)
-    store.cache_hit("k1")
-    store.cache_hit("k1")
-    store.cache_hit("missing")  # an entry deleted meanwhile: nothing to count, no error
+    _start(store, "r1")
+    for node in ("a", "b"):  # two hits (one of them deferred), counted from their records
+        _record(
+            store, "r1", node, status="cached", cache_hit=True, cache_key="k1", defer=node == "b"
+        )
+    _record(store, "r1", "c", cache_key="k1")  # the run that filled it: not a hit
 
     entry = store.cache_get("k1")
     assert entry is not None
@@ -483,6 +486,37 @@ def test_a_store_from_a_newer_kernelflow_is_refused(tmp_path: Path) -> None:
         raw.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="upgrade kernelflow"):
         RunStore(path)
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_cache(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite"
+    with sqlite3.connect(path) as raw:  # the cache table as kernelflow 0.1 wrote it
+        raw.execute(
+            "CREATE TABLE cache (key TEXT PRIMARY KEY, task TEXT NOT NULL, outputs TEXT NOT NULL,"
+            " manifest TEXT NOT NULL, duration REAL, created TEXT NOT NULL,"
+            " created_ts REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, last_used TEXT,"
+            " last_used_ts REAL)"
+        )
+        raw.execute(
+            "INSERT INTO cache VALUES ('old', 't', '{}', '{}', 1.0, '2026-01-01', 0.0, 7, NULL,"
+            " NULL)"
+        )
+    with sqlite3.connect(path) as raw:  # the other tables of version 1 are today's
+        from kernelflow.store._schema import _SCHEMA
+
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            if "cache" not in statement.split("(")[0] and "hits" not in statement:
+                raw.execute(statement)
+        raw.execute("PRAGMA user_version = 1")
+
+    with RunStore(path) as store:
+        store.cache_put("new", task="t", outputs={}, manifest={}, duration=1.0)
+        _start(store, "r1")
+        _record(store, "r1", "a", status="cached", cache_hit=True, cache_key="new")
+        assert store.cache_get("old") is not None
+        assert store.cache_get("new")["hits"] == 1  # type: ignore[index]
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_reopening_keeps_the_history(tmp_path: Path) -> None:

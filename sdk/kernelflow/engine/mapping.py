@@ -154,9 +154,9 @@ class MapNodes:
             state.keys[index], state.manifests[index] = key.key, key.manifest
             if self.force:  # type: ignore[attr-defined]
                 continue
-            entry = self.store.runs.cache_get(key.key)  # type: ignore[attr-defined]
-            if entry is not None:
-                loaded = self._load_saved(node, entry["outputs"], what="cached")  # type: ignore[attr-defined]
+            hit = self.store.runs.cache_lookup(key.key)  # type: ignore[attr-defined]
+            if hit is not None:
+                loaded = self._load_saved(node, hit.outputs, what="cached")  # type: ignore[attr-defined]
                 if loaded is not None:
                     state.results[index] = loaded
 

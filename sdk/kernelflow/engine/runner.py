@@ -469,17 +469,15 @@ class _Run(MapNodes):
 
     def _restore(self, node: Node, key: str, provenance: dict[str, dict[str, object]]) -> bool:
         """Bind the outputs of a cache hit; False on a miss or a damaged entry."""
-        entry = self.store.runs.cache_get(key)
-        if entry is None:
+        hit = self.store.runs.cache_lookup(key)
+        if hit is None:
             return False
-        outputs: Mapping[str, Any] = entry["outputs"]  # type: ignore[assignment]
-        if not self._bind_saved(node, outputs, what="cached"):
+        if not self._bind_saved(node, hit.outputs, what="cached"):
             self.store.runs.cache_delete(key=key)
             return False
-        saved = float(entry.get("duration") or 0.0)  # type: ignore[arg-type]
-        self.store.runs.cache_hit(key, defer=True)
-        self._record(node, 1, "cached", key, provenance, outputs, time.time(), 0.0)
-        self._mark_cached(node, key, saved)
+        outputs = hit.outputs_json  # recorded as read, not re-encoded
+        self._record(node, 1, "cached", key, provenance, outputs, time.time(), 0.0)  # type: ignore[arg-type]
+        self._mark_cached(node, key, hit.duration)
         return True
 
     def _restore_finished(
