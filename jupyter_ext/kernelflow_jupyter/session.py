@@ -129,12 +129,11 @@ class Session:
 
     def missing_upstream(self, name: str) -> list[str]:
         """Names the task reads that another registered task produces but that are unset."""
+        unset = [ref for ref in self.cells[name].analysis.refs if ref not in self.shell.user_ns]
+        if not unset:  # the usual case, and then the other cells need not be looked at
+            return []
         produced = {d for other, c in self.cells.items() if other != name for d in c.analysis.defs}
-        return [
-            ref
-            for ref in self.cells[name].analysis.refs
-            if ref in produced and ref not in self.shell.user_ns
-        ]
+        return [ref for ref in unset if ref in produced]
 
     # --- graphs ---------------------------------------------------------------
 

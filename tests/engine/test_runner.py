@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from kernelflow import current_context, task, workflow
 from kernelflow.engine.events import Event
 from kernelflow.errors import TaskFailedError, TaskTimeoutError
 from kernelflow.store.home import open_store
+from kernelflow.store.runs import RunStore
 
 ATTEMPTS: list[int] = []
 
@@ -149,3 +152,34 @@ def test_only_the_named_tasks_and_their_upstream_run() -> None:
     result = kernelflow.run(wf, tasks=["plus_one"])
     assert set(result.tasks) == {"plus_one"}
     assert result.status == "succeeded"
+
+
+RELEASE = threading.Event()
+
+
+@task
+def wait_for_release(n: int) -> int:
+    if not RELEASE.wait(timeout=30):
+        raise TimeoutError("the test never saw the run as running")
+    return n
+
+
+def test_a_run_shows_as_running_to_other_readers_while_its_task_runs(store_home: Path) -> None:
+    """The start of a run is deferred (one commit per quick run), not hidden: another
+    connection sees it while the first task is still running."""
+    RELEASE.clear()
+    runner = threading.Thread(target=lambda: wait_for_release(n=1))
+    runner.start()
+    try:
+        seen = None
+        deadline = time.monotonic() + 20
+        while seen is None and time.monotonic() < deadline:
+            with RunStore(store_home / "runs.sqlite") as reader:  # another connection
+                rows = reader.list_runs()
+            seen = next((r for r in rows if r["workflow"] == "wait_for_release"), None)
+            time.sleep(0.01)
+    finally:
+        RELEASE.set()
+        runner.join()
+    assert seen is not None and seen["status"] == "running"
+    assert kernelflow.runs().iloc[0]["status"] == "succeeded"

@@ -171,6 +171,7 @@ class Engine:
             run_id=run_id or new_run_id(),
             resume=resume,
             attach=attach,
+            new_id=run_id is None,
         )
         return run.execute()
 
@@ -265,8 +266,10 @@ class _Run(MapNodes):
         run_id: str,
         resume: ResumePlan | None = None,
         attach: bool = False,
+        new_id: bool = False,
     ) -> None:
         self.engine = engine
+        self.new_id = new_id
         self.attach = attach
         self.resume = resume
         self.checkpoint_run = resume.root if resume is not None else run_id
@@ -312,8 +315,9 @@ class _Run(MapNodes):
         finally:
             outputs = self._outputs()
             error = self.failures[0] if self.failures else None
-            self.store.runs.flush()
-            if not self.attach:
+            if self.attach:
+                self.store.runs.flush()
+            else:  # with the deferred records, in one transaction
                 self._finish_record(status, error)
             duration = time.perf_counter() - started
             self.bus.emit(
@@ -729,6 +733,7 @@ class _Run(MapNodes):
             environment=environment,
             pid=os.getpid(),
             resumed_from=self.resume.previous if self.resume is not None else None,
+            defer=self.new_id,  # committed with the run's first batch of records
         )
 
     def _finish_record(self, status: RunStatus, error: KernelflowError | None) -> None:

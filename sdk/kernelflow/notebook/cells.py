@@ -81,6 +81,9 @@ def _header_parser() -> _HeaderParser:
 
 def parse_header(line: str, *, cell: str = "cell") -> TaskSpec:
     """``"NAME --cache --retries 2"`` (what follows ``%%task``) to a :class:`TaskSpec`."""
+    bare = line.strip()
+    if _NAME.match(bare):  # the usual header, a name alone: no need for shlex and argparse
+        return TaskSpec(name=bare)
     try:
         words = shlex.split(line)
     except ValueError as error:

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -32,12 +33,18 @@ class Journal:
         if self._file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
+            weakref.finalize(self, self._file.close)  # kept open between batches
         self._file.write(json.dumps([kind, list(params)]) + "\n")
         self._file.flush()  # to the OS: enough to survive os._exit and SIGKILL
 
     def clear(self) -> None:
-        """Everything journaled is committed: nothing is left to replay."""
-        self.close()
+        """Everything journaled is committed: nothing is left to replay.
+
+        The file is emptied, not removed: opening it again for the next batch
+        would cost a quick task more than its own record.
+        """
+        if self._file is not None:
+            self._file.truncate(0)
 
     def close(self) -> None:
         if self._file is not None:

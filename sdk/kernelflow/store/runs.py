@@ -19,12 +19,14 @@ alive in :mod:`kernelflow.store._liveness`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -73,8 +75,14 @@ _CACHE_PUT = (
     "INSERT OR REPLACE INTO cache (key, task, outputs, manifest, duration, created,"
     " created_ts) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_RUN = (
+    "INSERT INTO runs (run_id, workflow, version, status, started, started_ts,"
+    " params, environment, pid, host, boot_id, resumed_from)"
+    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 # The statements that may be deferred, by the name they have in a journal file.
-_DEFERRABLE = {_INSERT_NODE: "node", _CACHE_PUT: "cache_put"}
+_DEFERRABLE = {_INSERT_RUN: "run", _INSERT_NODE: "node", _CACHE_PUT: "cache_put"}
+MAX_DEFER_SECONDS = 0.05  # a deferred write is committed at most this much later
 
 
 class RunStore:
@@ -103,6 +111,8 @@ class RunStore:
         self._deferred: list[tuple[str, tuple[Any, ...]]] = []
         self._deferred_since = 0.0
         self._journal = Journal(self.path.parent / "journal")
+        self._flushing = threading.Lock()  # one batch at a time, in the order deferred
+        self._flusher: _Flusher | None = None
         self._connect()
         self._replay_orphans()
 
@@ -135,6 +145,7 @@ class RunStore:
                 _ABANDONED.append(self._conn)  # closing it here could drop the parent's locks
             self._conn, self._pid, self._lock = None, os.getpid(), threading.Lock()
             self._deferred, self._journal = [], Journal(self.path.parent / "journal")
+            self._flushing, self._flusher = threading.Lock(), None  # threads do not fork
             if not self._closed:
                 self._connect()
         if self._conn is None:
@@ -149,6 +160,8 @@ class RunStore:
             self.flush()
         self._journal.close()
         self._closed = True
+        if self._flusher is not None:
+            self._flusher.stop()
         if self._conn is not None and self._pid != os.getpid():
             _ABANDONED.append(self._conn)  # inherited through fork: the parent's to close
         elif self._conn is not None:
@@ -207,11 +220,16 @@ class RunStore:
 
     def _defer(self, sql: str, params: tuple[Any, ...], *, journal: bool = True) -> None:
         with self._lock:
-            if not self._deferred:
+            first = not self._deferred
+            if first:
                 self._deferred_since = time.monotonic()
             self._deferred.append((sql, params))
             if journal:
                 self._journal.append(_DEFERRABLE[sql], params)
+        if first:  # committed within MAX_DEFER_SECONDS even if the engine is busy
+            if self._flusher is None:
+                self._flusher = _Flusher(self)
+            self._flusher.wake()
 
     def _replay_orphans(self) -> None:
         """Commit what processes that died had journaled but not yet written."""
@@ -226,7 +244,7 @@ class RunStore:
         """How many writes wait for :meth:`flush`."""
         return len(self._deferred)
 
-    def flush_due(self, *, max_age: float = 0.05, max_count: int = 256) -> bool:
+    def flush_due(self, *, max_age: float = MAX_DEFER_SECONDS, max_count: int = 256) -> bool:
         """Whether deferred writes are old or many enough that they should be flushed now."""
         return bool(self._deferred) and (
             len(self._deferred) >= max_count or time.monotonic() - self._deferred_since >= max_age
@@ -236,30 +254,47 @@ class RunStore:
         """Write every deferred record in one transaction.
 
         A commit costs tens of microseconds, more than a tiny task; the engine
-        defers the records of quick tasks and flushes them together, at most
-        ~50 ms later and always when a run ends. A crash can therefore lose the
-        records of the last few milliseconds of quick tasks, which a resume
-        then runs again; records of slower tasks are written at once.
+        defers the start of a run and the records of quick tasks, and they are
+        committed together when the run ends or, by a background thread, at most
+        :data:`MAX_DEFER_SECONDS` after the first of them, whichever is sooner.
+        Until then they are in this process's journal, which survives a crash.
         """
-        with self._lock:
-            pending, self._deferred = self._deferred, []
+        self._flush_with(None)
+
+    def _flush_with(self, last: tuple[str, tuple[Any, ...]] | None) -> int:
+        """Write the deferred records, then ``last``, in one transaction; its row count."""
+        with self._flushing:  # batches taken in order are written in that order
+            with self._lock:
+                pending, self._deferred = self._deferred, []
+            statements = pending if last is None else [*pending, last]
+            if not statements:
+                return 0
+            try:
+                changed = self._retry(functools.partial(self._write_batch, statements))
+            except BaseException:
+                with self._lock:  # not lost: they stay deferred (and journaled)
+                    self._deferred[:0] = pending
+                raise
         if pending:
-            self._retry(functools.partial(self._write_batch, pending))
             with self._lock:
                 if not self._deferred:
                     self._journal.clear()
+        return changed
 
-    def _write_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _write_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+        """The statements in one transaction; the row count of the last one."""
         conn = self._connection()
+        changed = 0
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
-                    conn.execute(sql, params)
+                    changed = conn.execute(sql, params).rowcount
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        return changed
 
     def _query(
         self, sql: str, params: tuple[Any, ...] = (), *, fresh: bool = True
@@ -288,18 +323,21 @@ class RunStore:
         environment: Mapping[str, object],
         pid: int | None = None,
         resumed_from: str | None = None,
+        defer: bool = False,
     ) -> None:
-        """Record a run as ``running``; ``pid`` lets a later reader see that it died."""
+        """Record a run as ``running``; ``pid`` lets a later reader see that it died.
+
+        ``defer`` (for a run id that is new for sure) journals the row and commits
+        it with the run's first batch of records.
+        """
         now = time.time()
         row = (run_id, workflow, version, _iso(now), now, _dumps(params), _dumps(environment))
         host = (pid, self._host, self._boot_id, resumed_from)
+        if defer:
+            self._defer(_INSERT_RUN, row + host)
+            return
         try:
-            self._write(
-                "INSERT INTO runs (run_id, workflow, version, status, started, started_ts,"
-                " params, environment, pid, host, boot_id, resumed_from)"
-                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                row + host,
-            )
+            self._write(_INSERT_RUN, row + host)
         except sqlite3.IntegrityError as exc:
             raise StoreError(
                 f"run {run_id!r} is already in the run store {self.path}",
@@ -316,15 +354,19 @@ class RunStore:
         error: str | None = None,
         outputs: Mapping[str, object] | None = None,
     ) -> None:
-        """Record how a run ended (this also overrides a 'died' verdict made meanwhile)."""
+        """Record how a run ended (this also overrides a 'died' verdict made meanwhile).
+
+        Deferred records are written in the same transaction: one commit, not two.
+        """
         _check_status(status, _RUN_STATUSES, "run")
         now = time.time()
         encoded = None if outputs is None else _dumps(outputs)
-        changed = self._write(
+        finish = (
             "UPDATE runs SET status = ?, finished = ?, finished_ts = ?, error = ?, outputs = ?"
             " WHERE run_id = ?",
             (status, _iso(now), now, error, encoded, run_id),
         )
+        changed = self._flush_with(finish)
         if not changed:
             raise StoreError(
                 f"cannot finish run {run_id!r}: it is not in the run store {self.path}",
@@ -568,3 +610,41 @@ def _check_status(status: str, allowed: frozenset[str], kind: str) -> None:
 
 def _workflow_filter(workflow: str | None) -> tuple[str, tuple[Any, ...]]:
     return ("", ()) if workflow is None else (" WHERE workflow = ?", (workflow,))
+
+
+class _Flusher:
+    """A daemon thread that commits a store's deferred writes at most
+    :data:`MAX_DEFER_SECONDS` after they were deferred, so that a run's start and
+    its quick tasks show up while a long task runs. It holds the store weakly and
+    ends with it."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._event = threading.Event()
+        self._stopped = False
+        store_ref = weakref.ref(store)
+        thread = threading.Thread(
+            target=self._loop, args=(store_ref,), name="kernelflow-flush", daemon=True
+        )
+        thread.start()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._event.set()
+
+    def _loop(self, store_ref: weakref.ref[RunStore]) -> None:
+        while not self._stopped:
+            if not self._event.wait(timeout=5.0):
+                if store_ref() is None:
+                    return
+                continue
+            time.sleep(MAX_DEFER_SECONDS)
+            self._event.clear()
+            store = store_ref()
+            if store is None or self._stopped:
+                return
+            with contextlib.suppress(Exception):  # kept deferred: the engine's flush reports it
+                store.flush()
+            del store
