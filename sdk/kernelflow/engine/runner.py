@@ -744,6 +744,7 @@ class _Run(MapNodes):
             outputs={
                 name: self.values.refs.get(slot, {}) for name, slot in self._output_slots().items()
             },
+            defer=True,  # committed in the background, with the deferred records
         )
 
     def _output_slots(self) -> dict[str, tuple[str, str]]:

@@ -27,24 +27,44 @@ class Journal:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / f"{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
+        self._size = 0
 
     def append(self, kind: str, params: tuple[Any, ...]) -> None:
         if self._file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-            weakref.finalize(self, self._file.close)  # kept open between batches
-        self._file.write(json.dumps([kind, list(params)]) + "\n")
+            self._file = self.path.open("ab")
+            # Kept open between batches; closed with the journal, but not by the
+            # finalizers run at exit, which would come before the stores' last flush.
+            weakref.finalize(self, self._file.close).atexit = False
+        line = (json.dumps([kind, list(params)]) + "\n").encode("utf-8")
+        self._file.write(line)
         self._file.flush()  # to the OS: enough to survive os._exit and SIGKILL
+        self._size += len(line)
 
-    def clear(self) -> None:
-        """Everything journaled is committed: nothing is left to replay.
+    def mark(self) -> int:
+        """Where the journal ends now: what a batch taken now covers."""
+        return self._size
 
-        The file is emptied, not removed: opening it again for the next batch
-        would cost a quick task more than its own record.
+    def drop_until(self, mark: int) -> None:
+        """The lines up to ``mark`` are committed: they must never be replayed.
+
+        Usually that is the whole file, which is emptied (not removed: opening it
+        again for the next batch would cost a quick task more than its record).
+        Lines journaled while the batch was being written are kept.
         """
-        if self._file is not None:
-            self._file.truncate(0)
+        if self._file is None or mark == 0:
+            return
+        tail = b""
+        if self._size > mark:
+            with open(self.path, "rb") as reader:
+                reader.seek(mark)
+                tail = reader.read()
+        self._file.truncate(0)
+        if tail:
+            self._file.write(tail)
+            self._file.flush()
+        self._size = len(tail)
 
     def close(self) -> None:
         if self._file is not None:
@@ -72,7 +92,7 @@ def orphans(directory: Path) -> Iterator[tuple[Path, list[tuple[str, tuple[Any, 
 
 def _read(path: Path) -> list[tuple[str, tuple[Any, ...]]]:
     statements = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             kind, params = json.loads(line)
         except (ValueError, TypeError):

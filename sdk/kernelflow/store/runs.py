@@ -19,6 +19,7 @@ alive in :mod:`kernelflow.store._liveness`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import json
@@ -81,7 +82,17 @@ _INSERT_RUN = (
     " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The statements that may be deferred, by the name they have in a journal file.
-_DEFERRABLE = {_INSERT_RUN: "run", _INSERT_NODE: "node", _CACHE_PUT: "cache_put"}
+_FINISH_RUN = (
+    "UPDATE runs SET status = ?, finished = ?, finished_ts = ?, error = ?, outputs = ?"
+    " WHERE run_id = ?"
+)
+_DEFERRABLE = {
+    _INSERT_RUN: "run",
+    _INSERT_NODE: "node",
+    _CACHE_PUT: "cache_put",
+    _FINISH_RUN: "run_finish",
+}
+_WITH_DEFERRED: weakref.WeakSet[RunStore] = weakref.WeakSet()  # committed at exit
 MAX_DEFER_SECONDS = 0.05  # a deferred write is committed at most this much later
 
 
@@ -110,7 +121,10 @@ class RunStore:
         self._closed = False
         self._deferred: list[tuple[str, tuple[Any, ...]]] = []
         self._deferred_since = 0.0
+        # Deferred cache entries, key -> (outputs JSON, duration), for cache_lookup.
+        self._pending_cache: dict[str, tuple[str, float]] = {}
         self._journal = Journal(self.path.parent / "journal")
+        self._pending = threading.Lock()  # the deferred list and the journal
         self._flushing = threading.Lock()  # one batch at a time, in the order deferred
         self._flusher: _Flusher | None = None
         self._connect()
@@ -145,7 +159,9 @@ class RunStore:
                 _ABANDONED.append(self._conn)  # closing it here could drop the parent's locks
             self._conn, self._pid, self._lock = None, os.getpid(), threading.Lock()
             self._deferred, self._journal = [], Journal(self.path.parent / "journal")
-            self._flushing, self._flusher = threading.Lock(), None  # threads do not fork
+            self._pending_cache = {}
+            self._pending, self._flushing = threading.Lock(), threading.Lock()
+            self._flusher = None  # threads do not survive a fork
             if not self._closed:
                 self._connect()
         if self._conn is None:
@@ -219,7 +235,7 @@ class RunStore:
     # -- deferred writes -------------------------------------------------------------
 
     def _defer(self, sql: str, params: tuple[Any, ...], *, journal: bool = True) -> None:
-        with self._lock:
+        with self._pending:
             first = not self._deferred
             if first:
                 self._deferred_since = time.monotonic()
@@ -229,6 +245,7 @@ class RunStore:
         if first:  # committed within MAX_DEFER_SECONDS even if the engine is busy
             if self._flusher is None:
                 self._flusher = _Flusher(self)
+                _WITH_DEFERRED.add(self)
             self._flusher.wake()
 
     def _replay_orphans(self) -> None:
@@ -264,21 +281,27 @@ class RunStore:
     def _flush_with(self, last: tuple[str, tuple[Any, ...]] | None) -> int:
         """Write the deferred records, then ``last``, in one transaction; its row count."""
         with self._flushing:  # batches taken in order are written in that order
-            with self._lock:
+            with self._pending:
                 pending, self._deferred = self._deferred, []
+                mark = self._journal.mark()
             statements = pending if last is None else [*pending, last]
             if not statements:
                 return 0
             try:
                 changed = self._retry(functools.partial(self._write_batch, statements))
             except BaseException:
-                with self._lock:  # not lost: they stay deferred (and journaled)
+                with self._pending:  # not lost: they stay deferred (and journaled)
                     self._deferred[:0] = pending
                 raise
         if pending:
-            with self._lock:
-                if not self._deferred:
-                    self._journal.clear()
+            with self._pending:
+                self._journal.drop_until(mark)
+                for sql, params in pending:  # the index has them now
+                    if (
+                        sql is _CACHE_PUT
+                        and self._pending_cache.get(params[0], (None,))[0] is params[2]
+                    ):
+                        del self._pending_cache[params[0]]
         return changed
 
     def _write_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
@@ -353,20 +376,23 @@ class RunStore:
         status: RunStatus,
         error: str | None = None,
         outputs: Mapping[str, object] | None = None,
+        defer: bool = False,
     ) -> None:
         """Record how a run ended (this also overrides a 'died' verdict made meanwhile).
 
         Deferred records are written in the same transaction: one commit, not two.
+        ``defer`` (for a run this process started) journals the end instead, to be
+        committed with the deferred records, off the caller's path: in a kernel,
+        after the cell has returned.
         """
         _check_status(status, _RUN_STATUSES, "run")
         now = time.time()
         encoded = None if outputs is None else _dumps(outputs)
-        finish = (
-            "UPDATE runs SET status = ?, finished = ?, finished_ts = ?, error = ?, outputs = ?"
-            " WHERE run_id = ?",
-            (status, _iso(now), now, error, encoded, run_id),
-        )
-        changed = self._flush_with(finish)
+        params = (status, _iso(now), now, error, encoded, run_id)
+        if defer:
+            self._defer(_FINISH_RUN, params)
+            return
+        changed = self._flush_with((_FINISH_RUN, params))
         if not changed:
             raise StoreError(
                 f"cannot finish run {run_id!r}: it is not in the run store {self.path}",
@@ -525,16 +551,18 @@ class RunStore:
 
         The engine's hot path: one narrow SELECT, without the fields of :meth:`cache_get`.
         """
-        # Not flushing deferred writes first: an entry this process has not
-        # committed yet is at worst a miss.
-        conn = self._connection()
-        sql = "SELECT outputs, duration FROM cache WHERE key = ?"
+        # Entries this process has not committed yet are looked up in memory:
+        # flushing here would cost a commit per task.
+        row = self._pending_cache.get(key)
+        if row is None:
+            conn = self._connection()
+            sql = "SELECT outputs, duration FROM cache WHERE key = ?"
 
-        def action() -> tuple[str, float] | None:
-            with self._lock:
-                return conn.execute(sql, (key,)).fetchone()
+            def action() -> tuple[str, float] | None:
+                with self._lock:
+                    return conn.execute(sql, (key,)).fetchone()
 
-        row = self._retry(action)
+            row = self._retry(action)
         if row is None:
             return None
         text, duration = row
@@ -552,10 +580,12 @@ class RunStore:
     ) -> None:
         """Index outputs under ``key``; concurrent writers of one key: the last one wins."""
         now = time.time()
-        (self._defer if defer else self._write)(
-            _CACHE_PUT,
-            (key, task, _dumps(outputs), _dumps(manifest), duration, _iso(now), now),
-        )
+        params = (key, task, _dumps(outputs), _dumps(manifest), duration, _iso(now), now)
+        if not defer:
+            self._write(_CACHE_PUT, params)
+            return
+        self._defer(_CACHE_PUT, params)
+        self._pending_cache[key] = (params[2], duration)
 
     def cache_entries(self, task: str | None = None) -> list[dict]:
         """Cache entries (of ``task``, if given), newest first."""
@@ -568,6 +598,7 @@ class RunStore:
         clauses = [c for c, v in (("task = ?", task), ("key = ?", key)) if v is not None]
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         values = tuple(v for v in (task, key) if v is not None)
+        self.flush()  # entries not yet committed are deleted too
         return self._write(f"DELETE FROM cache{where}", values)
 
     # -- lineage -------------------------------------------------------------------
@@ -648,3 +679,14 @@ class _Flusher:
             with contextlib.suppress(Exception):  # kept deferred: the engine's flush reports it
                 store.flush()
             del store
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """What is still deferred when the interpreter exits is committed, not left to
+    the journal (a process that dies without exiting leaves it to the journal)."""
+    for store in list(_WITH_DEFERRED):
+        if not store._closed:
+            with contextlib.suppress(Exception):
+                store.flush()
+                store._journal.close()  # all committed: nothing to replay
