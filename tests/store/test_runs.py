@@ -547,9 +547,64 @@ def test_deferred_records_survive_a_killed_process(tmp_path: Path) -> None:
                               status="succeeded", cache_hit=False, cache_key=None,
                               code_hash="h", inputs={{}}, outputs={{}}, started=0.0,
                               duration=0.001, defer=True)
+        store.sync()  # what the engine does before running user code
         os._exit(9)  # killed before any flush
     """)
     assert subprocess.run([sys.executable, "-c", code]).returncode == 9
     store = RunStore(db)
     assert [row["node"] for row in store.node_executions("r1")] == ["n0", "n1", "n2"]
     assert list((tmp_path / "home" / "journal").iterdir()) == []
+
+
+def _in_a_process(db: Path, body: str) -> int:
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import os
+        from kernelflow.store.runs import RunStore
+        store = RunStore({str(db)!r})
+        def node(name, defer=True):
+            store.record_node(run_id="r1", node=name, task="t", attempt=1,
+                              status="succeeded", cache_hit=False, cache_key=None,
+                              code_hash="h", inputs={{}}, outputs={{}}, started=0.0,
+                              duration=0.001, defer=defer)
+    """) + textwrap.dedent(body)
+    return subprocess.run([sys.executable, "-c", code]).returncode
+
+
+def test_a_deferred_run_start_and_end_are_committed_at_exit(tmp_path: Path) -> None:
+    db = tmp_path / "home" / "runs.sqlite"
+    body = """
+        store.start_run(run_id="r1", workflow="wf", version="v", params={}, environment={},
+                        defer=True)
+        node("n0")
+        store.finish_run("r1", status="succeeded", defer=True)
+    """  # and the process ends normally, well before the background flush
+    assert _in_a_process(db, body) == 0
+    store = RunStore(db)
+    assert store.get_run("r1")["status"] == "succeeded"  # type: ignore[index]
+    assert [row["node"] for row in store.node_executions("r1")] == ["n0"]
+    assert list((tmp_path / "home" / "journal").iterdir()) == []
+
+
+def test_a_replay_never_repeats_what_a_batch_committed(tmp_path: Path) -> None:
+    """Records journaled while a batch was being committed stay in the journal (and are
+    replayed once); the committed ones are dropped from it."""
+    db = tmp_path / "home" / "runs.sqlite"
+    body = """
+        store.start_run(run_id="r1", workflow="wf", version="v", params={}, environment={})
+        node("n0")
+        mark = store._journal.mark()
+        with store._pending:
+            batch, store._deferred = store._deferred, []
+        node("n1")  # deferred while the batch is being written
+        store._write_batch(batch)
+        store._journal.drop_until(mark)
+        store.sync()
+        os._exit(9)  # n1 is only in the journal
+    """
+    assert _in_a_process(db, body) == 9
+    store = RunStore(db)
+    assert [row["node"] for row in store.node_executions("r1")] == ["n0", "n1"]

@@ -109,6 +109,7 @@ class MapNodes:
             return
         executor = self.engine.executor  # type: ignore[attr-defined]
         timeout = node.task.options.timeout
+        self.store.runs.sync()  # type: ignore[attr-defined]
         for batch in batches(todo, getattr(executor, "workers", 1)):
             if node.id not in self.maps:
                 return  # an earlier batch failed: the node is being retried or has failed

@@ -319,6 +319,7 @@ class _Run(MapNodes):
                 self.store.runs.flush()
             else:  # with the deferred records, in one transaction
                 self._finish_record(status, error)
+            self.store.runs.sync()
             duration = time.perf_counter() - started
             self.bus.emit(
                 "run_finished",
@@ -429,6 +430,7 @@ class _Run(MapNodes):
         if pieces is not None:
             self._launch_map(record, context, pieces[0], pieces[1], inputs, hashes)
             return
+        self.store.runs.sync()  # user code may kill the process: records so far survive
         future = self.engine.executor.submit(
             execute_task, task, inputs, context, timeout=timeout, label=node_id
         )

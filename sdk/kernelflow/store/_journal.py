@@ -38,9 +38,13 @@ class Journal:
             # finalizers run at exit, which would come before the stores' last flush.
             weakref.finalize(self, self._file.close).atexit = False
         line = (json.dumps([kind, list(params)]) + "\n").encode("utf-8")
-        self._file.write(line)
-        self._file.flush()  # to the OS: enough to survive os._exit and SIGKILL
+        self._file.write(line)  # buffered until sync(): one write for a batch of lines
         self._size += len(line)
+
+    def sync(self) -> None:
+        """Hand the journaled lines to the OS: enough to survive ``os._exit`` and SIGKILL."""
+        if self._file is not None:
+            self._file.flush()
 
     def mark(self) -> int:
         """Where the journal ends now: what a batch taken now covers."""
@@ -55,6 +59,7 @@ class Journal:
         """
         if self._file is None or mark == 0:
             return
+        self._file.flush()
         tail = b""
         if self._size > mark:
             with open(self.path, "rb") as reader:
