@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,7 @@ def test_failures_and_wrong_types_are_one_paragraph_naming_the_task(tmp_path: Pa
                 "%%task typed\ncount: int = 'three'",
                 "%%task reads_nothing\nresult = undefined_name + 1",
                 "%%task ok\nfine = 1",
+                "%%task quiet\nfine * 2;",
             ]
         ),
         cwd=tmp_path,
@@ -71,12 +73,17 @@ def test_failures_and_wrong_types_are_one_paragraph_naming_the_task(tmp_path: Pa
     )
     broken = outputs_text(notebook.cells[1])
     assert "ZeroDivisionError" in broken and "task 'broken' failed" in broken
+    [user_error] = [o for o in notebook.cells[1].outputs if o.get("ename") == "ZeroDivisionError"]
+    traceback = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(user_error.traceback))
+    assert "value = 1 / 0" in traceback  # the user's line, as in a cell's traceback
+    assert "kernelflow" not in traceback  # and none of the engine's frames
     typed = outputs_text(notebook.cells[2])
     assert "'typed'" in typed and "'count'" in typed and "expected int" in typed
     assert "str" in typed
     missing = outputs_text(notebook.cells[3])
     assert "'undefined_name'" in missing and "not defined in this kernel" in missing
     assert "ok: ran in" in outputs_text(notebook.cells[4])
+    assert [o.output_type for o in notebook.cells[5].outputs] == ["stream"]  # ';': no value
 
 
 def test_every_example_notebook_runs(tmp_path: Path) -> None:
