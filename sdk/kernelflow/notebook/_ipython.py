@@ -46,6 +46,15 @@ def _transformer() -> object:
     return TransformerManager()
 
 
+def parse_plain(source: str) -> tuple[str, ast.Module | None]:
+    """What :func:`_transform` gives, and its tree when the source was left as it is
+    (plain Python without magic calls): the caller need not parse it again."""
+    tree = _try_parse(source)
+    if tree is not None and "get_ipython()" not in source:
+        return source, tree  # type: ignore[return-value]
+    return _transform(source, 0), None
+
+
 def _transform(source: str, depth: int) -> str:
     if _try_parse(source) is not None:
         # Valid Python is left alone by IPython's transforms (escapes are found by

@@ -74,7 +74,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kernelflow.errors import CellParseError
-from kernelflow.notebook._ipython import PLAIN_MAGICS, _split_lines, _transform
+from kernelflow.notebook._ipython import PLAIN_MAGICS, _split_lines, _transform, parse_plain
 from kernelflow.notebook._scopes import Mutation, _Visitor
 
 __all__ = [
@@ -167,8 +167,8 @@ def analyze_cell(source: str, *, cell: str = "cell", line_offset: int = 0) -> Ce
         The cell is not valid Python after IPython's transformation (or is too
         deeply nested to analyse). It names the cell, the line and its text.
     """
-    text = transform_ipython(source)
-    tree = _parse(text, source, cell, line_offset)
+    text, parsed = parse_plain(source)
+    tree = _parse(text, source, cell, line_offset, parsed)
     visitor = _Visitor(text, line_offset)
     try:
         for stmt in tree.body:
@@ -207,7 +207,9 @@ def _tree_hash(tree: ast.Module) -> str:
     return xxhash.xxh3_128(ast.dump(tree, include_attributes=False).encode()).hexdigest()
 
 
-def _parse(text: str, original: str, cell: str, line_offset: int) -> ast.Module:
+def _parse(
+    text: str, original: str, cell: str, line_offset: int, tree: ast.Module | None = None
+) -> ast.Module:
     """Parse and compile ``text``: what does not compile would fail when the cell runs.
 
     Compiling (with top-level ``await``, which IPython allows) also catches what
@@ -217,7 +219,7 @@ def _parse(text: str, original: str, cell: str, line_offset: int) -> ast.Module:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree = ast.parse(text)
+            tree = ast.parse(text) if tree is None else tree
             flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
             compile(tree, f"<cell {cell}>", "exec", flags=flags, dont_inherit=True)
     except SyntaxError as err:
