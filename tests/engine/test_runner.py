@@ -183,3 +183,10 @@ def test_a_run_shows_as_running_to_other_readers_while_its_task_runs(store_home:
         runner.join()
     assert seen is not None and seen["status"] == "running"
     assert kernelflow.runs().iloc[0]["status"] == "succeeded"
+
+
+def test_run_ids_do_not_collide_in_a_burst() -> None:
+    from kernelflow.engine.runner import new_run_id
+
+    ids = [new_run_id() for _ in range(20_000)]  # ~one second's worth of task calls, many times
+    assert len(set(ids)) == len(ids)

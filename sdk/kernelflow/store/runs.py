@@ -260,6 +260,8 @@ class RunStore:
     def _replay_orphans(self) -> None:
         """Commit what processes that died had journaled but not yet written."""
         statements_of = {kind: sql for sql, kind in _DEFERRABLE.items()}
+        # A journal may end with lines its process committed just before dying.
+        statements_of["run"] = _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1)
         for path, statements in orphans(self._journal.directory):
             known = [(statements_of[k], p) for k, p in statements if k in statements_of]
             self._retry(functools.partial(self._write_batch, known))
