@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     saved_path = os.environ.get("PYTHONPATH")
     _importable_everywhere()
+    _compile_bytecode()
     workdir = Path(tempfile.mkdtemp(prefix="kf-bench-"))
     config = Config(quick=args.quick, repeats=max(1, args.repeat), workdir=workdir)
     started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
@@ -84,6 +85,22 @@ def _importable_everywhere() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+
+
+def _compile_bytecode() -> None:
+    """Write kernelflow's ``.pyc`` files, as any install does, before timing imports.
+
+    An editable install under ``PYTHONDONTWRITEBYTECODE=1`` (as on this machine)
+    never writes them, and then every kernel compiles kernelflow from source: that
+    doubled ``%load_ext`` and blurred every kernel figure.
+    """
+    import compileall
+
+    import kernelflow
+    import kernelflow_jupyter
+
+    for package in (kernelflow, kernelflow_jupyter):
+        compileall.compile_dir(Path(package.__file__).parent, quiet=1)
 
 
 def _restore(name: str, value: str | None) -> None:

@@ -99,6 +99,12 @@ class Timings:
     def medians(self, scale: float = 1.0) -> dict[str, float | None]:
         return {case: self.median(case, scale) for case in self.times}
 
+    def paired_ratios(self, case: str, base: str) -> list[float]:
+        """``case`` / ``base`` in each round: the two ran back to back, so a drift of
+        the machine between rounds cancels out (the medians of each would not)."""
+        pairs = zip(self.times.get(case, []), self.times.get(base, []))
+        return [mine / theirs for mine, theirs in pairs if theirs]
+
 
 def interleaved(cases: Mapping[str, Measure], repeats: int, warmup: int = 1) -> Timings:
     """Run the cases round-robin (A, B, A, B, ...); warm-up rounds are discarded.
