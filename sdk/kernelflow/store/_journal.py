@@ -1,12 +1,15 @@
 """Deferred run-store writes, kept in an append-only file until they are committed.
 
-The engine batches the records of quick tasks into one SQLite transaction (a
-commit costs more than such a task). Until that commit, each record is also
-appended to a journal file, which survives the process being killed (the
-bytes are in the operating system's cache). A later :class:`RunStore` replays
-the journals of dead processes, so a resumed run knows every task that
-finished. Only a power loss before the OS writes the file back can lose them,
-and then the tasks simply run again.
+The engine batches a run's start and end and the records of quick tasks into
+one SQLite transaction (a commit costs more than such a task). Until that
+commit, each record is also appended to this process's journal file; the lines
+are handed to the OS (:meth:`Journal.sync`) before the engine runs user code,
+which may kill the process, and when a run ends. A later :class:`RunStore`
+replays the journals of dead processes, so a resumed run knows every task that
+finished. A committed batch drops exactly its own lines
+(:meth:`Journal.drop_until`), so nothing is replayed twice. Only a power loss
+before the OS writes the file back can lose lines, and then the tasks simply run
+again.
 """
 
 from __future__ import annotations

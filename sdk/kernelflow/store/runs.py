@@ -4,9 +4,12 @@ Why SQLite and not files: run history is queried (newest runs of a workflow, the
 last unfinished run, every attempt of a node) and written from several threads and
 processes at once (parallel runs sharing ``$KERNELFLOW_HOME``). WAL mode lets
 readers and one writer proceed together; ``synchronous=NORMAL`` makes a commit a
-write to the WAL without an fsync, which keeps :meth:`RunStore.record_node` (called
-for every task) to one INSERT whose commit writes two pages. A power cut may lose
-the last commits; neither it nor a killed process corrupts the file.
+write to the WAL without an fsync. Even so a commit costs more than a quick task,
+so the engine defers the records of quick tasks, and a run's start and end: they
+are journaled (:mod:`kernelflow.store._journal`) and committed together by a
+background thread at most :data:`MAX_DEFER_SECONDS` later, or sooner by the next
+read in this process, the record of a slow task, or the interpreter's exit. A power
+cut may lose the last commits; neither it nor a killed process corrupts the file.
 
 Values go in as JSON text; anything JSON cannot encode is stored as its ``repr()``,
 because the store describes runs and must never make one fail.
@@ -282,10 +285,11 @@ class RunStore:
         """Write every deferred record in one transaction.
 
         A commit costs tens of microseconds, more than a tiny task; the engine
-        defers the start of a run and the records of quick tasks, and they are
-        committed together when the run ends or, by a background thread, at most
-        :data:`MAX_DEFER_SECONDS` after the first of them, whichever is sooner.
-        Until then they are in this process's journal, which survives a crash.
+        defers a run's start and end and the records of quick tasks, and they
+        are committed together, by a background thread at most
+        :data:`MAX_DEFER_SECONDS` after the first of them, or sooner by this
+        call (a read in this process makes it first). Until then they are in this
+        process's journal, which survives a crash.
         """
         self._flush_with(None)
 
