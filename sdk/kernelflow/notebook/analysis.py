@@ -67,6 +67,7 @@ What the analysis cannot see
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import textwrap
 import warnings
@@ -167,6 +168,12 @@ def analyze_cell(source: str, *, cell: str = "cell", line_offset: int = 0) -> Ce
         The cell is not valid Python after IPython's transformation (or is too
         deeply nested to analyse). It names the cell, the line and its text.
     """
+    return _analyze(source, cell, line_offset)
+
+
+@functools.lru_cache(maxsize=512)
+def _analyze(source: str, cell: str, line_offset: int) -> CellAnalysis:
+    """Memoized (the result is frozen): re-running a cell does not analyse it again."""
     text, parsed = parse_plain(source)
     tree = _parse(text, source, cell, line_offset, parsed)
     visitor = _Visitor(text, line_offset)
