@@ -63,11 +63,10 @@ class KernelflowMagics(Magics):
         if spec.defer:
             _show_status(f"{spec.name}: registered (--defer)", "pending")
             return
-        exported = self.session.exported
-        in_exported_run = exported is not None and spec.name in exported.pending
-        if exported is not None and in_exported_run:
+        attach_to = self.session.exported_run_of(spec.name)
+        if attach_to is not None:  # a cell of an exported notebook's run
             target = self.session.single_task(spec.name)
-            result = run_target(self.session, target, {}, listeners=[], attach_to=exported.run_id)
+            result = run_target(self.session, target, {}, listeners=[], attach_to=attach_to)
             self.session.exported_task_done(spec.name, result)
         elif self.session.missing_upstream(spec.name):
             # Inputs come from deferred tasks that have not run: run what this task needs.
@@ -78,7 +77,7 @@ class KernelflowMagics(Magics):
             result = run_target(self.session, target, {}, listeners=[])
         task_run = result.tasks[spec.name]
         text = status_text(spec.name, task_run.status, task_run.duration, task_run.saved)
-        if in_exported_run:  # the executed notebook keeps the outputs, for read_outputs()
+        if attach_to is not None:  # the executed notebook keeps the outputs, for read_outputs()
             _show_status(text, task_run.status, _outputs_record(spec.name, result))
         else:
             _show_status(text, task_run.status)

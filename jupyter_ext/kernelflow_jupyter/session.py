@@ -41,17 +41,17 @@ class RegisteredCell:
 class KernelEnvironment:
     """Task bodies run in the user's namespace, as cells do, so their output shows.
 
-    A body that is plain Python is compiled once and run directly: its last
+    The body is the analysis' source, where magics and ``!cmd`` are already
+    calls of ``get_ipython()``: it is compiled once and run directly, its last
     expression goes to the display hook and an error shows IPython's traceback,
     as in a cell, without the ~0.3 ms (in a kernel) of a nested ``run_cell``.
-    A body with IPython syntax (magics, ``!cmd``, top-level ``await``) runs as a
-    nested cell. One difference remains: a bare name that is an automagic (``pwd``
-    alone on a line) is plain Python, so it is a NameError here, as in a script.
+    What does not compile as plain Python (top-level ``await``) runs as a nested
+    cell. One difference remains: a bare name that is an automagic (``pwd`` alone
+    on a line) is plain Python, so it is a NameError here, as in a script.
     """
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
-        self._compiled: dict[tuple[str, int, int], _Compiled | None] = {}
 
     def namespace(self) -> dict[str, Any]:
         return self.shell.user_ns
@@ -85,16 +85,10 @@ class KernelEnvironment:
 
     def _compile(self, code: str) -> _Compiled | None:
         """The body as code objects, or None when it needs IPython's transforms."""
-        flags = getattr(self.shell.compile, "flags", 0)
-        number = max(self.shell.execution_count - 1, 0)  # the running cell's, in tracebacks
-        key = (code, flags, number)
-        if key not in self._compiled:
-            if len(self._compiled) > 256:
-                self._compiled.clear()
-            quiet = getattr(self.shell.displayhook, "semicolon_at_end_of_expression", None)
-            shown = not (quiet and quiet(code))  # 'x;' shows nothing, as in a cell
-            self._compiled[key] = _compile_plain(code, self.shell.compile, flags, number, shown)
-        return self._compiled[key]
+        shell = self.shell
+        number = max(shell.execution_count - 1, 0)  # the running cell's, in tracebacks
+        flags = getattr(shell.compile, "flags", 0)
+        return _compile_plain(code, shell.compile, flags, number, shell.displayhook)
 
 
 @dataclass(frozen=True)
@@ -103,24 +97,27 @@ class _Compiled:
     last: types.CodeType | None
 
 
+@functools.lru_cache(maxsize=256)  # a --map cell runs one body for every item
 def _compile_plain(
-    code: str, compiler: Any, flags: int, number: int, shown: bool
+    code: str, compiler: Any, flags: int, number: int, displayhook: Any
 ) -> _Compiled | None:
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return None  # magics, shell escapes, help: a nested cell transforms them
+        return None  # IPython syntax left in the body: a nested cell transforms it
     # Registered with IPython's compiler, so tracebacks show the cell's lines.
     name = compiler.cache(code, number) if hasattr(compiler, "cache") else "<kernelflow task>"
+    quiet = getattr(displayhook, "semicolon_at_end_of_expression", None)
+    shown = not (quiet and quiet(code))  # 'x;' shows nothing, as in a cell
     last = None
     if shown and tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Interactive(body=[tree.body.pop()])
     try:
         body = compile(tree, name, "exec", flags=flags, dont_inherit=True)
-        shown = compile(last, name, "single", flags=flags, dont_inherit=True) if last else None
+        value = compile(last, name, "single", flags=flags, dont_inherit=True) if last else None
     except SyntaxError:  # top-level await, and what only IPython's compiler accepts
         return None
-    return _Compiled(body, shown)
+    return _Compiled(body, value)
 
 
 def is_setup_object(value: Any) -> bool:
@@ -170,6 +167,11 @@ class Session:
         )
         self.exported = ExportedRun(run_id, workflow, version, list(tasks))
         return run_id
+
+    def exported_run_of(self, name: str) -> str | None:
+        """The id of the exported run task ``name`` is still to join, if any."""
+        run = self.exported
+        return run.run_id if run is not None and name in run.pending else None
 
     def exported_task_done(self, name: str, result: RunResult) -> None:
         """Finish the exported run when its last task succeeded, or when one failed."""

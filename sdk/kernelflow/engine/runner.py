@@ -48,6 +48,7 @@ from kernelflow.store.home import Store
 
 if TYPE_CHECKING:
     from kernelflow.engine.resume import ResumePlan
+    from kernelflow.store.runs import Encoded
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
 TaskStatus = Literal["pending", "running", "succeeded", "cached", "failed", "skipped"]
@@ -486,7 +487,7 @@ class _Run(MapNodes):
             self.store.runs.cache_delete(key=key)
             return False
         outputs = hit.outputs_json  # recorded as read, not re-encoded
-        self._record(node, 1, "cached", key, provenance, outputs, time.time(), 0.0)  # type: ignore[arg-type]
+        self._record(node, 1, "cached", key, provenance, outputs, time.time(), 0.0)
         self._mark_cached(node, key, hit.duration)
         return True
 
@@ -695,7 +696,7 @@ class _Run(MapNodes):
         status: str,
         key: str | None,
         inputs: Mapping[str, Mapping[str, object]],
-        outputs: Mapping[str, Mapping[str, object]],
+        outputs: Mapping[str, Mapping[str, object]] | Encoded,
         started: float,
         duration: float,
         error: str | None = None,

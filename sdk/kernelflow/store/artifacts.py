@@ -186,11 +186,7 @@ class ArtifactStore:
             raise _integrity_error(ref.path, "corrupted (its checksum does not match)")
         if ref.format == "pickle":
             self._verify(ref, data)
-        try:
-            return _DECODERS[ref.format](data)
-        except Exception as error:
-            reason = f"unreadable ({type(error).__name__}: {error})"
-            raise _integrity_error(ref.path, reason) from error
+        return _decode(ref, data)
 
     def exists(self, ref: ArtifactRef) -> bool:
         """Whether the file is there with the right size (its bytes are checked by ``get``)."""
@@ -218,11 +214,7 @@ class ArtifactStore:
         if len(data) != ref.size or xxhash.xxh3_128_hexdigest(data) != ref.checksum:
             raise _integrity_error(ref.path, "corrupted (its checksum does not match)")
         self._verify(ref, data)
-        try:
-            return _DECODERS[ref.format](data)
-        except Exception as error:
-            reason = f"unreadable ({type(error).__name__}: {error})"
-            raise _integrity_error(ref.path, reason) from error
+        return _decode(ref, data)
 
     def _path_of(self, ref: ArtifactRef) -> Path:
         """The file of ``ref``, refusing paths that are not this store's own layout."""
@@ -353,6 +345,15 @@ def _read_exact(path: Path, ref: ArtifactRef) -> Any:
     return data
 
 
+def _decode(ref: ArtifactRef, data: Any) -> object:
+    """The value of verified bytes; a decoder that fails means a damaged artifact."""
+    try:
+        return _DECODERS[ref.format](data)
+    except Exception as error:
+        reason = f"unreadable ({type(error).__name__}: {error})"
+        raise _integrity_error(ref.path, reason) from error
+
+
 def _read_all(file: Any, size: int) -> bytes:
     return file.read()
 
@@ -360,7 +361,9 @@ def _read_all(file: Any, size: int) -> bytes:
 def _map_file(file: Any, size: int) -> Any:
     """The file mapped into memory, read-only: Parquet is decoded straight from the page
     cache, and nothing is copied into a fresh 80 MB ``bytes`` first (whose page faults
-    cost more than decoding). Pre-faulted where the OS allows it."""
+    cost more than decoding). Pre-faulted where the OS allows it. Mapping is safe
+    because artifact files are never rewritten: a new value is a new file, renamed
+    into place (only a file cut short by hand while being read could fault)."""
     if size == 0:
         return b""
     populate = getattr(mmap, "MAP_POPULATE", 0)

@@ -53,7 +53,7 @@ from kernelflow.store._schema import (
     _node_dict,
 )
 
-__all__ = ["SCHEMA_VERSION", "NodeStatus", "RunStatus", "RunStore"]
+__all__ = ["SCHEMA_VERSION", "CacheHit", "Encoded", "NodeStatus", "RunStatus", "RunStore"]
 
 RunStatus = Literal["running", "succeeded", "failed", "interrupted", "died"]
 NodeStatus = Literal["running", "succeeded", "cached", "failed", "skipped"]
@@ -71,7 +71,7 @@ class CacheHit(NamedTuple):
     the duration of the run that produced them (what the hit saves)."""
 
     outputs: dict[str, dict[str, Any]]
-    outputs_json: str
+    outputs_json: Encoded
     duration: float
 
 
@@ -497,7 +497,7 @@ class RunStore:
         cache_key: str | None,
         code_hash: str,
         inputs: Mapping[str, Mapping[str, object]],
-        outputs: Mapping[str, Mapping[str, object]],
+        outputs: Mapping[str, Mapping[str, object]] | Encoded,
         started: float,
         duration: float,
         error: str | None = None,
@@ -507,7 +507,8 @@ class RunStore:
 
         Committing each attempt is what lets ``resume`` trust every succeeded row
         after a crash. ``defer`` queues the row for the next :meth:`flush`
-        instead (the engine does so for quick tasks).
+        instead (the engine does so for quick tasks). ``outputs`` may be JSON
+        already (:class:`CacheHit.outputs_json`), stored as it is.
         """
         if status not in _NODE_STATUSES:
             _check_status(status, _NODE_STATUSES, "node")
