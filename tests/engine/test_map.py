@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import kernelflow
-from kernelflow import map_task, task, workflow
+from kernelflow import current_context, map_task, task, workflow
 from kernelflow.engine.events import Event
 from kernelflow.engine.mapping import batches
 from kernelflow.errors import TaskFailedError
@@ -91,3 +91,58 @@ def test_a_notebook_map_cell_runs_per_item_in_order() -> None:
     assert result.outputs == {"upper": ["KIWI", "FIG", "BANANA"], "best": 6}
     again = kernelflow.run(notebook, {"words": ["kiwi", "plum"]})
     assert again.outputs["best"] == 4
+
+
+# --- checkpoints: each item has its own (issue 16, finding 2) ----------------------
+
+
+@task
+def train_from_seed(seed: int) -> int:
+    """Three epochs, checkpointed after each: a restored state must be this item's own."""
+    checkpoint = current_context().checkpoint
+    state = checkpoint.restore() or {"epoch": 0, "acc": seed}
+    for epoch in range(state["epoch"], 3):
+        state = {"epoch": epoch + 1, "acc": state["acc"] + 10 ** (epoch + 1)}
+        checkpoint.save(state)
+    return state["acc"]
+
+
+@workflow
+def train_seeds(seeds: list[int]) -> list[int]:
+    return map_task(train_from_seed)(seed=seeds)
+
+
+@pytest.mark.parametrize(
+    "parallel,backend",
+    [(1, "loky"), (2, "threading"), (4, "threading"), (2, "loky"), (2, "dask")],
+)
+def test_checkpointing_items_of_a_map_each_get_their_own_state(parallel: int, backend: str) -> None:
+    seeds = [1, 2, 3, 4, 5, 6]
+    result = kernelflow.run(train_seeds, {"seeds": seeds}, parallel=parallel, backend=backend)
+    assert result.outputs["o0"] == [seed + 1110 for seed in seeds]
+
+
+EPOCHS_RUN: list[tuple[int, int]] = []
+
+
+@task(retries=1)
+def train_and_crash_once(seed: int) -> int:
+    """Like train_from_seed, but seed 2 dies in its second epoch on the first attempt."""
+    context = current_context()
+    state = context.checkpoint.restore() or {"epoch": 0, "acc": seed}
+    for epoch in range(state["epoch"], 3):
+        if seed == 2 and epoch == 1 and context.attempt == 1:
+            raise RuntimeError("worker lost")
+        EPOCHS_RUN.append((seed, epoch + 1))
+        state = {"epoch": epoch + 1, "acc": state["acc"] + 10 ** (epoch + 1)}
+        context.checkpoint.save(state)
+    return state["acc"]
+
+
+def test_a_retried_map_item_resumes_from_its_own_checkpoint() -> None:
+    EPOCHS_RUN.clear()
+    assert map_task(train_and_crash_once)(seed=[1, 2, 3]) == [1111, 1112, 1113]
+    first_attempt = [(1, 1), (1, 2), (1, 3), (2, 1)]
+    # The retry: seed 1 restores its finished state, seed 2 continues at epoch 2.
+    second_attempt = [(2, 2), (2, 3), (3, 1), (3, 2), (3, 3)]
+    assert first_attempt + second_attempt == EPOCHS_RUN

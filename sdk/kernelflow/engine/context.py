@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import secrets
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,12 @@ from kernelflow.errors import IntegrityError, KernelflowError
 
 
 class Checkpoint:
-    """The latest saved state of one node in one run, stored like any artifact."""
+    """The latest saved state of one node (or one item of a map node) in one run.
+
+    The state is stored like any artifact; a small JSON pointer file names it.
+    Each item of a map node has its own pointer (``node[3].json``): items of one
+    node run concurrently and each resumes from its own state, never a sibling's.
+    """
 
     def __init__(self, store_root: str | os.PathLike[str], run_id: str, node: str) -> None:
         self.store_root = str(store_root)
@@ -40,7 +46,10 @@ class Checkpoint:
 
         ref = ArtifactStore(self.store_root).put(obj)
         self.pointer.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.pointer.with_suffix(f".{os.getpid()}.tmp")
+        # Unique per writer: threads of one process must not share a temp file.
+        temporary = self.pointer.with_name(
+            f".{self.pointer.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        )
         temporary.write_text(json.dumps(ref.to_dict()))
         os.replace(temporary, self.pointer)
 
@@ -60,7 +69,9 @@ class ExecutionContext:
     """The run a task attempt belongs to. ``attempt`` counts from 1.
 
     ``checkpoint_run`` is the first run of a resume chain: a resumed run sees the
-    checkpoints its predecessors saved.
+    checkpoints its predecessors saved. ``item`` is the index of the element a
+    map node's item runs on (None for a plain node); it gives the item a
+    checkpoint of its own.
     """
 
     run_id: str
@@ -69,10 +80,12 @@ class ExecutionContext:
     attempt: int
     store_root: str
     checkpoint_run: str = ""
+    item: int | None = None
 
     @property
     def checkpoint(self) -> Checkpoint:
-        return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, self.node)
+        slot = self.node if self.item is None else f"{self.node}[{self.item}]"
+        return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, slot)
 
 
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kernelflow.engine.context import ExecutionContext
@@ -29,11 +29,15 @@ def execute_batch(
     indexes: Sequence[int],
     context: ExecutionContext,
 ) -> list[dict[str, Any]]:
-    """Run ``task`` once per item; a failure names the item's index in the map."""
+    """Run ``task`` once per item; a failure names the item's index in the map.
+
+    Each item runs with its own context (``item=index``), so its checkpoint is
+    its own: items never restore each other's state.
+    """
     results = []
     for index, item in zip(indexes, items):
         try:
-            results.append(execute_task(task, item, context))
+            results.append(execute_task(task, item, replace(context, item=index)))
         except KernelflowError as error:
             raise TaskFailedError(
                 f"map task {context.node!r} failed at item [{index}]: {error.message}",
