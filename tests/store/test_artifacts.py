@@ -329,7 +329,7 @@ else:
 store = ArtifactStore(root)
 time.sleep(max(0.0, start - time.time()))
 ref = store.put(value)
-print(json.dumps({"ref": ref.to_dict(), "key": store._secret().hex()}))
+print(json.dumps({"ref": ref.to_dict(), "key": store._signing_key().hex()}))
 """
 
 

@@ -60,44 +60,89 @@ def _as_json(value: Any) -> Any:
     return None
 
 
-def read_outputs(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Every task output recorded in an executed notebook, by name."""
+def read_outputs(
+    path: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Every task output recorded in an executed notebook, by name.
+
+    A notebook may come from anyone, so nothing in it decides what is trusted
+    (see "Trust model" in the README). JSON values kept inline are read from
+    the notebook itself. Every other value is read from ``store``, the store
+    the caller names (default: ``$KERNELFLOW_HOME`` or ``./.kernelflow``), and
+    verified with that store's own key; the notebook's record only says which
+    artifact. A record that says it ran against another store is refused,
+    and reading creates no store and no key.
+
+    Raises
+    ------
+    KernelflowError
+        A record names another store, or the store does not hold the value.
+    IntegrityError
+        The value is not intact, or is a pickle this store did not sign.
+    """
     import nbformat
 
+    from kernelflow.store.home import default_home
+
+    home = Path(store).absolute() if store is not None else default_home()
     notebook = nbformat.read(Path(path), as_version=4)
     values: dict[str, Any] = {}
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             record = output.get("data", {}).get(MIMETYPE)
-            if record is not None:
-                values.update(_load_record(record, path))
+            if isinstance(record, Mapping):
+                values.update(_load_record(record, path, home))
     return values
 
 
-def _load_record(record: Mapping[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+def _load_record(record: Mapping[str, Any], path: str | os.PathLike[str], home: Path) -> dict:
     values = {}
-    for name, entry in record.get("outputs", {}).items():
+    outputs = record.get("outputs")
+    for name, entry in (outputs if isinstance(outputs, Mapping) else {}).items():
+        if not isinstance(entry, Mapping):
+            continue
         if "value" in entry:
             values[name] = entry["value"]
         elif entry.get("artifact"):
-            values[name] = _load_artifact(record, name, entry, path)
+            values[name] = _load_artifact(record, name, entry, path, home)
     return values
 
 
 def _load_artifact(
-    record: Mapping[str, Any], name: str, entry: Mapping[str, Any], path: str | os.PathLike[str]
+    record: Mapping[str, Any],
+    name: str,
+    entry: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    home: Path,
 ) -> Any:
     from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
 
-    store = record.get("store") or ""
-    if not Path(store).is_dir():
+    where = f"output {name!r} of task {record.get('task')!r} in {os.fspath(path)!r}"
+    recorded = record.get("store")
+    if not isinstance(recorded, str) or not _same_directory(recorded, home):
         raise KernelflowError(
-            f"output {name!r} of task {record.get('task')!r} in {os.fspath(path)!r} is kept in "
-            f"the store {store!r}, which is not on this machine",
+            f"{where} is kept in the store {recorded!r}, not in {str(home)!r}; values are "
+            "read only from the store you name, never from one a notebook names",
             variable=name,
-            fix="read the notebook where it ran, or set KERNELFLOW_HOME to a copy of that store",
+            fix="if that store is yours, pass it: read_outputs(path, store=...) or set "
+            "KERNELFLOW_HOME to it",
         )
-    return ArtifactStore(store).get(ArtifactRef.from_dict(entry["artifact"]))
+    artifact = entry["artifact"]
+    inline = isinstance(artifact, Mapping) and artifact.get("inline")
+    if not inline and not (home / "artifacts").is_dir():
+        raise KernelflowError(
+            f"{where} is kept in the store {str(home)!r}, which does not hold it",
+            variable=name,
+            fix="read the notebook where it ran, or name a copy of that store with store=...",
+        )
+    return ArtifactStore(home).get(ArtifactRef.from_dict(artifact))
+
+
+def _same_directory(recorded: str, home: Path) -> bool:
+    try:
+        return Path(recorded).resolve() == home.resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def write_executed_copy(

@@ -235,14 +235,29 @@ class ArtifactStore:
                 raise _store_error(self.root, error) from error
             self._root_ready = True
 
-    def _secret(self) -> bytes:
+    def _signing_key(self) -> bytes:
+        """The key to sign with: made on the first write of a pickle to this store."""
         if self._key is None:
             self._ensure_root()
             self._key = load_or_create_key(self.root / KEY_FILE)
         return self._key
 
+    def _verifying_key(self) -> bytes | None:
+        """The key to verify with, or None: reading never creates a key (nor the store).
+
+        A store without a key has signed nothing, so every pickle offered to it
+        is foreign; making a key here would let a directory that came from
+        elsewhere (a notebook's "store") look like a store of ours.
+        """
+        if self._key is None:
+            path = self.root / KEY_FILE
+            if not path.exists():
+                return None
+            self._key = _read_key(path)
+        return self._key
+
     def _sign(self, chunks: Sequence[Chunk]) -> str:
-        mac = hmac.new(self._secret(), digestmod=hashlib.sha256)
+        mac = hmac.new(self._signing_key(), digestmod=hashlib.sha256)
         for chunk in chunks:
             mac.update(chunk)
         return mac.hexdigest()
@@ -250,7 +265,10 @@ class ArtifactStore:
     def _verify(self, ref: ArtifactRef, data: Chunk) -> None:
         if not ref.signature:
             raise _integrity_error(ref.path, "an unsigned pickle")
-        expected = hmac.digest(self._secret(), data, "sha256").hex()
+        key = self._verifying_key()
+        if key is None:
+            raise _integrity_error(ref.path, "a pickle signed by a key this store does not have")
+        expected = hmac.digest(key, data, "sha256").hex()
         if not hmac.compare_digest(expected, ref.signature):
             raise _integrity_error(ref.path, "a pickle whose signature does not match this store")
 
@@ -287,7 +305,15 @@ def load_or_create_key(path: Path) -> bytes:
 def _read_key(path: Path, wait: float = 2.0) -> bytes:
     deadline = time.monotonic() + wait
     while True:
-        key = path.read_bytes()
+        try:
+            key = path.read_bytes()
+        except OSError as error:  # a directory in its place, no permission, ...
+            raise StoreError(
+                f"cannot read the store key {path}: {error.strerror or error}",
+                fix="make it a readable file, or delete it: a new key is made, and "
+                "pickled artifacts signed with the old one are recomputed",
+                path=str(path),
+            ) from error
         if len(key) == KEY_SIZE:
             return key
         if time.monotonic() > deadline:
