@@ -44,7 +44,7 @@ def make_frame(rows: int) -> pd.DataFrame:
 
 
 def run(config: Config) -> Section:
-    from kernelflow.store.hashing import content_hash
+    from kernelflow._core.hashing import content_hash
     from kernelflow.store.home import open_store
 
     rows = 10_000 if config.quick else 1_000_000

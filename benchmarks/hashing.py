@@ -40,7 +40,7 @@ def run(config: Config) -> Section:
     import pandas as pd
     import xxhash
 
-    from kernelflow.store.hashing import content_hash
+    from kernelflow._core.hashing import content_hash
 
     rows = 100_000 if config.quick else 10_000_000
     frame = make_frame(rows)

@@ -39,8 +39,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernelflow.errors import DefinitionError, OutputTypeError, ParameterError, SignatureError
-from kernelflow.interface import (
+from kernelflow._core.interface import (
     Interface,
     Schema,
     check_value,
@@ -50,6 +49,7 @@ from kernelflow.interface import (
     parse_parameter,
     type_name,
 )
+from kernelflow.errors import DefinitionError, OutputTypeError, ParameterError, SignatureError
 
 T = TypeVar("T")
 UserId = NewType("UserId", int)
@@ -228,7 +228,7 @@ def test_checking_builtins_does_not_import_pandas_or_numpy() -> None:
         """
         import sys
         from typing import Optional
-        import kernelflow.interface as i
+        import kernelflow._core.interface as i
         before = {m for m in ("pandas", "numpy") if m in sys.modules}
         assert i.check_value([1, "x"], list[int]) is not None
         assert i.check_value(None, Optional[dict[str, float]]) is None

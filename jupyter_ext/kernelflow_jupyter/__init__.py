@@ -12,13 +12,13 @@ _state: dict[int, Any] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    from kernelflow import api
     from kernelflow.errors import KernelflowError
     from kernelflow_jupyter.magics import KernelflowMagics, show_kernelflow_error
-    from kernelflow_jupyter.session import Session
 
     if id(ipython) in _state:
         return
-    session = Session(ipython)
+    session = api.open_kernel_session(ipython)
     ipython.register_magics(KernelflowMagics(ipython, session))
     previous = (ipython.custom_exceptions, getattr(ipython, "CustomTB", None))
     ipython.set_custom_exc((KernelflowError,), show_kernelflow_error)
@@ -26,9 +26,12 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    from kernelflow import api
+
     state = _state.pop(id(ipython), None)
     if state is None:
         return
+    api.close_kernel_session(ipython)
     _, (exceptions, handler) = state
     ipython.magics_manager.magics["cell"].pop("task", None)
     ipython.magics_manager.magics["line"].pop("workflow", None)

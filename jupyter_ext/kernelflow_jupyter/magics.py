@@ -10,12 +10,9 @@ from typing import Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import SVG, display
 
-from kernelflow.engine.params import parse_params
+from kernelflow import api
 from kernelflow.errors import KernelflowError, ParameterError
-from kernelflow.notebook.cells import parse_header
-from kernelflow.notebook.outputs import MIMETYPE, output_record
 from kernelflow.render import dag_svg, status_html, status_text
-from kernelflow_jupyter.session import Session, run_target
 
 
 class _UsageParser(argparse.ArgumentParser):
@@ -31,7 +28,7 @@ def _workflow_parser() -> argparse.ArgumentParser:
     run.add_argument("tasks", nargs="*")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[])
     run.add_argument("--parallel", type=int, default=1)
-    run.add_argument("--backend", default="threading", choices=["threading", "loky", "dask"])
+    run.add_argument("--backend", default="threading", choices=api.BACKENDS)
     run.add_argument("--force", action="store_true")
     resume = commands.add_parser("resume")
     resume.add_argument("run_id", nargs="?", default="last")
@@ -51,34 +48,33 @@ def _workflow_parser() -> argparse.ArgumentParser:
 class KernelflowMagics(Magics):
     """The magics; all state lives in the :class:`Session`."""
 
-    def __init__(self, shell: Any, session: Session) -> None:
+    def __init__(self, shell: Any, session: Any) -> None:
         super().__init__(shell)
         self.session = session
 
     @cell_magic
     def task(self, line: str, cell: str) -> None:
         """``%%task NAME [options]``: run this cell as a task (cached, typed, recorded)."""
-        spec = parse_header(line, cell="this cell")
-        self.session.register(spec, cell)
+        spec = self.session.register_cell(line, cell)
         if spec.defer:
             _show_status(f"{spec.name}: registered (--defer)", "pending")
             return
         attach_to = self.session.exported_run_of(spec.name)
         if attach_to is not None:  # a cell of an exported notebook's run
             target = self.session.single_task(spec.name)
-            result = run_target(self.session, target, {}, listeners=[], attach_to=attach_to)
+            result = self.session.run(target, {}, listeners=[], attach_to=attach_to)
             self.session.exported_task_done(spec.name, result)
         elif self.session.missing_upstream(spec.name):
             # Inputs come from deferred tasks that have not run: run what this task needs.
             target = self.session.workflow()
-            result = run_target(self.session, target, {}, listeners=[], tasks=[spec.name])
+            result = self.session.run(target, {}, listeners=[], tasks=[spec.name])
         else:
             target = self.session.single_task(spec.name)
-            result = run_target(self.session, target, {}, listeners=[])
+            result = self.session.run(target, {}, listeners=[])
         task_run = result.tasks[spec.name]
         text = status_text(spec.name, task_run.status, task_run.duration, task_run.saved)
         if attach_to is not None:  # the executed notebook keeps the outputs, for read_outputs()
-            _show_status(text, task_run.status, _outputs_record(spec.name, result))
+            _show_status(text, task_run.status, api.outputs_record_of(result, spec.name))
         else:
             _show_status(text, task_run.status)
         result.raise_for_status()
@@ -98,10 +94,9 @@ class KernelflowMagics(Magics):
 
     def _run(self, args: argparse.Namespace) -> None:
         target = self.session.workflow()
-        params = parse_params(target.name, target.graph, dict(args.param))
+        params = api.parse_params(target, dict(args.param))
         listener = _progress_listener(self.shell, target)
-        result = run_target(
-            self.session,
+        result = self.session.run(
             target,
             params,
             listeners=[listener],
@@ -115,31 +110,25 @@ class KernelflowMagics(Magics):
     def _resume(self, args: argparse.Namespace) -> None:
         target = self.session.workflow()
         listener = _progress_listener(self.shell, target)
-        result = run_target(self.session, target, {}, listeners=[listener], resume=args.run_id)
+        result = self.session.run(target, {}, listeners=[listener], resume=args.run_id)
         result.raise_for_status()
 
     def _export(self, args: argparse.Namespace) -> Any:
-        from kernelflow.notebook.export import export
-
         source = args.source or self.shell.user_ns.get("__session__")
         if not source or not str(source).endswith(".ipynb"):
             raise ParameterError(
                 "cannot tell which notebook this kernel runs",
                 fix="save the notebook and pass its path: %workflow export --from NOTEBOOK.ipynb",
             )
-        done = export(source, args.out)
+        done = api.export(source, args.out)
         state = "exported" if done.new else "unchanged, already exported"
         print(f"{done.workflow} version {done.version} ({state}): {done.path}")
         return None
 
     def _runs(self, args: argparse.Namespace) -> Any:
-        from kernelflow import api
-
         return api.runs()
 
     def _lineage(self, args: argparse.Namespace) -> Any:
-        from kernelflow import api
-
         last = self.session.last_run
         if last is None or args.name not in last.tasks:
             raise KernelflowError(
@@ -150,17 +139,14 @@ class KernelflowMagics(Magics):
         return api.lineage(last.run_id, args.name)
 
     def _cache(self, args: argparse.Namespace) -> Any:
-        from kernelflow.store.home import open_store
-
-        runs = open_store().runs
         if args.action == "clear":
-            removed = runs.cache_delete(task=args.task)
+            removed = api.cache_clear(args.task)
             print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
             return None
         import pandas as pd
 
-        entries = runs.cache_entries(args.task)
-        columns = ["task", "key", "created", "hits", "duration"]
+        entries = api.cache_entries(args.task)
+        columns = api.CACHE_COLUMNS
         return pd.DataFrame([{c: e.get(c) for c in columns} for e in entries], columns=columns)
 
 
@@ -177,19 +163,8 @@ def _show_status(text: str, state: str, record: dict[str, Any] | None = None) ->
         print(text)
         return
     bundle: dict[str, Any] = {"text/plain": text, "text/html": status_html(text, state)}
-    bundle[MIMETYPE] = record  # what kernelflow.read_outputs() finds in an executed notebook
+    bundle[api.MIMETYPE] = record  # what kernelflow.read_outputs() finds in an executed notebook
     display(bundle, raw=True)
-
-
-def _outputs_record(task: str, result: Any) -> dict[str, Any] | None:
-    from kernelflow.store.home import open_store
-
-    values = result.values.get(task)
-    if not values:
-        return None
-    store = open_store()
-    refs = store.runs.finished_nodes(result.run_id).get(task, {}).get("outputs", {})
-    return output_record(task, str(store.home), values, refs)
 
 
 def _progress_listener(shell: Any, target: Any) -> Any:

@@ -13,8 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kernelflow.engine.events import Event
-from kernelflow.graph import Graph
+from kernelflow.api import Event, Graph
 from kernelflow.render import STATE_COLOURS, dag_svg, seconds
 
 _TEXT_REFRESH_SECONDS = 1.0

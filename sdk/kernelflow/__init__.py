@@ -10,15 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from kernelflow._core.interface import Schema
 from kernelflow._version import __version__
 
 # Imported eagerly (they are light): the names shadow the submodules of the same
-# name, so ``kernelflow.task`` is always the decorator.
+# name, so ``kernelflow._core.task`` is always the decorator.
 from kernelflow.engine.context import current_context
-from kernelflow.interface import Schema
-from kernelflow.map_task import map_task
-from kernelflow.task import task
-from kernelflow.workflow import workflow
+from kernelflow.workflows.map_task import map_task
+from kernelflow.workflows.task import task
+from kernelflow.workflows.workflow import workflow
 
 if TYPE_CHECKING:
     from kernelflow.api import lineage, load_target, run, runs
@@ -70,13 +70,13 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext kernelflow``: loads the Jupyter extension (imported only now)."""
-    from kernelflow_jupyter import load_ipython_extension as load
+    """``%load_ext kernelflow``: loads the Jupyter extension (found only now)."""
+    from kernelflow.notebook.kernel.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from kernelflow_jupyter import unload_ipython_extension as unload
+    from kernelflow.notebook.kernel.extension import unload
 
     unload(ipython)

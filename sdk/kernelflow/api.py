@@ -1,8 +1,9 @@
-"""The Python entry points of DESIGN.md: run, runs, lineage, and friends.
+"""The Python entry points: run, runs, lineage, export, the cache, and the kernel session.
 
 Thin on purpose: each resolves what the user named (a workflow object, a
-``script.py:workflow`` string, a notebook path) and hands it to the engine or
-the store. The CLI is a thin layer over these.
+``script.py:workflow`` string, a notebook path) and hands it to the engine, the
+notebook layer or the store. The CLI, the scheduler and the Jupyter magics call
+these and nothing deeper (``tests/test_layers.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -14,14 +15,57 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kernelflow.engine.backends import get_executor
-from kernelflow.engine.events import Listener
-from kernelflow.engine.runner import Engine, RunResult, RunTarget
-from kernelflow.errors import TargetError
-from kernelflow.store.home import Store, open_store
+from kernelflow._core.describe import describe as _describe
+from kernelflow._core.errors import TargetError
+from kernelflow._core.graph import Graph
+from kernelflow._core.interface import parse_parameter
+from kernelflow.engine.backends import BACKENDS
+from kernelflow.engine.events import Event, Listener
+from kernelflow.engine.launch import run_target
+from kernelflow.engine.params import parse_params as _parse_params
+from kernelflow.engine.runner import RunResult, RunTarget
+from kernelflow.notebook.export import Export, diff, export, versions
+from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs
+from kernelflow.store._liveness import pid_alive
+from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from kernelflow.notebook.kernel.session import Session
+
+__all__ = [
+    "BACKENDS",
+    "CACHE_COLUMNS",
+    "MIMETYPE",
+    "Event",
+    "Export",
+    "Graph",
+    "HOME_ENV",
+    "Listener",
+    "RunResult",
+    "RunTarget",
+    "cache_clear",
+    "cache_entries",
+    "close_kernel_session",
+    "default_home",
+    "describe",
+    "diff",
+    "export",
+    "lineage",
+    "load_target",
+    "open_kernel_session",
+    "output_record",
+    "outputs_record_of",
+    "parse_parameter",
+    "parse_params",
+    "pid_alive",
+    "read_outputs",
+    "run",
+    "runs",
+    "versions",
+    "write_executed_copy",
+]
 
 RUN_COLUMNS = ["run_id", "workflow", "version", "status", "started", "finished"]
 
@@ -47,22 +91,18 @@ def run(
     results. Call ``result.raise_for_status()`` to raise on failure.
     """
     resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
-    opened = _store(store)
-    plan = None
-    if resume is not None:
-        from kernelflow.engine.resume import plan_resume
-
-        plan = plan_resume(opened, resolved, resume, params)
-        params = plan.params
-    # Tasks are passed so that one that cannot leave this process (a cell of a
-    # live kernel) is refused before anything runs, not at its first submit.
-    tasks_to_run = [node.task for node in resolved.graph.nodes.values()]
-    executor = get_executor(backend, parallel, address, tasks=tasks_to_run)
-    engine = Engine(opened, executor=executor, listeners=listeners)
-    try:
-        return engine.run(resolved, params, force=force, targets=tasks, resume=plan)
-    finally:
-        executor.close()
+    return run_target(
+        resolved,
+        params,
+        parallel=parallel,
+        backend=backend,
+        address=address,
+        resume=resume,
+        force=force,
+        tasks=tasks,
+        listeners=listeners,
+        store=store,
+    )
 
 
 def load_target(spec: str | os.PathLike[str]) -> RunTarget:
@@ -121,7 +161,7 @@ def _import_script(path: Path) -> Any:
 
 
 def _workflow_in(module: Any, attribute: str, path: str) -> RunTarget:
-    from kernelflow.workflow import Workflow
+    from kernelflow.workflows.workflow import Workflow
 
     found = getattr(module, attribute, None)
     if isinstance(found, Workflow):
@@ -152,3 +192,65 @@ def lineage(run_id: str, task: str, *, store: Store | str | None = None) -> dict
 
 def _store(store: Store | str | os.PathLike[str] | None) -> Store:
     return store if isinstance(store, Store) else open_store(store)
+
+
+def describe(target: RunTarget) -> str:
+    """The workflow in plain text: parameters, tasks, typed inputs and outputs, edges."""
+    return _describe(target.name, target.graph)
+
+
+def parse_params(target: RunTarget, texts: Mapping[str, str]) -> dict[str, Any]:
+    """``-p NAME VALUE`` texts parsed by each parameter's declared type (never evaluated)."""
+    return _parse_params(target.name, target.graph, texts)
+
+
+CACHE_COLUMNS = ["task", "key", "created", "hits", "duration"]
+
+
+def cache_entries(task: str | None = None, *, store: Store | str | None = None) -> list[dict]:
+    """Cache entries (of ``task``, if given), newest first."""
+    return _store(store).runs.cache_entries(task)
+
+
+def cache_clear(task: str | None = None, *, store: Store | str | None = None) -> int:
+    """Remove the cache entries (of ``task``, if given); return how many."""
+    return _store(store).runs.cache_delete(task=task)
+
+
+def write_executed_copy(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    run_id: str,
+    params: Mapping[str, Any],
+    store: Store | str | None = None,
+) -> Path:
+    """The notebook with what run ``run_id`` made: ``kernelflow run NB --output OUT``."""
+    from kernelflow.notebook.outputs import write_executed_copy as write
+
+    home = str(_store(store).home)
+    return write(source, out, run_id=run_id, params=params, store_home=home)
+
+
+def outputs_record_of(result: RunResult, task: str) -> dict[str, Any] | None:
+    """The outputs record a task cell of an executed notebook displays (for read_outputs)."""
+    values = result.values.get(task)
+    if not values:
+        return None
+    store = open_store()
+    refs = store.runs.finished_nodes(result.run_id).get(task, {}).get("outputs", {})
+    return output_record(task, str(store.home), values, refs)
+
+
+def open_kernel_session(shell: Any) -> Session:
+    """The kernelflow session of an IPython shell (made when the extension loads)."""
+    from kernelflow.notebook.kernel.session import open_session
+
+    return open_session(shell)
+
+
+def close_kernel_session(shell: Any) -> None:
+    """Forget a shell's session (the extension is unloaded)."""
+    from kernelflow.notebook.kernel.session import close_session
+
+    close_session(shell)

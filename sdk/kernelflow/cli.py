@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kernelflow.errors import KernelflowError, TaskError
-from kernelflow.graph import REQUIRED
+from kernelflow.api import BACKENDS
+from kernelflow.errors import KernelflowError, ParameterError, TaskError
 from kernelflow.schedule.cli import add_schedule_commands
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--parallel", type=int, default=1, metavar="N", help="run up to N independent tasks at once"
     )
-    run.add_argument("--backend", default="loky", choices=["loky", "threading", "dask"])
+    run.add_argument("--backend", default="loky", choices=BACKENDS)
     run.add_argument("--address", help="address of a dask.distributed scheduler")
     run.add_argument("--resume", metavar="RUN_ID", help="resume a run (RUN_ID or 'last')")
     run.add_argument("--force", action="store_true", help="ignore cached results")
@@ -119,19 +119,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from kernelflow import api
-    from kernelflow.engine.params import parse_params
     from kernelflow.progress import TextProgress
 
     target = api.load_target(args.target)
     if args.output and getattr(target, "path", None) is None:
-        from kernelflow.errors import ParameterError
-
         raise ParameterError(
             "--output needs a notebook target (NOTEBOOK.ipynb)",
             fix="drop --output for a SCRIPT.py:WORKFLOW target",
         )
     texts = dict(args.param)
-    params = parse_params(target.name, target.graph, texts)
+    params = api.parse_params(target, texts)
     listeners = [] if args.quiet else [TextProgress()]
     result = api.run(
         target,
@@ -155,64 +152,29 @@ def _run(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from kernelflow import api
-    from kernelflow.graph import NodeOutput, Param
-    from kernelflow.interface import type_name
 
     target = api.load_target(args.target)
-    graph = target.graph
-    print(f"workflow {target.name}: {len(graph.nodes)} tasks")
-    for name, spec in graph.params.items():
-        default = "" if spec.default is REQUIRED else f" = {spec.default!r}"
-        print(f"  parameter {name}: {type_name(spec.type)}{default}")
-    for node_id in graph.order:
-        node = graph.nodes[node_id]
-        print(f"  task {node_id}")
-        for name, binding in node.bindings.items():
-            kind = type_name(node.task.interface.inputs.get(name))
-            source = (
-                f"<- {binding.node}.{binding.output}"
-                if isinstance(binding, NodeOutput)
-                else f"<- parameter {binding.name}"
-                if isinstance(binding, Param)
-                else "<- constant"
-            )
-            print(f"    in  {name}: {kind} {source}")
-        for name, kind in node.task.interface.outputs.items():
-            print(f"    out {name}: {type_name(kind)}")
-        for other in node.after:
-            print(f"    after {other}")
-    outputs = ", ".join(
-        f"{n} <- {b.node}.{b.output}" if isinstance(b, NodeOutput) else n
-        for n, b in graph.outputs.items()
-    )
-    print(f"  outputs: {outputs or '(none)'}")
+    print(api.describe(target))
     if args.svg:
         from kernelflow.render import dag_svg
 
         with open(args.svg, "w", encoding="utf-8") as handle:
-            handle.write(dag_svg(graph))
+            handle.write(dag_svg(target.graph))
         print(f"wrote {args.svg}")
     return EXIT_OK
 
 
 def _write_output(args: argparse.Namespace, target: Any, result: Any, params: Any) -> None:
-    from kernelflow.notebook.outputs import write_executed_copy
-    from kernelflow.store.home import open_store
+    from kernelflow import api
 
-    written = write_executed_copy(
-        target.path,
-        args.output,
-        run_id=result.run_id,
-        params=params,
-        store_home=str(open_store().home),
-    )
+    written = api.write_executed_copy(target.path, args.output, run_id=result.run_id, params=params)
     print(f"notebook: {written}")
 
 
 def _export(args: argparse.Namespace) -> int:
-    from kernelflow.notebook.export import export
+    from kernelflow import api
 
-    done = export(args.notebook, args.out)
+    done = api.export(args.notebook, args.out)
     state = "new version" if done.new else "unchanged: this version was exported before"
     print(f"{done.workflow} {done.version} ({state})")
     print(done.path)
@@ -220,9 +182,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _versions(args: argparse.Namespace) -> int:
-    from kernelflow.notebook.export import versions
+    from kernelflow import api
 
-    for record in versions(args.workflow, args.out):
+    for record in api.versions(args.workflow, args.out):
         parent = record["parent"] or "-"
         print(
             f"{record['version']}  {record['created']}  parent {parent}  "
@@ -232,9 +194,9 @@ def _versions(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from kernelflow.notebook.export import diff
+    from kernelflow import api
 
-    changes = diff(args.workflow, args.old, args.new, args.out)
+    changes = api.diff(args.workflow, args.old, args.new, args.out)
     for kind in ("added", "removed", "changed"):
         print(f"{kind}: {', '.join(changes[kind]) or '(none)'}")
     return EXIT_OK
@@ -259,14 +221,13 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from kernelflow.store.home import open_store
+    from kernelflow import api
 
-    runs = open_store().runs
     if args.action == "clear":
-        removed = runs.cache_delete(task=args.task)
+        removed = api.cache_clear(args.task)
         print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
         return EXIT_OK
-    entries = runs.cache_entries(args.task)
+    entries = api.cache_entries(args.task)
     if not entries:
         print("the cache is empty")
     for entry in entries:

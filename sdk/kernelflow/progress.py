@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from kernelflow.engine.events import Event
+from kernelflow.api import Event
 from kernelflow.render import seconds
 
 

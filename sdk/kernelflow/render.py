@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 
-from kernelflow.graph import Graph, NodeId
+from kernelflow.api import Graph
 
 STATE_COLOURS = {
     "pending": "#eeeeee",
@@ -45,8 +45,8 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
     return "".join(parts)
 
 
-def _layout(graph: Graph) -> dict[NodeId, tuple[int, int]]:
-    layer: dict[NodeId, int] = {}
+def _layout(graph: Graph) -> dict[str, tuple[int, int]]:
+    layer: dict[str, int] = {}
     for node_id in graph.order:
         parents = list(graph.nodes[node_id].upstream())
         layer[node_id] = 1 + max((layer[p] for p in parents), default=-1)

@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 import xxhash
 
+from kernelflow._core.hashing import hash_bytes
 from kernelflow.errors import IntegrityError, StoreError
 from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
-from kernelflow.store.hashing import hash_bytes
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 import xxhash
 
+from kernelflow._core.hashing import combine, content_hash, hash_bytes
 from kernelflow.errors import KernelflowError, UnhashableValueError
-from kernelflow.store.hashing import combine, content_hash, hash_bytes
 
 
 def distinct(values: list[Any]) -> bool:
@@ -108,7 +108,7 @@ def test_hashes_do_not_depend_on_the_process() -> None:
     """Cache keys are compared across sessions: str hash randomization must not leak in."""
     script = (
         "import json, pandas as pd;"
-        "from kernelflow.store.hashing import content_hash;"
+        "from kernelflow._core.hashing import content_hash;"
         "values = [{'b': 1, 'a': {'x', 'y', 'z'}}, frozenset({'p', 'q'}),"
         " pd.DataFrame({'s': ['u', 'v'], 'f': [1.5, 2.5]}, index=pd.Index(['i', 'j'], name='k'))];"
         "print(json.dumps([content_hash(v) for v in values]))"

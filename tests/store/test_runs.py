@@ -502,9 +502,9 @@ def test_a_version_1_store_is_migrated_and_keeps_its_cache(tmp_path: Path) -> No
             " NULL)"
         )
     with sqlite3.connect(path) as raw:  # the other tables of version 1 are today's
-        from kernelflow.store._schema import _SCHEMA
+        from kernelflow.store._schema import SCHEMA
 
-        for statement in filter(str.strip, _SCHEMA.split(";")):
+        for statement in filter(str.strip, SCHEMA.split(";")):
             if "cache" not in statement.split("(")[0] and "hits" not in statement:
                 raw.execute(statement)
         raw.execute("PRAGMA user_version = 1")

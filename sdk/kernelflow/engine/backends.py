@@ -35,14 +35,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import BrokenExecutor, Future, InvalidStateError, ThreadPoolExecutor, wait
 from typing import Any, ClassVar
 
-from kernelflow.errors import (
+from kernelflow._core.errors import (
     KernelflowError,
     OutputTypeError,
     ParameterError,
     TaskFailedError,
     TaskTimeoutError,
 )
-from kernelflow.task import Task
+from kernelflow._core.task import Task
 
 
 class Executor(ABC):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelflow.errors import IntegrityError, KernelflowError
+from kernelflow._core.errors import IntegrityError, KernelflowError
 
 
 class Checkpoint:

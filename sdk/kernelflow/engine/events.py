@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from kernelflow.errors import KernelflowWarning
+from kernelflow._core.errors import KernelflowWarning
 
 EventKind = Literal[
     "run_started",

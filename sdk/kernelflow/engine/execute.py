@@ -2,7 +2,7 @@
 
 This is the only code that calls a task's body. It sets ``current_context()``,
 checks the produced values against the declared output types, and turns a
-failure into a picklable :class:`~kernelflow.errors.TaskFailedError` whose
+failure into a picklable :class:`~kernelflow._core.errors.TaskFailedError` whose
 traceback text starts in the user's code, not in the engine.
 """
 
@@ -14,10 +14,10 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
+from kernelflow._core.errors import KernelflowError, OutputTypeError, TaskFailedError
+from kernelflow._core.interface import check_value, type_name
+from kernelflow._core.task import Task
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
-from kernelflow.errors import KernelflowError, OutputTypeError, TaskFailedError
-from kernelflow.interface import check_value, type_name
-from kernelflow.task import Task
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

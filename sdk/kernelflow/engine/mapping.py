@@ -14,10 +14,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kernelflow._core.errors import KernelflowError, TaskFailedError
+from kernelflow._core.task import Task
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.execute import execute_task
-from kernelflow.errors import KernelflowError, TaskFailedError
-from kernelflow.task import Task
 
 _BATCHES_PER_WORKER = 4
 _MAX_BATCH = 2_000
@@ -139,8 +139,8 @@ class MapNodes:
         inputs: Mapping[str, Any],
         hashes: Mapping[str, str | None],
     ) -> None:
-        from kernelflow.store.cache_key import cache_key
-        from kernelflow.store.hashing import hash_or_none
+        from kernelflow._core.cache_key import cache_key
+        from kernelflow._core.hashing import hash_or_none
 
         task = state.item_task
         for index, item in enumerate(state.items):
@@ -185,7 +185,7 @@ class MapNodes:
             self._finish_map(attempt, state)
 
     def _cache_item(self, state: MapState, index: int, result: Mapping[str, Any]) -> None:
-        from kernelflow.store.hashing import hash_or_none
+        from kernelflow._core.hashing import hash_or_none
 
         outputs = {}
         for name, value in result.items():

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kernelflow.errors import ParameterError
-from kernelflow.graph import REQUIRED, Graph
-from kernelflow.interface import check_value, parse_parameter, type_name
+from kernelflow._core.errors import ParameterError
+from kernelflow._core.graph import REQUIRED, Graph
+from kernelflow._core.interface import check_value, parse_parameter, type_name
 
 
 def resolve_params(workflow: str, graph: Graph, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kernelflow.errors import ResumeError
+from kernelflow._core.errors import ResumeError
 
 if TYPE_CHECKING:
     from kernelflow.engine.runner import RunTarget

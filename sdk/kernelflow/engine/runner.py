@@ -23,14 +23,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from kernelflow._version import __version__
-from kernelflow.engine.backends import Executor, SequentialExecutor
-from kernelflow.engine.context import ExecutionContext
-from kernelflow.engine.events import EventBus, Listener
-from kernelflow.engine.execute import execute_task
-from kernelflow.engine.mapping import MapNodes, MapState
-from kernelflow.engine.params import resolve_params
-from kernelflow.errors import (
+from kernelflow._core.cache_key import cache_key
+from kernelflow._core.errors import (
     DefinitionError,
     IntegrityError,
     KernelflowError,
@@ -39,11 +33,18 @@ from kernelflow.errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from kernelflow.graph import Const, Graph, Node, NodeId, NodeOutput, Param
-from kernelflow.interface import type_name
+from kernelflow._core.graph import Const, Graph, Node, NodeId, NodeOutput, Param
+from kernelflow._core.hashing import hash_or_none
+from kernelflow._core.interface import type_name
+from kernelflow._core.version import graph_version
+from kernelflow._version import __version__
+from kernelflow.engine.backends import Executor, SequentialExecutor
+from kernelflow.engine.context import ExecutionContext
+from kernelflow.engine.events import EventBus, Listener
+from kernelflow.engine.execute import execute_task
+from kernelflow.engine.mapping import MapNodes, MapState
+from kernelflow.engine.params import resolve_params
 from kernelflow.store.artifacts import ArtifactRef
-from kernelflow.store.cache_key import cache_key
-from kernelflow.store.hashing import hash_or_none
 from kernelflow.store.home import Store
 
 if TYPE_CHECKING:
@@ -76,8 +77,6 @@ class GraphTarget:
 
     @functools.cached_property
     def version(self) -> str:
-        from kernelflow.workflow import graph_version
-
         return graph_version(self.graph, known=self.const_hashes)
 
 

@@ -17,7 +17,7 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kernelflow.notebook._ipython import PLAIN_MAGICS, _is_get_ipython, _split_lines, _try_parse
+from kernelflow.notebook.kernel.syntax import PLAIN_MAGICS, is_get_ipython, split_lines, try_parse
 
 # Names a cell may read without anything producing them. Single-underscore
 # names are left out: IPython (and gettext) put `_` in builtins, and a cell that
@@ -103,7 +103,7 @@ def _root_name(node: ast.AST) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-class _Visitor(ast.NodeVisitor):
+class Visitor(ast.NodeVisitor):
     """Walks a cell's top-level statements in execution order.
 
     ``defs`` holds the names bound at top level and still bound; ``reads`` maps
@@ -112,7 +112,7 @@ class _Visitor(ast.NodeVisitor):
     """
 
     def __init__(self, source: str, line_offset: int) -> None:
-        self.lines = _split_lines(source)
+        self.lines = split_lines(source)
         self.offset = line_offset
         self.stack = [_Scope("module")]
         self.defs: dict[str, None] = {}
@@ -365,7 +365,7 @@ class _Visitor(ast.NodeVisitor):
         if isinstance(func, ast.Name):
             self._builtin_call(node, func.id)
         elif isinstance(func, ast.Attribute):
-            if _is_get_ipython(func.value):
+            if is_get_ipython(func.value):
                 self.ipython_calls.add(id(func.value))
                 self._ipython_call(node, func.attr)
             elif func.attr in _MUTATORS or _inplace(node) or _torch_inplace(func.attr):
@@ -407,7 +407,7 @@ class _Visitor(ast.NodeVisitor):
         except ValueError:
             pass
         for text in exprs:
-            tree = _try_parse(text.strip(), "eval")
+            tree = try_parse(text.strip(), "eval")
             for name in ast.walk(tree) if tree is not None else ():
                 if isinstance(name, ast.Name):
                     self._load(name.id)

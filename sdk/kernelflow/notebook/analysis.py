@@ -74,9 +74,9 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from kernelflow.errors import CellParseError
-from kernelflow.notebook._ipython import PLAIN_MAGICS, _split_lines, _transform, parse_plain
-from kernelflow.notebook._scopes import Mutation, _Visitor
+from kernelflow._core.errors import CellParseError
+from kernelflow.notebook._scopes import Mutation, Visitor
+from kernelflow.notebook.kernel.syntax import PLAIN_MAGICS, parse_plain, split_lines, transform
 
 __all__ = [
     "PLAIN_MAGICS",
@@ -146,7 +146,7 @@ def transform_ipython(source: str) -> str:
     comment; leading blank lines, which IPython drops, are put back) so that
     errors and mutations point at the user's lines.
     """
-    return _transform(source, 0)
+    return transform(source, 0)
 
 
 def analyze_cell(source: str, *, cell: str = "cell", line_offset: int = 0) -> CellAnalysis:
@@ -176,7 +176,7 @@ def _analyze(source: str, cell: str, line_offset: int) -> CellAnalysis:
     """Memoized (the result is frozen): re-running a cell does not analyse it again."""
     text, parsed = parse_plain(source)
     tree = _parse(text, source, cell, line_offset, parsed)
-    visitor = _Visitor(text, line_offset)
+    visitor = Visitor(text, line_offset)
     try:
         for stmt in tree.body:
             visitor.visit(stmt)
@@ -231,7 +231,7 @@ def _parse(
             compile(tree, f"<cell {cell}>", "exec", flags=flags, dont_inherit=True)
     except SyntaxError as err:
         line = err.lineno or 1
-        ours, theirs = _split_lines(text), _split_lines(original)
+        ours, theirs = split_lines(text), split_lines(original)
         lines = theirs if len(theirs) == len(ours) else ours
         shown = lines[line - 1] if 0 < line <= len(lines) else (err.text or "")
         raise _parse_error(cell, line + line_offset, err.msg, shown.strip()) from None
@@ -254,7 +254,7 @@ def _parse_error(cell: str, line: int, reason: str, text: str) -> CellParseError
     )
 
 
-def _result(visitor: _Visitor, source: str, code_hash: str) -> CellAnalysis:
+def _result(visitor: Visitor, source: str, code_hash: str) -> CellAnalysis:
     """The analysis once the whole cell is walked, when "read later" can be decided.
 
     A name read only inside a function body, or changed there, belongs to

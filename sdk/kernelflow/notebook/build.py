@@ -13,20 +13,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernelflow.errors import (
+from kernelflow._core.errors import (
     DefinitionError,
     DuplicateProducerError,
     KernelflowWarning,
     UndefinedNameError,
 )
-from kernelflow.graph import Binding, Graph, GraphBuilder, Node, NodeId, NodeOutput, Param
-from kernelflow.interface import Interface
+from kernelflow._core.graph import Binding, Graph, GraphBuilder, Node, NodeId, NodeOutput, Param
+from kernelflow._core.interface import Interface
+from kernelflow._core.task import TaskOptions
 from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
 from kernelflow.notebook.cell_task import CellTask
 from kernelflow.notebook.cells import NotebookCell, TaskSpec
 from kernelflow.notebook.environment import Environment
 from kernelflow.notebook.parameters import ParameterDecl
-from kernelflow.task import TaskOptions
 
 
 @dataclass

@@ -7,12 +7,12 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from kernelflow.errors import ParameterError
-from kernelflow.interface import Interface
+from kernelflow._core.errors import ParameterError
+from kernelflow._core.hashing import combine
+from kernelflow._core.interface import Interface
+from kernelflow._core.task import Task, TaskOptions
 from kernelflow.notebook.analysis import CellAnalysis
 from kernelflow.notebook.environment import Environment
-from kernelflow.store.hashing import combine
-from kernelflow.task import Task, TaskOptions
 
 
 class CellTask(Task):
@@ -102,7 +102,7 @@ class CellTask(Task):
 
     @functools.cached_property
     def _fingerprint(self) -> Any:
-        from kernelflow.store.code_hash import references_fingerprint
+        from kernelflow._core.code_hash import references_fingerprint
 
         return references_fingerprint(self.setup_refs, self.environment.namespace())
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kernelflow.errors import CellParseError
+from kernelflow._core.errors import CellParseError
 from kernelflow.notebook.analysis import strip_task_header
 
 CellKind = Literal["parameters", "injected-parameters", "task", "setup"]

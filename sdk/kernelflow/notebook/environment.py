@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from kernelflow.errors import CellParseError, KernelflowError
+from kernelflow._core.errors import CellParseError, KernelflowError
 from kernelflow.notebook.analysis import PLAIN_MAGICS, transform_ipython
 
 

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelflow.errors import KernelflowError
-from kernelflow.graph import NodeOutput
-from kernelflow.interface import type_name
+from kernelflow._core.errors import KernelflowError
+from kernelflow._core.graph import NodeOutput
+from kernelflow._core.hashing import combine
+from kernelflow._core.interface import type_name
 from kernelflow.notebook.analysis import analyze_cell
 from kernelflow.notebook.cells import TaskSpec
 from kernelflow.notebook.load import NotebookWorkflow, load_notebook
-from kernelflow.store.hashing import combine
 
 DEFAULT_OUT = "exports"
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelflow.errors import TargetError
-from kernelflow.graph import Graph
+from kernelflow._core.errors import TargetError
+from kernelflow._core.graph import Graph
+from kernelflow._core.version import graph_version
 from kernelflow.notebook.build import NotebookGraph, build_graph
 from kernelflow.notebook.cells import NotebookCell, classify
 from kernelflow.notebook.environment import ScriptEnvironment, annotation_namespace
@@ -33,8 +34,6 @@ class NotebookWorkflow:
 
     @functools.cached_property
     def version(self) -> str:
-        from kernelflow.workflow import graph_version
-
         return graph_version(self.graph)
 
     def __repr__(self) -> str:

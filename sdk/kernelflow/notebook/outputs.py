@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kernelflow.errors import KernelflowError
+from kernelflow._core.errors import KernelflowError
 
 MIMETYPE = "application/vnd.kernelflow.outputs+json"
 _INLINE_LIMIT = 10_000  # characters of JSON

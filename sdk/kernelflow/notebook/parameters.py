@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kernelflow.errors import CellParseError
+from kernelflow._core.errors import CellParseError
 from kernelflow.notebook.analysis import transform_ipython
 from kernelflow.notebook.cells import NotebookCell
 

@@ -2,7 +2,7 @@
 
 The main CLI (:mod:`kernelflow.cli`) owns the parser and the error rendering; this
 module only adds the subcommands. Handlers return an exit code and print plain
-text; bad input raises :class:`~kernelflow.errors.ParameterError` (exit 2).
+text; bad input raises :class:`~kernelflow._core.errors.ParameterError` (exit 2).
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ def parse_plan_params(texts: dict[str, str], inputs: object) -> dict[str, Any]:
     Without declarations the raw strings are kept (papermill injects them as strings).
     A value whose parsed form JSON cannot hold (a date, a set) is kept as its text.
     """
-    from kernelflow.interface import parse_parameter
+    from kernelflow.api import parse_parameter
 
     declared = _declared_types(inputs)
     if declared is None:
@@ -297,7 +297,7 @@ class PlanStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         if path is None:
-            from kernelflow.store.home import default_home
+            from kernelflow.api import default_home
 
             path = default_home() / SCHEDULES_FILE
         self.path = Path(path).absolute()
@@ -444,11 +444,11 @@ def _tick_condition(before: datetime | None) -> tuple[str, tuple[str, ...]]:
 
 
 def _holder_alive(row: sqlite3.Row) -> bool:
-    from kernelflow.store._liveness import _pid_alive
+    from kernelflow.api import pid_alive
 
     if row["pid"] is None or row["running_since_ts"] is None:
         return False
-    return _pid_alive(int(row["pid"]), float(row["running_since_ts"]))
+    return pid_alive(int(row["pid"]), float(row["running_since_ts"]))
 
 
 def _unknown(name: str) -> KernelflowError:

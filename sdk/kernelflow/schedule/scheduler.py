@@ -110,7 +110,7 @@ def run_with_papermill(
 
 @contextmanager
 def _kernelflow_home(home: Path | None) -> Iterator[None]:
-    from kernelflow.store.home import HOME_ENV
+    from kernelflow.api import HOME_ENV
 
     if home is None:
         yield

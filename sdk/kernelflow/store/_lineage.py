@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kernelflow.errors import KernelflowError
+from kernelflow._core.errors import KernelflowError
 
 
-def _resolve_node(best: Mapping[str, dict], run_id: str, node: str, path: Path) -> str:
+def resolve_node(best: Mapping[str, dict], run_id: str, node: str, path: Path) -> str:
     """The node id ``node`` names: a node id, else the one node running that task."""
     if node in best:
         return node
@@ -35,7 +35,7 @@ def _resolve_node(best: Mapping[str, dict], run_id: str, node: str, path: Path) 
     raise KernelflowError(message, fix=fix, run_id=run_id, node=node, nodes=sorted(best))
 
 
-def _build_lineage(best: Mapping[str, dict], root: str) -> dict[str, object]:
+def build_lineage(best: Mapping[str, dict], root: str) -> dict[str, object]:
     """Lineage dicts for ``root`` and its ancestors, built bottom-up without recursion.
 
     Deep chains would overflow Python's recursion limit; a diamond's shared

@@ -17,7 +17,7 @@ _PID_REUSE_SLACK = 10.0  # a process started this long after its run cannot be i
 
 
 @functools.cache
-def _boot_id() -> str | None:
+def boot_id() -> str | None:
     """This boot of this machine (Linux); a run from an earlier boot is certainly dead."""
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
@@ -49,7 +49,7 @@ def _proc_status(pid: int) -> tuple[str, float] | None:
         return None
 
 
-def _pid_alive(pid: int, since: float) -> bool:
+def pid_alive(pid: int, since: float) -> bool:
     """Whether the process that started a run at ``since`` still runs (POSIX only).
 
     A zombie is dead, and so is a process that started well after the run: its

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kernelflow.errors import StoreError
+from kernelflow._core.errors import StoreError
 
 SCHEMA_VERSION = 2
 _ENCODE = json.JSONEncoder(default=repr).encode  # for values plain JSON refuses
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, version TEXT NOT NULL,
     status TEXT NOT NULL, started TEXT NOT NULL, started_ts REAL NOT NULL,
@@ -53,7 +53,7 @@ _MIGRATIONS: dict[int, str] = {
     " WHERE cache_hit = 1",
 }
 # A cache entry with its use: hits and last use come from the nodes that hit it.
-_CACHE_COLUMNS = (
+CACHE_COLUMNS = (
     "key, task, outputs, manifest, duration, created,"
     " (SELECT COUNT(*) FROM node_executions n WHERE n.cache_key = cache.key"
     " AND n.cache_hit = 1) AS hits,"
@@ -61,18 +61,18 @@ _CACHE_COLUMNS = (
     " AND n.cache_hit = 1) AS last_used"
 )
 
-_INSERT_NODE = (
+INSERT_NODE = (
     "INSERT INTO node_executions (run_id, node, task, attempt, status, cache_hit, cache_key,"
     " code_hash, inputs, outputs, started, started_ts, duration, error)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_NODE_COLUMNS = (
+NODE_COLUMNS = (
     "run_id, node, task, attempt, status, cache_hit, cache_key, code_hash, inputs, outputs,"
     " started, started_ts, duration, error"
 )
 
 
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Create the tables once; refuse a file written by a newer kernelflow."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
@@ -88,7 +88,7 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     try:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         if current == 0:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
+            for statement in filter(str.strip, SCHEMA.split(";")):
                 conn.execute(statement)
         else:
             for step in range(current, SCHEMA_VERSION):
@@ -101,7 +101,7 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
-def _iso(timestamp: float) -> str:
+def iso(timestamp: float) -> str:
     """ISO-8601 UTC with milliseconds; the seconds part is cached, as calls come in bursts."""
     seconds = int(timestamp // 1)
     return f"{_iso_second(seconds)}.{int((timestamp - seconds) * 1000):03d}+00:00"
@@ -117,7 +117,7 @@ class Encoded(str):
     index, go into its node record without a decode/encode round trip."""
 
 
-def _dumps(value: object) -> str:
+def dumps(value: object) -> str:
     if isinstance(value, Encoded):
         return value
     try:
@@ -142,18 +142,18 @@ def _jsonable(value: object, depth: int) -> object:
     return repr(value)
 
 
-def _loads(text: str | None) -> Any:
+def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _node_dict(row: dict[str, Any]) -> dict[str, Any]:
+def node_dict(row: dict[str, Any]) -> dict[str, Any]:
     row["cache_hit"] = bool(row["cache_hit"])
     row["inputs"] = json.loads(row["inputs"])
     row["outputs"] = json.loads(row["outputs"])
     return row
 
 
-def _cache_dict(row: dict[str, Any]) -> dict[str, object]:
+def cache_dict(row: dict[str, Any]) -> dict[str, object]:
     keys = ("key", "task", "created", "hits", "duration", "last_used")
     entry: dict[str, object] = {k: row[k] for k in keys}
     entry.update(outputs=json.loads(row["outputs"]), manifest=json.loads(row["manifest"]))

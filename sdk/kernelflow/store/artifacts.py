@@ -16,7 +16,7 @@ readers, and concurrent writers of the same value, never see half a file.
 Nothing on disk is trusted. :meth:`ArtifactStore.get` re-computes the checksum
 of the bytes it read, and for pickles checks an HMAC-SHA256 made with the
 store's own key (``secret.key``) *before* unpickling, because unpickling runs
-code. Any mismatch raises :class:`~kernelflow.errors.IntegrityError`; the engine
+code. Any mismatch raises :class:`~kernelflow._core.errors.IntegrityError`; the engine
 then recomputes the value. There is no ``fsync``: a file cut short by a crash is
 caught by the same checks, and costs a recomputation, not a wrong result.
 """
@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import xxhash
 
-from kernelflow.errors import IntegrityError, StoreError
+from kernelflow._core.errors import IntegrityError, StoreError
 
 __all__ = ["ArtifactRef", "ArtifactStore", "Format"]
 

@@ -35,22 +35,22 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from kernelflow.errors import KernelflowError, StoreError
+from kernelflow._core.errors import KernelflowError, StoreError
 from kernelflow.store._journal import Journal, orphans
-from kernelflow.store._lineage import _build_lineage, _resolve_node
-from kernelflow.store._liveness import _boot_id, _pid_alive
+from kernelflow.store._lineage import build_lineage, resolve_node
+from kernelflow.store._liveness import boot_id, pid_alive
 from kernelflow.store._schema import (
-    _CACHE_COLUMNS,
-    _INSERT_NODE,
-    _NODE_COLUMNS,
+    CACHE_COLUMNS,
+    INSERT_NODE,
+    NODE_COLUMNS,
     SCHEMA_VERSION,
     Encoded,
-    _cache_dict,
-    _dumps,
-    _ensure_schema,
-    _iso,
-    _loads,
-    _node_dict,
+    cache_dict,
+    dumps,
+    ensure_schema,
+    iso,
+    loads,
+    node_dict,
 )
 
 __all__ = ["SCHEMA_VERSION", "CacheHit", "Encoded", "NodeStatus", "RunStatus", "RunStore"]
@@ -91,7 +91,7 @@ _FINISH_RUN = (
 )
 _DEFERRABLE = {
     _INSERT_RUN: "run",
-    _INSERT_NODE: "node",
+    INSERT_NODE: "node",
     _CACHE_PUT: "cache_put",
     _FINISH_RUN: "run_finish",
 }
@@ -120,7 +120,7 @@ class RunStore:
         import socket  # lazily: only the constructor needs it, and it is slow to import
 
         self._host = socket.gethostname()
-        self._boot_id = _boot_id()
+        self._boot_id = boot_id()
         self._closed = False
         self._deferred: list[tuple[str, tuple[Any, ...]]] = []
         self._deferred_since = 0.0
@@ -150,7 +150,7 @@ class RunStore:
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            _ensure_schema(conn, self.path)
+            ensure_schema(conn, self.path)
         except BaseException:
             conn.close()
             raise
@@ -369,7 +369,7 @@ class RunStore:
         it with the run's first batch of records.
         """
         now = time.time()
-        row = (run_id, workflow, version, _iso(now), now, _dumps(params), _dumps(environment))
+        row = (run_id, workflow, version, iso(now), now, dumps(params), dumps(environment))
         host = (pid, self._host, self._boot_id, resumed_from)
         if defer:
             self._defer(_INSERT_RUN, row + host)
@@ -402,8 +402,8 @@ class RunStore:
         """
         _check_status(status, _RUN_STATUSES, "run")
         now = time.time()
-        encoded = None if outputs is None else _dumps(outputs)
-        params = (status, _iso(now), now, error, encoded, run_id)
+        encoded = None if outputs is None else dumps(outputs)
+        params = (status, iso(now), now, error, encoded, run_id)
         if defer:
             self._defer(_FINISH_RUN, params)
             return
@@ -469,7 +469,7 @@ class RunStore:
             row = {**row, "status": "died", "error": row["error"] or error}
         run = dict(row)
         for column in ("params", "environment", "outputs"):
-            run[column] = _loads(row[column])
+            run[column] = loads(row[column])
         end = row["finished_ts"]
         run["duration"] = None if end is None else end - row["started_ts"]
         return run
@@ -481,7 +481,7 @@ class RunStore:
     def _is_dead(self, row: Mapping[str, Any]) -> bool:
         if row["boot_id"] and self._boot_id and row["boot_id"] != self._boot_id:
             return True  # the machine rebooted since the run started
-        return not _pid_alive(int(row["pid"]), float(row["started_ts"]))
+        return not pid_alive(int(row["pid"]), float(row["started_ts"]))
 
     # -- node executions -----------------------------------------------------------
 
@@ -514,19 +514,19 @@ class RunStore:
             _check_status(status, _NODE_STATUSES, "node")
         row = (
             run_id, node, task, attempt, status, cache_hit, cache_key, code_hash,
-            _dumps(inputs), _dumps(outputs), _iso(started), started, duration, error,
+            dumps(inputs), dumps(outputs), iso(started), started, duration, error,
         )  # fmt: skip
         if defer:
             # A deferred cache hit is not journaled: were it lost in a crash, the
             # resumed run would only look the cache up again.
-            self._defer(_INSERT_NODE, row, journal=not cache_hit)
+            self._defer(INSERT_NODE, row, journal=not cache_hit)
         else:
-            self._write(_INSERT_NODE, row)
+            self._write(INSERT_NODE, row)
 
     def node_executions(self, run_id: str) -> list[dict]:
         """Every attempt of every node of a run, in the order they were recorded."""
-        sql = f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id = ? ORDER BY id"
-        return [_node_dict(row) for row in self._query(sql, (run_id,))]
+        sql = f"SELECT {NODE_COLUMNS} FROM node_executions WHERE run_id = ? ORDER BY id"
+        return [node_dict(row) for row in self._query(sql, (run_id,))]
 
     def finished_nodes(self, run_id: str) -> dict[str, dict]:
         """Node id -> its last succeeded or cached execution, for resuming ``run_id``.
@@ -559,8 +559,8 @@ class RunStore:
 
     def cache_get(self, key: str) -> dict[str, object] | None:
         """The entry stored under a cache key, with its hits, or ``None`` on a miss."""
-        rows = self._query(f"SELECT {_CACHE_COLUMNS} FROM cache WHERE key = ?", (key,))
-        return _cache_dict(rows[0]) if rows else None
+        rows = self._query(f"SELECT {CACHE_COLUMNS} FROM cache WHERE key = ?", (key,))
+        return cache_dict(rows[0]) if rows else None
 
     def cache_lookup(self, key: str) -> CacheHit | None:
         """What a cache hit needs (outputs, and the duration it saves); None on a miss.
@@ -596,7 +596,7 @@ class RunStore:
     ) -> None:
         """Index outputs under ``key``; concurrent writers of one key: the last one wins."""
         now = time.time()
-        params = (key, task, _dumps(outputs), _dumps(manifest), duration, _iso(now), now)
+        params = (key, task, dumps(outputs), dumps(manifest), duration, iso(now), now)
         if not defer:
             self._write(_CACHE_PUT, params)
             return
@@ -606,8 +606,8 @@ class RunStore:
     def cache_entries(self, task: str | None = None) -> list[dict]:
         """Cache entries (of ``task``, if given), newest first."""
         where, params = ("", ()) if task is None else (" WHERE task = ?", (task,))
-        sql = f"SELECT {_CACHE_COLUMNS} FROM cache{where} ORDER BY created_ts DESC, key"
-        return [_cache_dict(row) for row in self._query(sql, params)]
+        sql = f"SELECT {CACHE_COLUMNS} FROM cache{where} ORDER BY created_ts DESC, key"
+        return [cache_dict(row) for row in self._query(sql, params)]
 
     def cache_delete(self, *, task: str | None = None, key: str | None = None) -> int:
         """Remove entries matching ``task`` and/or ``key`` (all when neither); return count."""
@@ -631,7 +631,7 @@ class RunStore:
             previous = best.get(row["node"])
             if previous is None or row["status"] in _DONE or previous["status"] not in _DONE:
                 best[row["node"]] = row
-        return _build_lineage(best, _resolve_node(best, run_id, node, self.path))
+        return build_lineage(best, resolve_node(best, run_id, node, self.path))
 
 
 # -- helpers --------------------------------------------------------------------------

@@ -8,9 +8,9 @@ into typed values (:func:`parse_parameter`). Error messages are built from
 :func:`type_name` and :func:`describe_value`, so they read the same everywhere.
 
 This module defines :class:`Interface` and is the public face of the type
-modules, re-exporting their API: :mod:`kernelflow.typenames` (names and
-descriptions), :mod:`kernelflow.typecheck` (:class:`Schema`, value checks),
-:mod:`kernelflow.compat` (type against type) and :mod:`kernelflow.params_text`
+modules, re-exporting their API: :mod:`kernelflow._core.typenames` (names and
+descriptions), :mod:`kernelflow._core.typecheck` (:class:`Schema`, value checks),
+:mod:`kernelflow._core.compat` (type against type) and :mod:`kernelflow._core.params_text`
 (command-line text). None of them imports pandas or NumPy on its own.
 """
 
@@ -22,11 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
-from kernelflow.compat import _is_namedtuple, _namedtuple_fields, is_compatible
-from kernelflow.errors import OutputTypeError, SignatureError
-from kernelflow.params_text import parse_parameter
-from kernelflow.typecheck import Schema, check_value
-from kernelflow.typenames import _EMPTY, _NONE_TYPE, describe_value, type_name
+from kernelflow._core.compat import is_compatible, is_namedtuple, namedtuple_fields
+from kernelflow._core.errors import OutputTypeError, SignatureError
+from kernelflow._core.params_text import parse_parameter
+from kernelflow._core.typecheck import Schema, check_value
+from kernelflow._core.typenames import EMPTY, NONE_TYPE, describe_value, type_name
 
 __all__ = [
     "Interface",
@@ -110,7 +110,7 @@ def interface_from_function(fn: Callable[..., object], *, kind: str = "task") ->
     defaults: dict[str, object] = {}
     for param in inspect.signature(fn).parameters.values():
         inputs[param.name] = _parameter_type(param, hints, kind, name)
-        if param.default is not _EMPTY:
+        if param.default is not EMPTY:
             _check_default(param, inputs[param.name], kind, name)
             defaults[param.name] = param.default
     if "return" not in hints:
@@ -171,10 +171,10 @@ def _check_default(param: inspect.Parameter, tp: object, kind: str, name: str) -
 
 
 def _outputs(tp: object) -> tuple[dict[str, object], OutputKind, type | None]:
-    if tp is None or tp is _NONE_TYPE:
+    if tp is None or tp is NONE_TYPE:
         return {}, "none", None
-    if _is_namedtuple(tp):
-        return _namedtuple_fields(tp), "namedtuple", tp  # type: ignore[arg-type, return-value]
+    if is_namedtuple(tp):
+        return namedtuple_fields(tp), "namedtuple", tp  # type: ignore[arg-type, return-value]
     args = get_args(tp)
     if get_origin(tp) is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
         return {f"o{i}": arg for i, arg in enumerate(args)}, "tuple", None

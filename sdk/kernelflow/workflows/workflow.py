@@ -14,8 +14,8 @@ import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from kernelflow.errors import DefinitionError, SignatureError, TypeMismatchError
-from kernelflow.graph import (
+from kernelflow._core.errors import DefinitionError, SignatureError, TypeMismatchError
+from kernelflow._core.graph import (
     REQUIRED,
     Binding,
     Const,
@@ -26,15 +26,15 @@ from kernelflow.graph import (
     NodeOutput,
     Param,
 )
-from kernelflow.interface import (
+from kernelflow._core.interface import (
     Interface,
     check_value,
     interface_from_function,
     is_compatible,
     type_name,
 )
-from kernelflow.store.hashing import combine
-from kernelflow.task import Task
+from kernelflow._core.task import Task
+from kernelflow._core.version import graph_version
 
 _builder: contextvars.ContextVar[GraphBuilder | None] = contextvars.ContextVar(
     "kernelflow_builder", default=None
@@ -105,9 +105,9 @@ class Workflow:
         builder = current_builder()
         if builder is not None:
             return _inline(builder, self, kwargs)
-        from kernelflow import api
+        from kernelflow.engine.launch import run_target  # the engine loads on first run
 
-        result = api.run(self, kwargs)
+        result = run_target(self, kwargs)
         result.raise_for_status()
         return self.interface.pack(result.outputs)
 
@@ -120,63 +120,6 @@ def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None) -
     if fn is None:
         return lambda function: Workflow(function, name=name)
     return Workflow(fn, name=name)
-
-
-def graph_version(graph: Graph, known: dict[int, str | None] | None = None) -> str:
-    """A short, stable hash of what a graph computes (not of its run-time values).
-
-    ``known`` memoizes constants' hashes by id of their binding, for the run's
-    cache keys to reuse.
-    """
-    known = {} if known is None else known
-    parts = []
-    for name, spec in graph.params.items():
-        parts.append(f"param:{name}:{type_name(spec.type)}:{_const_hash(spec.default)}")
-    for node_id in graph.order:
-        node = graph.nodes[node_id]
-        task = node.task
-        bindings = ",".join(
-            f"{k}<{_binding_text(b, known)}" for k, b in sorted(node.bindings.items())
-        )
-        parts.append(
-            f"node:{node_id}:{task.name}:{task.code_hash}:{task.options.cache_version}:"
-            f"{_interface_text(task.interface)}:{bindings}:{sorted(node.after)}"
-        )
-    for name, binding in graph.outputs.items():
-        parts.append(f"output:{name}<{_binding_text(binding, known)}")
-    return combine(*parts)[:12]
-
-
-def _binding_text(binding: Binding, known: dict[int, str | None]) -> str:
-    if isinstance(binding, NodeOutput):
-        return f"{binding.node}.{binding.output}"
-    if isinstance(binding, Param):
-        return f"param.{binding.name}"
-    if id(binding) not in known:
-        known[id(binding)] = _hash_or_none(binding.value)
-    return f"const.{_unhashable_text(binding.value, known[id(binding)])}"
-
-
-def _const_hash(value: Any) -> str:
-    if value is REQUIRED:
-        return "required"
-    return _unhashable_text(value, _hash_or_none(value))
-
-
-def _hash_or_none(value: Any) -> str | None:
-    from kernelflow.store.hashing import hash_or_none
-
-    return hash_or_none(value)
-
-
-def _unhashable_text(value: Any, digest: str | None) -> str:
-    return digest if digest is not None else f"unhashable-{type(value).__qualname__}"
-
-
-def _interface_text(interface: Interface) -> str:
-    inputs = ",".join(f"{n}:{type_name(t)}" for n, t in interface.inputs.items())
-    outputs = ",".join(f"{n}:{type_name(t)}" for n, t in interface.outputs.items())
-    return f"({inputs})->({outputs})"
 
 
 # --- tracing --------------------------------------------------------------------
@@ -387,9 +330,9 @@ def run_task_directly(task: Task, kwargs: Mapping[str, Any]) -> Any:
     node = builder.add_node(Node(NodeId(task.name), task, bindings, label=task.name))
     for output_name in task.interface.outputs:
         builder.set_output(output_name, NodeOutput(node.id, output_name))
-    from kernelflow import api
+    from kernelflow.engine.launch import run_target
     from kernelflow.engine.runner import GraphTarget
 
-    result = api.run(GraphTarget(task.name, builder.build()), {})
+    result = run_target(GraphTarget(task.name, builder.build()), {})
     result.raise_for_status()
     return task.interface.pack(result.outputs)

@@ -14,9 +14,9 @@ import json
 import pathlib
 from typing import Any, Literal, get_args, get_origin
 
-from kernelflow.errors import ParameterError
-from kernelflow.typecheck import _COLLECTION_MODULES, _is_anything, _unwrap, check_value
-from kernelflow.typenames import _NONE_TYPE, _UNIONS, _short_repr, type_name
+from kernelflow._core.errors import ParameterError
+from kernelflow._core.typecheck import COLLECTION_MODULES, check_value, is_anything, unwrap
+from kernelflow._core.typenames import NONE_TYPE, UNIONS, short_repr, type_name
 
 __all__ = ["parse_parameter"]
 
@@ -46,8 +46,8 @@ def _parameter_error(name: str, text: str, tp: object, problem: str | None) -> P
     expected = type_name(tp)
     detail = f" ({problem})" if problem else ""
     return ParameterError(
-        f"parameter {name!r} expects {expected}, got {_short_repr(text)}{detail}",
-        fix=_parameter_fix(name, _unwrap(tp)),
+        f"parameter {name!r} expects {expected}, got {short_repr(text)}{detail}",
+        fix=_parameter_fix(name, unwrap(tp)),
         parameter=name,
         expected=expected,
         actual=text,
@@ -66,11 +66,11 @@ _EXAMPLES: dict[object, str] = {
 def _parameter_fix(name: str, tp: object) -> str:
     """How to write a value of ``tp`` on the command line."""
     origin, args = get_origin(tp), get_args(tp)
-    if origin in _UNIONS:
-        members = [m for m in args if m is not _NONE_TYPE]
-        fix = _parameter_fix(name, _unwrap(members[0])) if len(members) == 1 else None
+    if origin in UNIONS:
+        members = [m for m in args if m is not NONE_TYPE]
+        fix = _parameter_fix(name, unwrap(members[0])) if len(members) == 1 else None
         fix = fix or f"pass a value that reads as {type_name(tp)}"
-        return f"{fix}; or none" if _NONE_TYPE in args else fix
+        return f"{fix}; or none" if NONE_TYPE in args else fix
     if origin is Literal:
         return f"pass one of: {', '.join(str(choice) for choice in args)}"
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
@@ -85,7 +85,7 @@ def _parameter_fix(name: str, tp: object) -> str:
 
 
 def _json_fix(name: str, container: object) -> str | None:
-    if not (isinstance(container, type) and container.__module__ in _COLLECTION_MODULES):
+    if not (isinstance(container, type) and container.__module__ in COLLECTION_MODULES):
         return None
     if issubclass(container, cabc.Mapping):
         return f"pass a JSON object, e.g. -p {name} '{{\"a\": 1}}'"
@@ -95,17 +95,17 @@ def _json_fix(name: str, container: object) -> str | None:
 
 
 def _parse(text: str, tp: object) -> object:
-    tp = _unwrap(tp)
+    tp = unwrap(tp)
     origin = get_origin(tp)
-    if _is_anything(tp):
+    if is_anything(tp):
         return _json_or_text(text)
     if tp is str:
         return text
-    if tp is None or tp is _NONE_TYPE:
+    if tp is None or tp is NONE_TYPE:
         if text.strip().lower() in _NULL:
             return None
         raise ValueError(text)
-    if origin in _UNIONS:
+    if origin in UNIONS:
         return _parse_union(text, get_args(tp))
     if origin is Literal:
         return _parse_literal(text, get_args(tp))
@@ -130,10 +130,10 @@ def _parse_scalar(text: str, tp: type) -> object:
 
 
 def _parse_union(text: str, members: tuple[Any, ...]) -> object:
-    if _NONE_TYPE in members and text.strip().lower() in _NULL:
+    if NONE_TYPE in members and text.strip().lower() in _NULL:
         return None
     for member in members:
-        if member is _NONE_TYPE:
+        if member is NONE_TYPE:
             continue
         try:
             value = _parse(text, member)
@@ -167,7 +167,7 @@ def _json_or_text(text: str) -> object:
 
 def _coerce(value: object, tp: object) -> object:
     """Bring JSON's lists, string keys and ints to the declared containers and floats."""
-    tp = _unwrap(tp)
+    tp = unwrap(tp)
     origin, args = get_origin(tp) or tp, get_args(tp)
     if tp is float and type(value) is int:
         return float(value)
@@ -188,6 +188,6 @@ def _coerce(value: object, tp: object) -> object:
 
 
 def _coerce_key(key: str, tp: object) -> object:
-    if _is_anything(tp) or tp is str:
+    if is_anything(tp) or tp is str:
         return key
     return _parse(key, tp)

@@ -23,23 +23,23 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ForwardRef, Literal, TypeVar, get_args, get_origin
 
-from kernelflow.errors import DefinitionError
-from kernelflow.typenames import (
-    _BARE_TUPLE,
-    _EMPTY,
-    _NONE_TYPE,
-    _UNIONS,
-    _is_ndarray,
-    _ndarray_scalar,
-    _short_repr,
+from kernelflow._core.errors import DefinitionError
+from kernelflow._core.typenames import (
+    BARE_TUPLE,
+    EMPTY,
+    NONE_TYPE,
+    UNIONS,
     describe_value,
+    is_ndarray,
+    ndarray_scalar,
+    short_repr,
     type_name,
 )
 
 __all__ = ["Schema", "check_value"]
 
 _WRAPPERS = (typing.Final, typing.ClassVar, typing.Required, typing.NotRequired)
-_COLLECTION_MODULES = ("builtins", "collections", "collections.abc", "typing")
+COLLECTION_MODULES = ("builtins", "collections", "collections.abc", "typing")
 
 # --- Schema ---------------------------------------------------------------------
 
@@ -67,6 +67,8 @@ class Schema:
     """
 
     __slots__ = ("columns",)
+    # Read by typenames (which typecheck imports): a type's name shows its schema.
+    names_its_column_types = True
 
     def __init__(self, **columns: type | str) -> None:
         for name, want in columns.items():
@@ -203,9 +205,9 @@ def _checker(tp: object) -> _Checker:
 
 def _exact_classes(tp: object) -> frozenset[type]:
     """Classes whose instances conform to ``tp`` without further checks: the fast path."""
-    if tp is None or tp is _NONE_TYPE:
-        return frozenset({_NONE_TYPE})
-    if get_origin(tp) in _UNIONS:
+    if tp is None or tp is NONE_TYPE:
+        return frozenset({NONE_TYPE})
+    if get_origin(tp) in UNIONS:
         return frozenset().union(*(_exact_classes(member) for member in get_args(tp)))
     if isinstance(tp, type) and get_origin(tp) is None:
         return _EXACT.get(tp, frozenset({tp}))
@@ -224,14 +226,14 @@ def _check_none(value: object) -> _Mismatch | None:
     return None if value is None else _reject(value)
 
 
-def _is_anything(tp: object) -> bool:
-    return tp is Any or tp is object or tp is _EMPTY or isinstance(tp, (TypeVar, str, ForwardRef))
+def is_anything(tp: object) -> bool:
+    return tp is Any or tp is object or tp is EMPTY or isinstance(tp, (TypeVar, str, ForwardRef))
 
 
 def _compile(tp: object) -> _Checker:
-    if _is_anything(tp):
+    if is_anything(tp):
         return _accept
-    if tp is None or tp is _NONE_TYPE:
+    if tp is None or tp is NONE_TYPE:
         return _check_none
     origin = get_origin(tp)
     if origin is not None:
@@ -275,7 +277,7 @@ def _is_numpy_bool(value: object) -> bool:
 def _compile_generic(tp: object, origin: Any, args: tuple[Any, ...]) -> _Checker:
     if origin is Annotated:
         return _compile_annotated(tp)
-    if origin in _UNIONS:
+    if origin in UNIONS:
         return _compile_union(args)
     if origin is Literal:
         return _compile_literal(args)
@@ -297,17 +299,17 @@ def _compile_generic(tp: object, origin: Any, args: tuple[Any, ...]) -> _Checker
 def _compile_contents(tp: object, origin: type, args: tuple[Any, ...]) -> _Checker | None:
     """The check of what a generic container holds, or None when it cannot be seen."""
     if not args:
-        return _check_empty_tuple if origin is tuple and tp is not _BARE_TUPLE else None
+        return _check_empty_tuple if origin is tuple and tp is not BARE_TUPLE else None
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return _compile_items(args[0])
         return _compile_fixed_tuple(args)
     if origin is type:
         return functools.partial(_check_class, wanted=args[0])
-    if _is_ndarray(origin):
-        scalar = _ndarray_scalar(args)
+    if is_ndarray(origin):
+        scalar = ndarray_scalar(args)
         return None if scalar is None else functools.partial(_check_ndarray, scalar=scalar)
-    if origin.__module__ not in _COLLECTION_MODULES or origin is cabc.Callable:
+    if origin.__module__ not in COLLECTION_MODULES or origin is cabc.Callable:
         return None
     if not issubclass(origin, cabc.Collection):
         return None  # an Iterable or Iterator: checking would consume it
@@ -334,7 +336,7 @@ def _compile_annotated(tp: Any) -> _Checker:
 
 def _compile_union(members: tuple[Any, ...]) -> _Checker:
     checks = [_checker(member) for member in members]
-    others = [m for m in members if m is not _NONE_TYPE]
+    others = [m for m in members if m is not NONE_TYPE]
 
     def check(value: object) -> _Mismatch | None:
         if any(c(value) is None for c in checks):
@@ -375,7 +377,7 @@ def _compile_fixed_tuple(args: tuple[Any, ...]) -> _Checker:
 
 
 def _compile_items(item_tp: object) -> _Checker | None:
-    if _is_anything(item_tp):
+    if is_anything(item_tp):
         return None
     _, item_exact, item_check = _entry(item_tp)
 
@@ -405,7 +407,7 @@ def _compile_mapping(key_tp: object, value_tp: object) -> _Checker:
                 return "", f"{describe_value(value)} with key {_render(key, mismatch)}"
             mismatch = None if type(item) in value_exact else value_check(item)
             if mismatch is not None:
-                return f"[{_short_repr(key)}]{mismatch[0]}", mismatch[1]
+                return f"[{short_repr(key)}]{mismatch[0]}", mismatch[1]
         return None
 
     return check
@@ -414,7 +416,7 @@ def _compile_mapping(key_tp: object, value_tp: object) -> _Checker:
 def _check_class(value: object, *, wanted: object) -> _Mismatch | None:
     if not isinstance(value, type):
         return _reject(value)
-    options = get_args(wanted) if get_origin(wanted) in _UNIONS else (wanted,)
+    options = get_args(wanted) if get_origin(wanted) in UNIONS else (wanted,)
     if any(not isinstance(w, type) or issubclass(value, w) for w in options):
         return None
     return _reject(value)
@@ -427,7 +429,7 @@ def _check_ndarray(value: Any, *, scalar: type) -> _Mismatch | None:
 # --- what a declared type stands for ------------------------------------------------
 
 
-def _unwrap(tp: object) -> object:
+def unwrap(tp: object) -> object:
     """The type under ``Annotated``, ``Final``-like wrappers and ``NewType``.
 
     Comparing types (:mod:`compat`) and parsing parameters (:mod:`params_text`)

@@ -18,15 +18,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kernelflow._core.errors import DefinitionError, KernelflowError, UndefinedNameError
+from kernelflow._core.graph import Const, GraphBuilder, Node, NodeId, NodeOutput, Param
+from kernelflow._core.interface import Interface
+from kernelflow._core.task import Task, TaskOptions
 from kernelflow.engine.events import Listener
 from kernelflow.engine.runner import GraphTarget, RunResult
-from kernelflow.errors import DefinitionError, UndefinedNameError
-from kernelflow.graph import Const, Graph, GraphBuilder, Node, NodeId, NodeOutput, Param
-from kernelflow.interface import Interface
 from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
 from kernelflow.notebook.cell_task import CellTask
-from kernelflow.notebook.cells import TaskSpec
-from kernelflow.task import Task, TaskOptions
+from kernelflow.notebook.cells import TaskSpec, parse_header
 
 
 @dataclass
@@ -189,6 +189,19 @@ class Session:
                 error=str(result.error) if result.error else None,
             )
             self.exported = None
+
+    def register_cell(self, header: str, body: str) -> TaskSpec:
+        """``%%task HEADER`` over ``body``: parse the header, register the cell, return its spec."""
+        spec = parse_header(header, cell="this cell")
+        self.register(spec, body)
+        return spec
+
+    def run(self, target: GraphTarget, params: Mapping[str, Any], **options: Any) -> RunResult:
+        """Run ``target`` through the engine and bind what it made into the namespace.
+
+        ``options`` are those of :func:`run_in_kernel`.
+        """
+        return run_in_kernel(self, target, params, **options)
 
     def register(self, spec: TaskSpec, body: str) -> RegisteredCell:
         """Parse and remember a task cell, replacing an older version of it."""
@@ -356,9 +369,9 @@ def _resolve(cell: RegisteredCell, name: str, namespace: Mapping[str, Any]) -> A
         ) from error
 
 
-def run_target(
+def run_in_kernel(
     session: Session,
-    target: GraphTarget | Graph,
+    target: GraphTarget,
     params: Mapping[str, Any],
     *,
     listeners: Sequence[Listener],
@@ -374,8 +387,6 @@ def run_target(
     ``attach_to`` records the nodes in a run that is already open (an exported
     notebook's run) instead of opening a new one.
     """
-    from kernelflow import api
-
     if attach_to is not None:
         from kernelflow.engine.runner import Engine
         from kernelflow.store.home import open_store
@@ -383,7 +394,9 @@ def run_target(
         engine = Engine(open_store(), listeners=listeners)
         result = engine.run(target, params, force=force, run_id=attach_to, attach=True)
     else:
-        result = api.run(
+        from kernelflow.engine.launch import run_target
+
+        result = run_target(
             target,
             params,
             listeners=listeners,
@@ -397,3 +410,32 @@ def run_target(
     for values in result.values.values():
         session.shell.user_ns.update(values)
     return result
+
+
+# --- one session per shell ------------------------------------------------------------
+
+_sessions: dict[int, Session] = {}
+
+
+def open_session(shell: Any) -> Session:
+    """The session of ``shell``, made on first use (when the extension loads)."""
+    session = _sessions.get(id(shell))
+    if session is None:
+        session = _sessions[id(shell)] = Session(shell)
+    return session
+
+
+def session_of(shell: Any) -> Session:
+    """The session of a shell that loaded the extension (``%load_ext kernelflow``)."""
+    try:
+        return _sessions[id(shell)]
+    except KeyError:
+        raise KernelflowError(
+            "kernelflow is not loaded in this kernel",
+            fix="run %load_ext kernelflow first",
+        ) from None
+
+
+def close_session(shell: Any) -> None:
+    """Forget the session of ``shell`` (the extension is unloaded)."""
+    _sessions.pop(id(shell), None)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kernelflow.errors import KernelflowError, ParameterError, TaskFailedError
-from kernelflow.interface import Interface
-from kernelflow.task import Task
+from kernelflow._core.errors import KernelflowError, ParameterError, TaskFailedError
+from kernelflow._core.interface import Interface
+from kernelflow._core.task import Task
+from kernelflow.workflows.task import CallableTask
 
 
-class MapTask(Task):
+class MapTask(CallableTask):
     """A task whose inputs and outputs are lists of the inner task's.
 
     Item ``i`` of every output comes from item ``i`` of every input. The engine

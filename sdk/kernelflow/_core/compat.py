@@ -3,7 +3,7 @@
 When a ``@workflow`` is traced, every edge joins an output's declared type to an
 input's. :func:`is_compatible` refuses only clear mismatches, so that a wrong
 edge fails when the workflow is defined rather than when it runs; what it cannot
-judge is left to :func:`kernelflow.typecheck.check_value` at run time.
+judge is left to :func:`kernelflow._core.typecheck.check_value` at run time.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from kernelflow.typecheck import _is_anything, _unwrap, check_value
-from kernelflow.typenames import _NONE_TYPE, _UNIONS
+from kernelflow._core.typecheck import check_value, is_anything, unwrap
+from kernelflow._core.typenames import NONE_TYPE, UNIONS
 
 __all__ = ["is_compatible"]
 
@@ -24,12 +24,12 @@ def is_compatible(source: object, target: object) -> bool:
     clear mismatches; anything it cannot judge (unknown typing forms, ``Any``,
     ``object``) passes and is left to the check of the value at run time.
     """
-    source, target = _unwrap(source), _unwrap(target)
-    if _same(source, target) or _is_anything(source) or _is_anything(target):
+    source, target = unwrap(source), unwrap(target)
+    if _same(source, target) or is_anything(source) or is_anything(target):
         return True
-    if get_origin(source) in _UNIONS:
+    if get_origin(source) in UNIONS:
         return all(is_compatible(member, target) for member in get_args(source))
-    if get_origin(target) in _UNIONS:
+    if get_origin(target) in UNIONS:
         return any(is_compatible(source, member) for member in get_args(target))
     if _is_none(source) or _is_none(target):
         return _is_none(source) and _is_none(target)
@@ -43,8 +43,8 @@ def is_compatible(source: object, target: object) -> bool:
         return True
     if not _class_compatible(s_origin, t_origin):
         return False
-    if _is_namedtuple(s_origin) and t_origin is tuple:
-        s_args = tuple(_namedtuple_fields(s_origin).values())
+    if is_namedtuple(s_origin) and t_origin is tuple:
+        s_args = tuple(namedtuple_fields(s_origin).values())
     if not s_args or not t_args:
         return True  # a bare list feeds list[T] and back: the value check decides
     if t_origin is tuple or s_origin is tuple:
@@ -55,7 +55,7 @@ def is_compatible(source: object, target: object) -> bool:
 
 
 def _is_none(tp: object) -> bool:
-    return tp is None or tp is _NONE_TYPE
+    return tp is None or tp is NONE_TYPE
 
 
 def _same(a: object, b: object) -> bool:
@@ -99,11 +99,11 @@ def _tuple_args_compatible(source: tuple[Any, ...], target: tuple[Any, ...]) -> 
     return len(source) == len(target) and all(map(is_compatible, source, target))
 
 
-def _is_namedtuple(tp: object) -> bool:
+def is_namedtuple(tp: object) -> bool:
     return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields")
 
 
-def _namedtuple_fields(cls: type) -> dict[str, Any]:
+def namedtuple_fields(cls: type) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
     except NameError:  # a forward reference that cannot be resolved: keep it as text

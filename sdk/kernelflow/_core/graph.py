@@ -12,10 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NewType
 
-from kernelflow.errors import CycleError, DefinitionError
+from kernelflow._core.errors import CycleError, DefinitionError
 
 if TYPE_CHECKING:
-    from kernelflow.task import Task
+    from kernelflow._core.task import Task
 
 NodeId = NewType("NodeId", str)
 

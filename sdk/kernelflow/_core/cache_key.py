@@ -16,8 +16,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kernelflow._core.hashing import combine
 from kernelflow._version import __version__
-from kernelflow.store.hashing import combine
 
 CACHE_FORMAT = "1"
 _SALT = combine(

@@ -22,19 +22,19 @@ from typing import Annotated, Any, ForwardRef, Literal, TypeVar, Union, get_args
 
 __all__ = ["describe_value", "type_name"]
 
-_EMPTY = inspect.Parameter.empty
-_NONE_TYPE = type(None)
-_UNIONS = (Union, types.UnionType)
+EMPTY = inspect.Parameter.empty
+NONE_TYPE = type(None)
+UNIONS = (Union, types.UnionType)
 _PREFIXED_MODULES = ("numpy", "pandas", "datetime", "pathlib", "decimal", "uuid", "fractions")
 _MAX_REPR = 60
-_BARE_TUPLE = typing.Tuple  # noqa: UP006  (bare Tuple and tuple[()] both have no args)
+BARE_TUPLE = typing.Tuple  # noqa: UP006  (bare Tuple and tuple[()] both have no args)
 
 
 def type_name(tp: object) -> str:
     """A declared type as a user would write it, for messages and version hashes."""
-    if tp is None or tp is _NONE_TYPE:
+    if tp is None or tp is NONE_TYPE:
         return "None"
-    if tp is Any or tp is _EMPTY:
+    if tp is Any or tp is EMPTY:
         return "Any"
     if isinstance(tp, str):
         return tp
@@ -64,28 +64,26 @@ def _class_name(cls: type) -> str:
 
 def _generic_name(tp: object, origin: object, args: tuple[Any, ...]) -> str:
     if origin is Annotated:
-        # A Schema's repr is part of the name. Imported here because typecheck, where
-        # Schema lives, imports this module to name what it finds.
-        from kernelflow.typecheck import Schema
-
+        # A Schema's repr is part of the name. It is recognised by a marker, not
+        # imported: typecheck, where Schema lives, imports this module.
         base, meta = tp.__origin__, tp.__metadata__  # type: ignore[attr-defined]
-        if len(meta) == 1 and isinstance(meta[0], Schema):
+        if len(meta) == 1 and getattr(meta[0], "names_its_column_types", False):
             return f"{getattr(base, '__name__', type_name(base))}[{meta[0]!r}]"
         return f"Annotated[{type_name(base)}, {', '.join(map(repr, meta))}]"
-    if origin in _UNIONS:
-        members = [m for m in args if m is not _NONE_TYPE]
+    if origin in UNIONS:
+        members = [m for m in args if m is not NONE_TYPE]
         if len(members) == 1 and len(args) == 2:
             return f"Optional[{type_name(members[0])}]"
         return " | ".join(type_name(m) for m in args)
     if origin is Literal:
         return f"Literal[{', '.join(map(repr, args))}]"
-    if _is_ndarray(origin):
-        scalar = _ndarray_scalar(args)
+    if is_ndarray(origin):
+        scalar = ndarray_scalar(args)
         return f"numpy.ndarray[{type_name(scalar)}]" if scalar else "numpy.ndarray"
     if origin is cabc.Callable and len(args) == 2:
         return f"Callable[{type_name(args[0])}, {type_name(args[1])}]"
     head = type_name(origin) if isinstance(origin, type) else repr(origin).replace("typing.", "")
-    if origin is tuple and not args and tp is not _BARE_TUPLE:
+    if origin is tuple and not args and tp is not BARE_TUPLE:
         return "tuple[()]"
     return f"{head}[{', '.join(type_name(a) for a in args)}]" if args else head
 
@@ -96,7 +94,7 @@ def describe_value(value: object) -> str:
     if value is None:
         return "None"
     if cls in (bool, int, float, complex, str, bytes):
-        return f"{cls.__name__} {_short_repr(value)}"
+        return f"{cls.__name__} {short_repr(value)}"
     module = cls.__module__.split(".")[0]
     if module == "pandas" and hasattr(value, "columns"):
         return f"{_class_name(cls)} with columns {_short_list(list(value.columns))}"  # type: ignore[attr-defined]
@@ -112,13 +110,13 @@ def describe_value(value: object) -> str:
         return f"class {type_name(value)}"
     if inspect.isroutine(value):
         return f"function {getattr(value, '__qualname__', repr(value))}"
-    text = _short_repr(value)
+    text = short_repr(value)
     if text.startswith("<"):
         return f"{_class_name(cls)} object"
     return text if text.startswith(cls.__name__ + "(") else f"{_class_name(cls)} {text}"
 
 
-def _short_repr(value: object) -> str:
+def short_repr(value: object) -> str:
     if isinstance(value, (str, bytes)) and len(value) > _MAX_REPR:
         value = value[:_MAX_REPR]
     try:
@@ -134,12 +132,12 @@ def _short_list(items: list[Any], limit: int = 8) -> str:
     return f"[{', '.join(map(repr, items[:limit]))}, ... {len(items) - limit} more]"
 
 
-def _is_ndarray(origin: object) -> bool:
+def is_ndarray(origin: object) -> bool:
     module, name = getattr(origin, "__module__", ""), getattr(origin, "__name__", "")
     return module == "numpy" and name == "ndarray"
 
 
-def _ndarray_scalar(args: tuple[Any, ...]) -> type | None:
+def ndarray_scalar(args: tuple[Any, ...]) -> type | None:
     """The scalar type of ``NDArray[np.float64]``, or None when it says nothing."""
     dtype_args = get_args(args[1]) if len(args) == 2 else ()
     scalar = dtype_args[0] if dtype_args else None

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernelflow.store.hashing import combine, content_hash, hash_bytes
+from kernelflow._core.hashing import combine, content_hash, hash_bytes
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
 

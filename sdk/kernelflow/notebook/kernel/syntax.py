@@ -34,7 +34,7 @@ _MAX_MAGIC_DEPTH = 16
 _LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
-def _split_lines(text: str) -> list[str]:
+def split_lines(text: str) -> list[str]:
     """Lines as Python's parser counts them (``\\r``, ``\\n``, ``\\r\\n``; not ``\\f``)."""
     return _LINES.findall(text)
 
@@ -47,16 +47,16 @@ def _transformer() -> object:
 
 
 def parse_plain(source: str) -> tuple[str, ast.Module | None]:
-    """What :func:`_transform` gives, and its tree when the source was left as it is
+    """What :func:`transform` gives, and its tree when the source was left as it is
     (plain Python without magic calls): the caller need not parse it again."""
-    tree = _try_parse(source)
+    tree = try_parse(source)
     if tree is not None and "get_ipython()" not in source:
         return source, tree  # type: ignore[return-value]
-    return _transform(source, 0), None
+    return transform(source, 0), None
 
 
-def _transform(source: str, depth: int) -> str:
-    if _try_parse(source) is not None:
+def transform(source: str, depth: int) -> str:
+    if try_parse(source) is not None:
         # Valid Python is left alone by IPython's transforms (escapes are found by
         # tokens, at line starts); skipping them saves ~1 ms a cell and an IPython
         # import in workers. Calls to get_ipython() written out are still unwrapped.
@@ -74,13 +74,13 @@ def _transform(source: str, depth: int) -> str:
 def _unwrap_magics(text: str, depth: int) -> str:
     if depth >= _MAX_MAGIC_DEPTH or "get_ipython()" not in text:
         return text
-    tree = _try_parse(text)
+    tree = try_parse(text)
     return text if tree is None else _splice(text, list(_magic_edits(tree, depth)))
 
 
 def _leading_blank(text: str) -> int:
     count = 0
-    for line in _split_lines(text):
+    for line in split_lines(text):
         if line.strip():
             break
         count += 1
@@ -112,7 +112,7 @@ def _magic_call(node: ast.AST) -> tuple[str, str, str, str] | None:
         return None
     kind = {"run_line_magic": "line", "run_cell_magic": "cell"}.get(node.func.attr)
     args = node.args
-    if kind is None or not _is_get_ipython(node.func.value) or node.keywords:
+    if kind is None or not is_get_ipython(node.func.value) or node.keywords:
         return None
     if len(args) != (2 if kind == "line" else 3):
         return None
@@ -122,7 +122,7 @@ def _magic_call(node: ast.AST) -> tuple[str, str, str, str] | None:
     return kind, values[0], values[1], values[2] if kind == "cell" else ""
 
 
-def _is_get_ipython(node: ast.AST) -> bool:
+def is_get_ipython(node: ast.AST) -> bool:
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
@@ -138,7 +138,7 @@ def _unwrap(
     if kind == "line":
         if name not in _CODE_LINE_MAGICS:
             return None
-        code = _transform(_split_options(line, name)[1], depth + 1).strip()
+        code = transform(_split_options(line, name)[1], depth + 1).strip()
         if not statement:
             return f"({code})" if _is_expression(code) else None
         if name != "timeit":
@@ -148,16 +148,16 @@ def _unwrap(
     header = f"# %%{name} {' '.join(line.split())}".rstrip()
     if name in ("time", "prun"):
         code = _split_options(line, name)[1]
-        return f"{code or header}\n{_transform(body, depth + 1)}".rstrip()
+        return f"{code or header}\n{transform(body, depth + 1)}".rstrip()
     if name == "timeit":
         options, setup = _split_options(line, name)
-        code = _transform(body, depth + 1).rstrip("\n") + "\n" + _transform(setup, depth + 1)
+        code = transform(body, depth + 1).rstrip("\n") + "\n" + transform(setup, depth + 1)
         return _block(f"def _timeit():  # %%timeit {options}".rstrip(), code)
     if name == "capture":
         target = [w for w in line.split() if not w.startswith("-")]
         if len(target) > 1 or (target and not _is_name(target[0])):
             return None
-        code = _transform(body, depth + 1)
+        code = transform(body, depth + 1)
         if not target:
             return f"{header}\n{code}".rstrip()
         opener = "with __import__('IPython.utils.capture', fromlist=['_']).capture_output()"
@@ -232,7 +232,7 @@ def _indent(code: str, prefix: str) -> str:
     )
 
 
-def _try_parse(code: str, mode: str = "exec") -> ast.AST | None:
+def try_parse(code: str, mode: str = "exec") -> ast.AST | None:
     """The tree of ``code``, or None: for probing, where a bad parse is an answer."""
     try:
         with warnings.catch_warnings():
@@ -243,22 +243,22 @@ def _try_parse(code: str, mode: str = "exec") -> ast.AST | None:
 
 
 def _has_statement(code: str) -> bool:
-    tree = _try_parse(code)
+    tree = try_parse(code)
     return tree is None or bool(tree.body)  # type: ignore[attr-defined]
 
 
 def _is_expression(code: str) -> bool:
-    return _try_parse(code, "eval") is not None
+    return try_parse(code, "eval") is not None
 
 
 def _only_simple(code: str) -> bool:
-    tree = _try_parse(code)
+    tree = try_parse(code)
     return tree is not None and not any(hasattr(s, "body") for s in tree.body)  # type: ignore[attr-defined]
 
 
 def _splice(text: str, edits: list[tuple[ast.AST, str]]) -> str:
     """Replace each node's source span (byte columns, as ast reports them)."""
-    lines = _split_lines(text)
+    lines = split_lines(text)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))

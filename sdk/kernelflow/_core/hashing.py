@@ -18,7 +18,7 @@ Anything without a dedicated encoding is hashed by its pickled bytes (protocol
 same object but may differ for equal objects built differently (a dict filled
 in another order inside an object, joblib#1611): the cost is a cache miss,
 never a wrong hit. A value that cannot be pickled has no hash:
-:class:`~kernelflow.errors.UnhashableValueError`, and the task that uses it is
+:class:`~kernelflow._core.errors.UnhashableValueError`, and the task that uses it is
 not cached.
 
 numpy and pandas are never imported here: a value can only be an array or a
@@ -36,7 +36,7 @@ from typing import Any
 
 import xxhash
 
-from kernelflow.errors import UnhashableValueError
+from kernelflow._core.errors import UnhashableValueError
 
 __all__ = ["combine", "content_hash", "hash_bytes"]
 

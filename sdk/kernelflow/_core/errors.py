@@ -1,0 +1,167 @@
+"""Every error kernelflow raises, in one place.
+
+Each error carries its facts as fields (task, cell, variable, expected, actual, ...)
+so that front ends can render them, and a message that ends with how to fix the
+problem. Errors survive pickling, because they cross process boundaries when a
+task fails in a worker.
+
+The classes are grouped by what the user did wrong, which is also what the CLI
+maps to exit codes: a :class:`DefinitionError` (a bad workflow, exit 2), a
+:class:`ParameterError` (bad input to a run, exit 2), a :class:`TaskError`
+(a task failed while running, exit 1), and a :class:`StoreError` (the store on
+disk is damaged or cannot be used).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "KernelflowError",
+    "DefinitionError",
+    "SignatureError",
+    "TypeMismatchError",
+    "CycleError",
+    "DuplicateProducerError",
+    "UndefinedNameError",
+    "CellParseError",
+    "TargetError",
+    "ParameterError",
+    "ResumeError",
+    "TaskError",
+    "TaskFailedError",
+    "OutputTypeError",
+    "TaskTimeoutError",
+    "StoreError",
+    "IntegrityError",
+    "UnhashableValueError",
+    "KernelflowWarning",
+]
+
+
+class KernelflowError(Exception):
+    """Root of every kernelflow error.
+
+    Parameters
+    ----------
+    message:
+        What went wrong, naming the task/cell/variable involved.
+    fix:
+        What the user should do about it; rendered after the message.
+    **fields:
+        The facts behind the message, kept as attributes (``err.task``,
+        ``err.variable``, ...) for programs that handle the error.
+    """
+
+    def __init__(self, message: str, *, fix: str | None = None, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        self.fields = fields
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message}\n  Fix: {self.fix}"
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses have their own __init__ signatures; rebuild from the
+        # rendered state instead of re-running them.
+        return (_rebuild, (type(self), self.message, self.fix, self.fields))
+
+
+def _rebuild(
+    cls: type[KernelflowError], message: str, fix: str | None, fields: dict[str, Any]
+) -> KernelflowError:
+    error = cls.__new__(cls)
+    KernelflowError.__init__(error, message, fix=fix, **fields)
+    return error
+
+
+# --- a bad workflow: refused before any task runs (CLI exit 2) -------------------
+
+
+class DefinitionError(KernelflowError):
+    """The workflow or a task is malformed; nothing has run."""
+
+
+class SignatureError(DefinitionError, TypeError):
+    """A task or workflow function lacks annotations or is called the wrong way.
+
+    Also a :class:`TypeError`, because that is what Python raises for a bad call.
+    """
+
+
+class TypeMismatchError(DefinitionError, TypeError):
+    """An output feeds an input of an incompatible declared type."""
+
+
+class CycleError(DefinitionError):
+    """The dependencies between tasks form a cycle."""
+
+
+class DuplicateProducerError(DefinitionError):
+    """Two tasks bind the same name; every name must have one producer."""
+
+
+class UndefinedNameError(DefinitionError):
+    """A task reads a name that no parameter, task or setup cell defines."""
+
+
+class CellParseError(DefinitionError):
+    """A notebook cell cannot be parsed or has bad ``%%task`` options."""
+
+
+class TargetError(DefinitionError):
+    """A run target (``script.py:workflow``, a notebook path) cannot be loaded."""
+
+
+# --- bad input to a run (CLI exit 2) ---------------------------------------------
+
+
+class ParameterError(KernelflowError, ValueError):
+    """A workflow parameter is unknown, missing, unparsable or of the wrong type."""
+
+
+class ResumeError(KernelflowError):
+    """A run cannot be resumed (unknown id, finished already, or code changed)."""
+
+
+# --- a task failed while running (CLI exit 1) ------------------------------------
+
+
+class TaskError(KernelflowError):
+    """A task failed; ``task`` names it, ``cause`` holds the user's exception."""
+
+
+class TaskFailedError(TaskError):
+    """The task's body raised an exception (after all its retries)."""
+
+
+class OutputTypeError(TaskError, TypeError):
+    """A task produced a value that does not match its declared output type."""
+
+
+class TaskTimeoutError(TaskError, TimeoutError):
+    """A task ran longer than its ``timeout``."""
+
+
+# --- the store on disk ------------------------------------------------------------
+
+
+class StoreError(KernelflowError):
+    """The store (``$KERNELFLOW_HOME``) cannot be read or written."""
+
+
+class IntegrityError(StoreError):
+    """An artifact is truncated, corrupted or tampered with; it is never loaded."""
+
+
+class UnhashableValueError(KernelflowError):
+    """A value has no content hash, so the task using it cannot be cached."""
+
+
+class KernelflowWarning(UserWarning):
+    """Something was skipped or repaired (a cache disabled, an artifact recomputed)."""

@@ -1,0 +1,77 @@
+"""The task model: a typed interface, a body, and the options that tell the engine how to run it.
+
+A :class:`Task` only knows how to turn input values into output values
+(:meth:`Task.run`); the engine decides when and where. What happens when a user
+*calls* a task (trace it into a workflow, or run it alone) belongs to the front
+end that made it: :mod:`kernelflow.workflows.task` for ``@task`` functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kernelflow._core.errors import DefinitionError
+from kernelflow._core.interface import Interface
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How the engine treats a task (Flyte's ``@task`` options).
+
+    cache:
+        Reuse outputs computed earlier for the same code and inputs.
+    cache_version:
+        Bump it to invalidate old entries when something the cache key cannot
+        see has changed (a data file, a remote service).
+    retries:
+        Extra attempts after a failure, with exponential backoff.
+    timeout:
+        Seconds an attempt may run before it is stopped and counted as failed.
+    """
+
+    cache: bool = False
+    cache_version: str = ""
+    retries: int = 0
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise DefinitionError(f"retries must be >= 0, got {self.retries}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise DefinitionError(
+                f"timeout must be a positive number of seconds, got {self.timeout}"
+            )
+
+
+class Task:
+    """Base of every task kind (function tasks, cell tasks, map tasks)."""
+
+    name: str
+    interface: Interface
+    options: TaskOptions
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Compute the outputs (by name) from the inputs (by name)."""
+        raise NotImplementedError
+
+    @property
+    def code_hash(self) -> str:
+        """Identity of the body and of the code it references, for cache keys."""
+        raise NotImplementedError
+
+    @property
+    def modules(self) -> Mapping[str, str]:
+        """Versions of the packages the body uses: part of the key and of the run record."""
+        return {}
+
+    def map_items(self, inputs: Mapping[str, Any]) -> tuple[Task, list[dict[str, Any]]] | None:
+        """For a map task: the task to run per item and each item's inputs; else None.
+
+        The engine asks every task; a map node is run item by item in batches.
+        """
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,122 @@
+"""``@task``: a typed Python function as a task, and what calling one does.
+
+Calling a task is what a user does: inside a ``@workflow`` body the call adds a
+node to the graph being traced and returns promises; anywhere else the call runs
+the task through the engine, so it is cached and type-checked just as it would
+be in a workflow.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kernelflow._core.code_hash import function_fingerprint
+from kernelflow._core.errors import SignatureError
+from kernelflow._core.interface import Interface, interface_from_function
+from kernelflow._core.pickling import (
+    importable_by_reference,
+    pickle_by_value,
+    task_by_reference,
+    task_by_value,
+)
+from kernelflow._core.task import Task, TaskOptions
+from kernelflow.workflows.workflow import add_call, current_builder, run_task_directly
+
+
+class CallableTask(Task):
+    """A task a user calls by name: traced in a workflow body, run alone elsewhere."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            raise SignatureError(
+                f"task {self.name!r} was called with {len(args)} positional argument(s); "
+                "tasks take keyword arguments only",
+                task=self.name,
+                fix=f"call it as {self.name}({_keywords(self.interface)})",
+            )
+        builder = current_builder()
+        if builder is not None:
+            return add_call(builder, self, kwargs)
+        return run_task_directly(self, kwargs)
+
+
+class FunctionTask(CallableTask):
+    """A task whose body is a Python function (``@task``)."""
+
+    def __init__(self, fn: Callable[..., Any], options: TaskOptions, name: str | None = None):
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.options = options
+        self.interface = interface_from_function(fn, kind="task")
+        functools.update_wrapper(self, fn)
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        result = self.fn(**inputs)
+        return self.interface.unpack(result, owner=self.name)
+
+    @functools.cached_property
+    def _fingerprint(self) -> Any:
+        return function_fingerprint(self.fn)
+
+    @property
+    def code_hash(self) -> str:
+        return self._fingerprint.hash
+
+    @property
+    def modules(self) -> Mapping[str, str]:
+        return self._fingerprint.modules
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The fingerprint is recomputed where needed; functools' wrapper
+        # attributes travel with the function itself.
+        state = dict(self.__dict__)
+        state.pop("_fingerprint", None)
+        return state
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by reference when a worker can import the task, else by value.
+
+        The module attribute named by ``__qualname__`` is this task, not its
+        function, so plain pickle cannot find the function and cloudpickle would
+        copy it. By reference (module + qualname), a worker imports the module and
+        uses the very same task, its globals included. Tasks a fresh worker cannot
+        import (defined in ``__main__``, a notebook, a test function, a script
+        loaded from a path) travel by value, together with the helpers of their
+        module (see :func:`pickle_by_value`).
+        """
+        module, qualname = self.__dict__.get("__module__"), self.__dict__.get("__qualname__")
+        named = isinstance(module, str) and isinstance(qualname, str)
+        if named and importable_by_reference(self, module, qualname):  # type: ignore[arg-type]
+            return (task_by_reference, (module, qualname))
+        payload = pickle_by_value(self.__getstate__(), module if isinstance(module, str) else None)
+        return (task_by_value, (type(self), payload))
+
+
+def _keywords(interface: Interface) -> str:
+    return ", ".join(f"{name}=..." for name in interface.inputs)
+
+
+def task(
+    fn: Callable[..., Any] | None = None,
+    *,
+    cache: bool = False,
+    cache_version: str = "",
+    retries: int = 0,
+    timeout: float | None = None,
+    name: str | None = None,
+) -> Any:
+    """Turn a typed function into a task (``@task`` or ``@task(cache=True, ...)``).
+
+    Every parameter and the return value must be annotated: the annotations are the
+    task's interface, checked when a workflow is defined and when values are produced.
+    """
+    options = TaskOptions(
+        cache=cache, cache_version=str(cache_version), retries=retries, timeout=timeout
+    )
+
+    def decorate(function: Callable[..., Any]) -> FunctionTask:
+        return FunctionTask(function, options, name=name)
+
+    return decorate(fn) if fn is not None else decorate
