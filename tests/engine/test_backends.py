@@ -291,7 +291,9 @@ def test_a_worker_stuck_past_its_deadline_is_killed_when_the_run_ends(tmp_path: 
 
 
 class KernelLikeEnvironment:
-    """Like the Jupyter extension's environment: code runs in one live namespace."""
+    """Like the kernel session's environment: code runs in one live namespace."""
+
+    portable = False
 
     def __init__(self) -> None:
         self.user_ns: dict[str, Any] = {"_lock": threading.Lock()}

@@ -66,6 +66,15 @@ class Task:
         """Versions of the packages the body uses: part of the key and of the run record."""
         return {}
 
+    @property
+    def portable(self) -> bool:
+        """Whether the task can run in another process (a loky or Dask worker).
+
+        Function tasks can (by reference or by value); a cell of a live kernel,
+        which runs in the kernel's namespace, cannot.
+        """
+        return True
+
     def map_items(self, inputs: Mapping[str, Any]) -> tuple[Task, list[dict[str, Any]]] | None:
         """For a map task: the task to run per item and each item's inputs; else None.
 

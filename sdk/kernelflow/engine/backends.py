@@ -164,11 +164,7 @@ def portable(task: Task) -> bool:
     not when it runs in a live kernel's namespace. Callers ask before choosing a
     process backend; in a kernel, ``--parallel`` should use threads.
     """
-    inner = getattr(task, "inner", None)
-    if isinstance(inner, Task):
-        return portable(inner)
-    environment = getattr(task, "environment", None)
-    return environment is None or getattr(environment, "portable", False) is True
+    return task.portable
 
 
 class ProcessExecutor(Executor):

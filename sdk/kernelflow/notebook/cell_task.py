@@ -47,6 +47,10 @@ class CellTask(Task):
         self.filename = f"<kernelflow task {name}>"
 
     @property
+    def portable(self) -> bool:
+        return self.environment.portable
+
+    @property
     def source(self) -> str:
         return self.analysis.source
 

@@ -27,10 +27,12 @@ from kernelflow.notebook.analysis import PLAIN_MAGICS, transform_ipython
 class Environment(Protocol):
     """The namespace of a notebook's setup code, and a way to run code in it.
 
-    An environment that can be rebuilt in another process (so its tasks may run
-    in loky or dask workers) says so with a class attribute ``portable = True``;
-    one without it (the kernel's namespace) keeps its tasks in this process.
+    ``portable``: whether the environment can be rebuilt in another process (so
+    its tasks may run in loky or dask workers); the kernel's namespace cannot,
+    and keeps its tasks in this process.
     """
+
+    portable: bool
 
     def namespace(self) -> dict[str, Any]:
         """The setup namespace (executing the setup code first if needed)."""

@@ -33,9 +33,10 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from kernelflow._core.errors import KernelflowError, StoreError
+from kernelflow._core.status import NODE_STATUSES, RUN_STATUSES, NodeStatus, RunStatus
 from kernelflow.store._journal import Journal, orphans
 from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
@@ -55,11 +56,9 @@ from kernelflow.store._schema import (
 
 __all__ = ["SCHEMA_VERSION", "CacheHit", "Encoded", "NodeStatus", "RunStatus", "RunStore"]
 
-RunStatus = Literal["running", "succeeded", "failed", "interrupted", "died"]
-NodeStatus = Literal["running", "succeeded", "cached", "failed", "skipped"]
 
-_RUN_STATUSES = frozenset(("running", "succeeded", "failed", "interrupted", "died"))
-_NODE_STATUSES = frozenset(("running", "succeeded", "cached", "failed", "skipped"))
+_RUN_STATUSES = RUN_STATUSES
+_NODE_STATUSES = NODE_STATUSES
 _DONE = ("succeeded", "cached")
 _BUSY_RETRY_SECONDS = 120.0  # on top of SQLite's own 30 s busy timeout per attempt
 _ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork()

@@ -39,6 +39,10 @@ class MapTask(CallableTask):
     def modules(self) -> Mapping[str, str]:
         return self.inner.modules
 
+    @property
+    def portable(self) -> bool:
+        return self.inner.portable
+
     def map_items(self, inputs: Mapping[str, Any]) -> tuple[Task, list[dict[str, Any]]]:
         """The task to run per item and each item's inputs; the engine batches them."""
         lengths = {name: len(values) for name, values in inputs.items()}

@@ -50,6 +50,8 @@ class KernelEnvironment:
     on a line) is plain Python, so it is a NameError here, as in a script.
     """
 
+    portable = False  # the kernel's namespace cannot be rebuilt in a worker
+
     def __init__(self, shell: Any) -> None:
         self.shell = shell
 

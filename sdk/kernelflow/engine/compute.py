@@ -1,0 +1,146 @@
+"""Computing a node, written once: cache key, look-up, saved outputs, persistence.
+
+A plain node and each item of a map node go through the same steps, so they
+cannot drift apart: the key is made from the task's code and its inputs'
+content hashes (:meth:`NodeCompute.key`), a hit is loaded and verified
+(:meth:`NodeCompute.lookup`), a miss is executed by the executor (with its
+outputs type-checked in the worker, :func:`~kernelflow.engine.execute.execute_task`),
+and what it produced is hashed and persisted (:meth:`NodeCompute.persist`) and
+indexed for reuse (:meth:`NodeCompute.remember`). Running things and recording
+them are not here: the scheduling loop runs, the recorder records.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from kernelflow._core.cache_key import CacheKey, cache_key
+from kernelflow._core.errors import IntegrityError, KernelflowWarning
+from kernelflow._core.hashing import hash_or_none
+from kernelflow._core.interface import type_name
+from kernelflow._core.task import Task
+from kernelflow.store.artifacts import ArtifactRef
+from kernelflow.store.protocols import Artifacts, RunRecords
+from kernelflow.store.recorder import RunRecorder
+
+OutputMeta = dict[str, object]
+"""What is kept of one output: ``hash``, ``artifact`` (a ref as a dict) and ``type``."""
+
+
+class NodeCompute:
+    """The steps of computing a node around its execution, against one store."""
+
+    def __init__(self, artifacts: Artifacts, runs: RunRecords, recorder: RunRecorder) -> None:
+        self.artifacts = artifacts
+        self.runs = runs
+        self.recorder = recorder
+        self._type_names: dict[Any, str] = {}
+
+    def key(self, task: Task, label: str, hashes: Mapping[str, str | None]) -> CacheKey | None:
+        """The cache key of ``task`` on inputs with these content hashes; None if uncached.
+
+        An input without a content hash (it cannot be pickled) makes the node
+        uncacheable in this run, with a warning that names it.
+        """
+        if not task.options.cache:
+            return None
+        missing = [name for name, digest in hashes.items() if digest is None]
+        if missing:
+            warnings.warn(
+                f"task {label!r} is not cached in this run: its input {missing[0]!r} has no "
+                "content hash (it cannot be pickled)",
+                KernelflowWarning,
+                stacklevel=3,
+            )
+            return None
+        return cache_key(
+            task=task.name,
+            code_hash=task.code_hash,
+            cache_version=task.options.cache_version,
+            input_hashes=hashes,  # type: ignore[arg-type]
+        )
+
+    def lookup(self, key: str, label: str) -> tuple[dict[str, Any], Any] | None:
+        """The values of a cache hit and the hit itself; None on a miss or a damaged entry.
+
+        A damaged entry is removed, so the recomputed outputs replace it.
+        """
+        hit = self.runs.cache_lookup(key)
+        if hit is None:
+            return None
+        values = self.load(hit.outputs, label, what="cached")
+        if values is None:
+            self.runs.cache_delete(key=key)
+            return None
+        return values, hit
+
+    def load(self, outputs: Mapping[str, Any], label: str, *, what: str) -> dict[str, Any] | None:
+        """Saved outputs by name; None (with a warning) when one is damaged: recompute."""
+        loaded: dict[str, Any] = {}
+        for name, meta in outputs.items():
+            try:
+                loaded[name] = self.artifacts.get(ArtifactRef.from_dict(meta["artifact"]))
+            except IntegrityError as error:
+                warnings.warn(
+                    f"{what} output {name!r} of task {label!r} is damaged "
+                    f"({getattr(error, 'reason', error)}); recomputing it",
+                    KernelflowWarning,
+                    stacklevel=3,
+                )
+                return None
+        return loaded
+
+    def persist(self, task: Task, label: str, outputs: Mapping[str, Any]) -> dict[str, OutputMeta]:
+        """Hash and store each output. One that cannot be stored is left out, with a warning.
+
+        The caller keeps the values in memory either way; a left-out output is only
+        not cached, and a resumed run computes it again.
+        """
+        persisted: dict[str, OutputMeta] = {}
+        declared = task.interface.outputs
+        for name, value in outputs.items():
+            digest = hash_or_none(value)
+            try:
+                ref = self.artifacts.put(value)
+            except Exception as error:
+                warnings.warn(
+                    f"output {name!r} of task {label!r} could not be saved "
+                    f"({type(error).__name__}: {error}); it is not cached and a resumed run "
+                    "will compute it again",
+                    KernelflowWarning,
+                    stacklevel=3,
+                )
+                continue
+            persisted[name] = {
+                "hash": digest,
+                "artifact": ref.to_dict(),
+                "type": self._type_name(declared.get(name)),
+            }
+        return persisted
+
+    def remember(
+        self,
+        key: CacheKey | None,
+        task: Task,
+        persisted: Mapping[str, OutputMeta],
+        *,
+        produced: int,
+        duration: float,
+    ) -> None:
+        """Index persisted outputs under ``key``, when every one of the ``produced`` was saved."""
+        if key is None or len(persisted) != produced:
+            return
+        self.recorder.cached(
+            key.key, task=task.name, outputs=persisted, manifest=key.manifest, duration=duration
+        )
+
+    def _type_name(self, declared: Any) -> str:
+        try:
+            return self._type_names[declared]
+        except KeyError:
+            text = self._type_names[declared] = type_name(declared)
+            return text
+        except TypeError:  # an unhashable annotation
+            return type_name(declared)
