@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from kernelflow._core.errors import StoreError
 
 SCHEMA_VERSION = 2
@@ -115,6 +117,22 @@ def _iso_second(seconds: int) -> str:
 class Encoded(str):
     """JSON text that is stored as it is: a cache hit's outputs, read from the cache
     index, go into its node record without a decode/encode round trip."""
+
+
+def dumps_record(value: object) -> str:
+    """JSON of a record made by kernelflow itself (hashes, refs, names, finite numbers).
+
+    On the hot path of every task: orjson encodes such a record in a tenth of
+    the time ``json`` takes. A value orjson refuses (non-string keys, huge
+    ints) goes the general way; NaN, which orjson would turn into null, never
+    occurs in these records (user values go through :func:`dumps`).
+    """
+    if isinstance(value, Encoded):
+        return value
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:
+        return dumps(value)
 
 
 def dumps(value: object) -> str:

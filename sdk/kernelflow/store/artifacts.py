@@ -257,6 +257,8 @@ class ArtifactStore:
         return self._key
 
     def _sign(self, chunks: Sequence[Chunk]) -> str:
+        if len(chunks) == 1:  # a small pickle: the one-shot digest is several times faster
+            return hmac.digest(self._signing_key(), chunks[0], "sha256").hex()
         mac = hmac.new(self._signing_key(), digestmod=hashlib.sha256)
         for chunk in chunks:
             mac.update(chunk)

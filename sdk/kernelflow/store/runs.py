@@ -48,6 +48,7 @@ from kernelflow.store._schema import (
     Encoded,
     cache_dict,
     dumps,
+    dumps_record,
     ensure_schema,
     iso,
     loads,
@@ -513,7 +514,7 @@ class RunStore:
             _check_status(status, _NODE_STATUSES, "node")
         row = (
             run_id, node, task, attempt, status, cache_hit, cache_key, code_hash,
-            dumps(inputs), dumps(outputs), iso(started), started, duration, error,
+            dumps_record(inputs), dumps_record(outputs), iso(started), started, duration, error,
         )  # fmt: skip
         if defer:
             # A deferred cache hit is not journaled: were it lost in a crash, the
@@ -595,7 +596,7 @@ class RunStore:
     ) -> None:
         """Index outputs under ``key``; concurrent writers of one key: the last one wins."""
         now = time.time()
-        params = (key, task, dumps(outputs), dumps(manifest), duration, iso(now), now)
+        params = (key, task, dumps_record(outputs), dumps_record(manifest), duration, iso(now), now)
         if not defer:
             self._write(_CACHE_PUT, params)
             return
