@@ -3,6 +3,27 @@
 The public API is what ``__all__`` lists; everything else is internal. Heavy
 modules (pandas, the engine, the store) load when first used, so that
 ``import kernelflow`` stays fast.
+
+The dependency rule. The package is in layers, and a module imports only from
+its own layer or the layers below it, never from above, not even inside a
+function (``tests/test_layers.py`` checks every import statement)::
+
+    front ends  cli, schedule/, render, progress, and kernelflow_jupyter (magics, widgets)
+       |        call kernelflow.api and nothing deeper
+    api         api.py: run, runs, lineage, export, the cache, the kernel session;
+       |        this package's __init__ and errors.py (the public names)
+    workflows/  @task, @workflow, map_task   |  notebook/  cells, analysis, loader, export,
+       |        (neither imports the other)  |             kernel/ (the only IPython code)
+    engine/     the scheduling loop, node computation, map nodes, backends, resume, events
+       |
+    store/      artifacts, run records (SQLite), the recorder that owns the write policy
+       |
+    _core/      graph, task model, interfaces and types, hashing, cache keys, versions, errors
+
+A task called outside a workflow runs through ``engine.launch.run_target``: the
+front end (``workflows``) calls down into the engine; the task model never
+calls up. ``%load_ext kernelflow`` finds the Jupyter front end through the
+``kernelflow.ipython`` entry point, so nothing here imports it.
 """
 
 from __future__ import annotations
