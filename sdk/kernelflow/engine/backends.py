@@ -43,6 +43,7 @@ from kernelflow._core.errors import (
     TaskTimeoutError,
 )
 from kernelflow._core.task import Task
+from kernelflow.engine.worker_lifetime import exit_with_parent
 
 
 class Executor(ABC):
@@ -227,6 +228,8 @@ class LokyExecutor(ProcessExecutor):
     with this process's current ``sys.path``: when that has changed (a script's
     folder was added), loky replaces the pool. :meth:`close` kills the workers
     only when an abandoned attempt is still running in one of them after a grace.
+    Its workers exit on their own when this process dies without closing them
+    (SIGKILL): see :mod:`kernelflow.engine.worker_lifetime`.
     """
 
     name = "loky"
@@ -242,7 +245,7 @@ class LokyExecutor(ProcessExecutor):
 
         path = tuple(os.path.abspath(entry) for entry in sys.path)
         return get_reusable_executor(
-            max_workers=self.workers, initializer=_use_import_path, initargs=(path,)
+            max_workers=self.workers, initializer=_init_worker, initargs=(path, os.getpid())
         )
 
     def _start(self, payload: bytes, label: str, timeout: float | None) -> Future[Any]:
@@ -278,8 +281,13 @@ _KILL_GRACE = 2.0
 """Seconds :meth:`LokyExecutor.close` waits for abandoned attempts before killing workers."""
 
 
-def _use_import_path(path: tuple[str, ...]) -> None:
-    """Loky worker initializer: import from the parent's ``sys.path``."""
+def _init_worker(path: tuple[str, ...], parent: int) -> None:
+    """Loky worker initializer: die with the parent; import from the parent's ``sys.path``.
+
+    Both arguments are the same for every run of one process, so loky still
+    reuses the pool from run to run.
+    """
+    exit_with_parent(parent)
     sys.path[:] = list(path)
 
 
