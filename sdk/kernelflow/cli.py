@@ -1,8 +1,8 @@
 """``kernelflow`` on the command line: a thin layer over :mod:`kernelflow.api`.
 
-Exit status: 0 success; 1 a task failed; 2 bad usage or a bad workflow (a cycle,
-a type error, an unknown parameter). Errors are one paragraph, with no traceback
-unless ``--debug`` is given.
+Exit status: 0 success; 1 a task failed, or the store could not be written; 2 bad
+usage or a bad workflow (a cycle, a type error, an unknown parameter). Errors are
+one paragraph, with no traceback unless ``--debug`` is given.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kernelflow.api import BACKENDS
-from kernelflow.errors import KernelflowError, ParameterError, TaskError
+from kernelflow.errors import KernelflowError, ParameterError, StoreError, TaskError
 from kernelflow.schedule.cli import add_schedule_commands
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -43,7 +43,10 @@ def _report(error: KernelflowError, *, debug: bool) -> int:
         if getattr(error, "traceback", None):
             print(error.traceback, file=sys.stderr)  # type: ignore[attr-defined]
     print(f"error: {error}", file=sys.stderr)
-    return EXIT_TASK_FAILED if isinstance(error, TaskError) else EXIT_USAGE
+    # A store that cannot be written (a full disk, no permission) fails the run as
+    # a task would: nothing was wrong with how kernelflow was called.
+    failed = isinstance(error, (TaskError, StoreError))
+    return EXIT_TASK_FAILED if failed else EXIT_USAGE
 
 
 def _parser() -> argparse.ArgumentParser:

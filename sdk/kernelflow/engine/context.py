@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelflow._core.errors import IntegrityError, KernelflowError
+from kernelflow._core.errors import IntegrityError, KernelflowError, StoreError
 
 
 class Checkpoint:
@@ -44,14 +44,23 @@ class Checkpoint:
         """Persist ``obj`` (atomically); a later attempt's :meth:`restore` returns it."""
         from kernelflow.store.artifacts import ArtifactStore
 
-        ref = ArtifactStore(self.store_root).put(obj)
-        self.pointer.parent.mkdir(parents=True, exist_ok=True)
+        ref = ArtifactStore(self.store_root).put(obj)  # a StoreError names what failed
         # Unique per writer: threads of one process must not share a temp file.
         temporary = self.pointer.with_name(
             f".{self.pointer.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         )
-        temporary.write_text(json.dumps(ref.to_dict()))
-        os.replace(temporary, self.pointer)
+        try:
+            self.pointer.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(ref.to_dict()))
+            os.replace(temporary, self.pointer)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise StoreError(
+                f"cannot save the checkpoint {self.pointer}: {error.strerror or error}",
+                fix="free space in the store, or point $KERNELFLOW_HOME elsewhere; the last "
+                "checkpoint saved is kept",
+                path=str(self.pointer),
+            ) from error
 
     def restore(self) -> Any | None:
         """The last saved state, or None when nothing was saved (or it is damaged)."""

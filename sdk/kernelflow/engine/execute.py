@@ -14,7 +14,7 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from kernelflow._core.errors import KernelflowError, OutputTypeError, TaskFailedError
+from kernelflow._core.errors import KernelflowError, OutputTypeError, StoreError, TaskFailedError
 from kernelflow._core.interface import check_value, type_name
 from kernelflow._core.task import Task
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
@@ -27,6 +27,8 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
     token = set_context(context)
     try:
         outputs = task.run(inputs)
+    except StoreError as error:  # a checkpoint that could not be saved: the disk is full...
+        raise _store_failed(task, context, error) from error
     except KernelflowError:
         raise
     except Exception as error:
@@ -58,6 +60,18 @@ def check_outputs(task: Task, outputs: Mapping[str, Any]) -> None:
                 actual=problem,
                 fix=f"return a {type_name(expected)} or change the declared type of {name!r}",
             )
+
+
+def _store_failed(task: Task, context: ExecutionContext, error: StoreError) -> TaskFailedError:
+    """A store write inside the task (a checkpoint) failed: a failure of this task, named."""
+    return TaskFailedError(
+        f"task {task.name!r} failed (attempt {context.attempt}): {error.message}",
+        task=task.name,
+        node=context.node,
+        error_type=type(error).__name__,
+        path=getattr(error, "path", None),
+        fix=error.fix or "free space in the store, or point $KERNELFLOW_HOME elsewhere",
+    )
 
 
 def _task_failed(task: Task, context: ExecutionContext, error: Exception) -> TaskFailedError:

@@ -23,6 +23,7 @@ from kernelflow._core.errors import (
     DefinitionError,
     KernelflowError,
     OutputTypeError,
+    StoreError,
     TaskFailedError,
     TaskTimeoutError,
 )
@@ -154,16 +155,17 @@ class RunLoop:
         try:
             self._loop()
             status = "failed" if self.failures else "succeeded"
+        except StoreError as error:  # the store cannot take records (a full disk...)
+            self._cancel_running()
+            self.failures.append(error)
+            status = "failed"
         except BaseException:
-            for future in self.running:
-                future.cancel()
+            self._cancel_running()
             raise
         finally:
             outputs = self._outputs()
+            status = self._record_end(status)
             error = self.failures[0] if self.failures else None
-            self.recorder.finished(
-                status=status, error=str(error) if error else None, outputs=self._output_refs()
-            )
             duration = time.perf_counter() - started
             self.bus.emit(
                 "run_finished",
@@ -185,6 +187,27 @@ class RunLoop:
             duration,
             values,
         )
+
+    def _cancel_running(self) -> None:
+        for future in self.running:
+            future.cancel()
+
+    def _record_end(self, status: RunStatus) -> RunStatus:
+        """Tell the recorder how the run ended; a store that cannot take it fails the run.
+
+        The values computed so far stay in the result either way: nothing already
+        computed is lost with the store.
+        """
+        error = self.failures[0] if self.failures else None
+        try:
+            self.recorder.finished(
+                status=status, error=str(error) if error else None, outputs=self._output_refs()
+            )
+        except StoreError as store_error:
+            if store_error not in self.failures:
+                self.failures.append(store_error)
+            return "failed" if status == "succeeded" else status
+        return status
 
     def _loop(self) -> None:
         while self.ready or self.running or self.delayed:

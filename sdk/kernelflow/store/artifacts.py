@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import hmac
 import io
@@ -289,18 +290,49 @@ def _store_error(path: Path, error: OSError) -> StoreError:
 def load_or_create_key(path: Path) -> bytes:
     """The store's HMAC key, created once (mode 0600) by whichever process gets there first.
 
-    ``O_CREAT | O_EXCL`` makes creation a race with one winner; the losers read
-    the winner's key, waiting briefly for it to be written.
+    The key is written in full to a temporary file, then linked into place:
+    ``link`` fails if the key exists, so creation is a race with one winner, and
+    nobody ever sees a half-written key, even when the disk fills up meanwhile
+    (the temporary file is removed and the error names the key).
     """
+    if path.exists():
+        return _read_key(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    key = secrets.token_bytes(KEY_SIZE)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(key)
+        os.link(temporary, path)
+    except FileExistsError:
+        return _read_key(path)  # another process made it first: use theirs
+    except OSError as error:
+        if error.errno not in _NO_HARD_LINKS:
+            raise _store_error(path, error) from error
+        return _create_key_in_place(path, key)
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+    return key
+
+
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
+
+
+def _create_key_in_place(path: Path, key: bytes) -> bytes:
+    """For file systems without hard links: create the key file exclusively, then fill it."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return _read_key(path)
     except OSError as error:
         raise _store_error(path, error) from error
-    key = secrets.token_bytes(KEY_SIZE)
-    with os.fdopen(fd, "wb") as file:
-        file.write(key)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(key)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise _store_error(path, error) from error
     return key
 
 

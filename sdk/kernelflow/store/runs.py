@@ -244,7 +244,10 @@ class RunStore:
                 self._deferred_since = time.monotonic()
             self._deferred.append((sql, params))
             if journal:
-                self._journal.append(_DEFERRABLE[sql], params)
+                try:
+                    self._journal.append(_DEFERRABLE[sql], params)
+                except OSError as exc:  # kept in memory: the next flush may still commit it
+                    raise _store_error(self._journal.path, exc) from exc
         if first:  # committed within MAX_DEFER_SECONDS even if the engine is busy
             if self._flusher is None:
                 self._flusher = _Flusher(self)
@@ -258,7 +261,10 @@ class RunStore:
         and when a run ends: a batch of records costs one write to the OS.
         """
         with self._pending:
-            self._journal.sync()
+            try:
+                self._journal.sync()
+            except OSError as exc:
+                raise _store_error(self._journal.path, exc) from exc
 
     def _replay_orphans(self) -> None:
         """Commit what processes that died had journaled but not yet written."""
@@ -638,12 +644,26 @@ class RunStore:
 
 
 def _store_error(path: Path, exc: BaseException) -> StoreError:
+    if not os.access(path.parent, os.W_OK):  # a read-only file system, or no permission
+        return StoreError(
+            f"cannot write to the run store {path}: its directory is read-only ({exc})",
+            fix="make the directory writable, or point $KERNELFLOW_HOME at a writable one",
+            path=path,
+        )
+    if _out_of_space(exc):
+        fix = "free space on the disk that holds it, or "
+        fix += "point $KERNELFLOW_HOME elsewhere; then resume the run"
+        return StoreError(f"cannot write to the run store {path}: {exc}", fix=fix, path=path)
     return StoreError(
         f"the run store {path} cannot be used: {exc}",
         fix="check that the directory is writable and the file is a kernelflow run store; "
         "move a damaged file aside and kernelflow starts a new one",
         path=path,
     )
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) == 28 or "disk is full" in str(exc)
 
 
 def _check_status(status: str, allowed: frozenset[str], kind: str) -> None:
