@@ -10,6 +10,11 @@ finished. A committed batch drops exactly its own lines
 (:meth:`Journal.drop_until`), so nothing is replayed twice. Only a power loss
 before the OS writes the file back can lose lines, and then the tasks simply run
 again.
+
+A replay is itself crash-safe: the replaying process claims a journal by renaming
+it (:class:`Claim`), gives it back if the replay fails, and a claim left by a
+process that died is taken over by the next one. Its statements are idempotent,
+so a replay cut short after its commit is harmless to redo.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
+
+from kernelflow.store._liveness import pid_alive
 
 
 class Journal:
@@ -82,40 +90,98 @@ class Journal:
             self.path.unlink()
 
 
-def orphans(directory: Path) -> Iterator[tuple[Path, list[tuple[str, tuple[Any, ...]]]]]:
-    """Claimed journals of dead processes and their statements; unlink each once committed."""
+class Line(NamedTuple):
+    """One statement of a journal: its line number (from 1), kind and parameters."""
+
+    number: int
+    kind: str
+    params: tuple[Any, ...]
+
+
+class Claim(NamedTuple):
+    """A journal this process is replaying, renamed ``<name>.replaying-<pid>``.
+
+    Until :meth:`done`, a replay can be cut short anywhere (Ctrl-C, SIGKILL, a full
+    disk): :meth:`release` gives the journal back, and a claim whose process died
+    is taken over by the next one. Replaying twice is harmless: the statements a
+    replay runs are idempotent (see :mod:`kernelflow.store.runs`).
+    """
+
+    path: Path
+    original: Path
+
+    def release(self) -> None:
+        """The replay did not finish: the journal is back for the next store to replay."""
+        with contextlib.suppress(OSError):
+            os.rename(self.path, self.original)
+
+    def done(self) -> None:
+        """The replay is committed: the journal goes."""
+        crash_point("before-unlink")
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def orphans(directory: Path) -> Iterator[Claim]:
+    """Journals of dead processes, and replays left unfinished by dead processes, claimed."""
     if not directory.is_dir():
         return
-    for path in sorted(directory.glob("*.jsonl")):
-        pid = int(path.name.split("-", 1)[0]) if path.name.split("-", 1)[0].isdigit() else 0
-        if pid == os.getpid() or _alive(pid):
+    for path in sorted(directory.iterdir()):
+        name, _, suffix = path.name.partition(".")
+        owner = _owner(name, suffix)  # the writer of a journal, or the process replaying it
+        if owner is None or owner == os.getpid() or _alive(path, owner):
             continue
-        claimed = path.with_suffix(f".replaying-{os.getpid()}")
+        crash_point("before-rename")
+        claimed = path.with_name(f"{name}.replaying-{os.getpid()}")
         try:
             os.rename(path, claimed)  # one replayer wins
         except OSError:
             continue
-        yield claimed, _read(claimed)
+        crash_point("after-rename")
+        yield Claim(claimed, path.with_name(f"{name}.jsonl"))
 
 
-def _read(path: Path) -> list[tuple[str, tuple[Any, ...]]]:
-    statements = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+def read(path: Path) -> list[Line]:
+    """The statements of a journal, in order."""
+    lines = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
         try:
             kind, params = json.loads(line)
         except (ValueError, TypeError):
             break  # a line cut short by the crash: what follows cannot exist
-        statements.append((str(kind), tuple(params)))
-    return statements
+        lines.append(Line(number + 1, str(kind), tuple(params)))
+    return lines
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
+def _owner(name: str, suffix: str) -> int | None:
+    """The pid in a journal's name (its writer) or in a claim's suffix (its replayer)."""
+    if suffix == "jsonl":
+        pid = name.split("-", 1)[0]
+    elif suffix.startswith("replaying-"):
+        pid = suffix.removeprefix("replaying-")
+    else:
+        return None
+    return int(pid) if pid.isdigit() else None
+
+
+def _alive(path: Path, pid: int) -> bool:
+    """Whether process ``pid`` may still be writing or replaying ``path``.
+
+    The file changed last (a write, or the rename that claimed it) while its
+    process ran, so a process with that pid that started later is another one.
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        changed = path.stat().st_ctime
+    except FileNotFoundError:
+        return True  # gone: claimed or removed by another process meanwhile
+    return pid_alive(pid, changed)
+
+
+def crash_point(step: str) -> None:
+    """Tests only: ``$KERNELFLOW_TEST_CRASH_REPLAY=step`` kills this process at ``step``.
+
+    Steps: before-rename, after-rename, mid-insert, before-unlink; the tests check
+    that the next process recovers every record, wherever a replay is cut short.
+    """
+    if os.environ.get("KERNELFLOW_TEST_CRASH_REPLAY") == step:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))

@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
 
 from kernelflow._core.errors import KernelflowError, StoreError
-from kernelflow.store._journal import Journal, orphans
+from kernelflow.store._journal import Journal, Line, crash_point, orphans, read
 from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
 from kernelflow.store._schema import (
     CACHE_COLUMNS,
     INSERT_NODE,
     NODE_COLUMNS,
+    REPLAY_NODE,
     SCHEMA_VERSION,
     Encoded,
     cache_dict,
@@ -94,6 +95,14 @@ _DEFERRABLE = {
     INSERT_NODE: "node",
     _CACHE_PUT: "cache_put",
     _FINISH_RUN: "run_finish",
+}
+# How a journal line of each kind is replayed: idempotently, because a journal may
+# end with lines its process committed just before dying, and a replay cut short
+# after its commit is done again.
+_REPLAYED = {
+    **{kind: sql for sql, kind in _DEFERRABLE.items()},
+    "run": _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1),
+    "node": REPLAY_NODE,
 }
 _WITH_DEFERRED: weakref.WeakSet[RunStore] = weakref.WeakSet()  # committed at exit
 MAX_DEFER_SECONDS = 0.05  # a deferred write is committed at most this much later
@@ -261,14 +270,34 @@ class RunStore:
             self._journal.sync()
 
     def _replay_orphans(self) -> None:
-        """Commit what processes that died had journaled but not yet written."""
-        statements_of = {kind: sql for sql, kind in _DEFERRABLE.items()}
-        # A journal may end with lines its process committed just before dying.
-        statements_of["run"] = _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1)
-        for path, statements in orphans(self._journal.directory):
-            known = [(statements_of[k], p) for k, p in statements if k in statements_of]
-            self._retry(functools.partial(self._write_batch, known))
-            path.unlink()
+        """Commit what processes that died had journaled but not yet written.
+
+        A replay cut short (Ctrl-C, a kill, a full disk) is done again by the next
+        store opened: the journal is given back, or its claim outlives this process.
+        """
+        for claim in orphans(self._journal.directory):
+            try:
+                lines = [line for line in read(claim.path) if line.kind in _REPLAYED]
+                self._retry(functools.partial(self._replay, lines))
+            except BaseException:
+                claim.release()
+                raise
+            claim.done()
+
+    def _replay(self, lines: list[Line]) -> None:
+        """Journal lines, in one transaction."""
+        conn = self._connection()
+        with self._lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for line in lines:
+                    conn.execute(_REPLAYED[line.kind], line.params)
+                    crash_point("mid-insert")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # also after a Ctrl-C that came as BEGIN returned
+                    conn.execute("ROLLBACK")
+                raise
 
     @property
     def deferred(self) -> int:
