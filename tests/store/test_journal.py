@@ -8,6 +8,7 @@ step of a replay; the next process must still recover every record, once, and
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from kernelflow.errors import KernelflowWarning
 from kernelflow.store.runs import RunStore
 
 FLOW = """
@@ -163,4 +165,43 @@ def test_replaying_a_journal_again_duplicates_nothing(tmp_path: Path, store_home
         (run,) = store.list_runs()
         assert run["status"] == "died"
         assert [row["node"] for row in store.node_executions(str(run["run_id"]))] == ["prepare"]
+    assert list((store_home / "journal").iterdir()) == []
+
+
+def test_a_malformed_line_is_skipped_with_a_warning_and_the_rest_replayed(
+    tmp_path: Path, store_home: Path
+) -> None:
+    db = _crashed_run(tmp_path, store_home)
+    (journal,) = (store_home / "journal").iterdir()
+    run, node = journal.read_text().splitlines()
+    node_kind, node_fields = json.loads(node)
+    no_task = [*node_fields[:2], None, *node_fields[3:]]  # NOT NULL in the table
+    bad_types = [*node_fields[:3], "one", *node_fields[4:11], "yesterday", *node_fields[12:]]
+    journal.write_text(
+        "\n".join(
+            [
+                run,
+                json.dumps([node_kind, no_task]),
+                json.dumps([node_kind, bad_types]),
+                "not json at all",
+                json.dumps([node_kind, node_fields[:3]]),
+                json.dumps(["mystery", []]),
+                node,
+                '["node", ["cut short by the crash',  # the last line: expected, not reported
+            ]
+        )
+    )
+    with pytest.warns(KernelflowWarning) as caught:
+        store = RunStore(db)
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 5, messages
+    for number, message in zip(range(2, 7), messages, strict=True):
+        assert str(journal) in message and f"line {number} " in message
+    assert "task = None, which is not text" in messages[0]
+    assert "attempt = 'one', which is not int" in messages[1]
+    with store:
+        (recorded,) = store.list_runs()
+        assert recorded["status"] == "died"
+        rows = store.node_executions(str(recorded["run_id"]))
+    assert [(row["node"], row["attempt"]) for row in rows] == [("prepare", 1)]
     assert list((store_home / "journal").iterdir()) == []

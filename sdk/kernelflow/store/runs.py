@@ -30,12 +30,13 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from kernelflow._core.errors import KernelflowError, StoreError
+from kernelflow._core.errors import KernelflowError, KernelflowWarning, StoreError
 from kernelflow.store._journal import Journal, Line, crash_point, orphans, read
 from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
@@ -149,6 +150,13 @@ class RunStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _store_error(self.path, exc) from exc
+        if self.path.is_dir():
+            raise StoreError(
+                f"the run store {self.path} is a directory, where kernelflow keeps a file",
+                fix="move that directory away (kernelflow then starts a new run store there) "
+                "or point $KERNELFLOW_HOME elsewhere",
+                path=self.path,
+            )
         self._conn = self._retry(self._open)
 
     def _open(self) -> sqlite3.Connection:
@@ -277,27 +285,39 @@ class RunStore:
         """
         for claim in orphans(self._journal.directory):
             try:
-                lines = [line for line in read(claim.path) if line.kind in _REPLAYED]
-                self._retry(functools.partial(self._replay, lines))
+                lines, problems = read(claim.path)
+                refused = self._retry(functools.partial(self._replay, lines))
             except BaseException:
                 claim.release()
                 raise
             claim.done()
+            for problem in [*problems, *refused]:
+                warnings.warn(
+                    f"the journal {claim.original}: {problem}; that record was skipped, "
+                    "the others were replayed",
+                    KernelflowWarning,
+                    stacklevel=2,
+                )
 
-    def _replay(self, lines: list[Line]) -> None:
-        """Journal lines, in one transaction."""
+    def _replay(self, lines: list[Line]) -> list[str]:
+        """Journal lines in one transaction; why each line the database refused was."""
         conn = self._connection()
+        refused = []
         with self._lock:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 for line in lines:
-                    conn.execute(_REPLAYED[line.kind], line.params)
+                    try:
+                        conn.execute(_REPLAYED[line.kind], line.params)
+                    except (sqlite3.IntegrityError, sqlite3.InterfaceError) as exc:
+                        refused.append(f"line {line.number} is refused by the database ({exc})")
                     crash_point("mid-insert")
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # also after a Ctrl-C that came as BEGIN returned
                     conn.execute("ROLLBACK")
                 raise
+        return refused
 
     @property
     def deferred(self) -> int:
