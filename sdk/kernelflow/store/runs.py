@@ -488,6 +488,11 @@ class RunStore:
                 return run
         return None
 
+    def resumed_by(self, run_id: str) -> list[dict[str, object]]:
+        """The runs that resumed ``run_id`` itself, oldest first, all columns."""
+        sql = "SELECT * FROM runs WHERE resumed_from = ? ORDER BY started_ts, rowid"
+        return [self._run_dict(row) for row in self._query(sql, (run_id,))]
+
     def list_runs(self, workflow: str | None = None, limit: int | None = None) -> list[dict]:
         """Runs, newest first, with ``duration`` in seconds (``None`` while unfinished).
 
