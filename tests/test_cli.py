@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import EXAMPLES
 
 FLOW = """
@@ -23,6 +25,21 @@ def check(n: int) -> int:
 @workflow
 def guarded(n: int) -> int:
     return check(n=n)
+"""
+
+# A cached task with a pickled output: running it again reads the store key.
+PICKLED = """
+from kernelflow import task, workflow
+
+
+@task(cache=True)
+def make(n: int) -> set[int]:
+    return set(range(n))
+
+
+@workflow
+def keep(n: int = 3) -> set[int]:
+    return make(n=n)
 """
 
 
@@ -111,3 +128,36 @@ def test_a_script_that_fails_to_import_exits_2_naming_it(tmp_path: Path) -> None
     missing = kernelflow_cli("run", "missing.py:wf", cwd=tmp_path)
     assert missing.returncode == 2 and "ModuleNotFoundError" in missing.stderr
     assert "Traceback" not in broken.stderr + missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "where"),
+    [
+        ("directory", "journal/99999999-0badc0de.jsonl"),  # a dead process's journal
+        ("file", "journal"),
+        ("directory", "runs.sqlite"),
+        ("directory", "secret.key"),
+    ],
+)
+def test_a_store_path_of_the_wrong_kind_is_one_paragraph_exit_1(
+    tmp_path: Path, store_home: Path, kind: str, where: str
+) -> None:
+    (tmp_path / "flow.py").write_text(PICKLED)
+    assert kernelflow_cli("run", "flow.py:keep", cwd=tmp_path).returncode == 0
+    path = store_home / where
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    if kind == "directory":
+        path.mkdir(parents=True)
+    else:
+        path.write_text("")
+
+    done = kernelflow_cli("run", "flow.py:keep", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # the store cannot be used: not a usage error
+    assert "Traceback" not in done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert str(path) in error
+    assert f"is a {kind}" in error or "Is a directory" in error
+    assert "\n  Fix: " in done.stderr

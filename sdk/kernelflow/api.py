@@ -86,7 +86,8 @@ def run(
     """Run a workflow and return its :class:`RunResult`; a failed task does not raise.
 
     ``target`` is a workflow, a notebook path or ``"script.py:workflow"``;
-    ``resume`` (a run id, or ``"last"``) continues an unfinished run; ``tasks``
+    ``resume`` (a run id, or ``"last"``: the workflow's latest run) continues an
+    unfinished run; ``tasks``
     restricts the run to those tasks and what they need; ``force`` ignores cached
     results. Call ``result.raise_for_status()`` to raise on failure.
     """

@@ -177,3 +177,56 @@ def test_nothing_to_resume_and_other_parameters_are_refused() -> None:
     run_id = kernelflow.run(fine).run_id
     with pytest.raises(ResumeError, match="nothing to resume"):
         kernelflow.run(fine, resume=run_id)
+
+
+def _run_ids(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    """The runs of the store, oldest first."""
+    listed = _cli(tmp_path, env, "runs").stdout.splitlines()[1:]
+    return [line.split()[0] for line in reversed(listed)]
+
+
+def test_resume_last_resumes_only_the_latest_run(tmp_path: Path) -> None:
+    """A crashed run, resumed to the end, is not resumed again after a newer run finished."""
+    log, env = _setup(tmp_path)
+    assert _cli(tmp_path, dict(env, FLOW_CRASH="exit"), "run", "flow.py:wf").returncode == 17
+    assert _cli(tmp_path, env, "run", "flow.py:wf", "--resume", "last").returncode == 0
+    newer = _cli(tmp_path, env, "run", "flow.py:wf", "-p", "n", "100")
+    assert newer.returncode == 0, newer.stderr
+    _take(log)
+    for _ in range(2):  # the same answer every time
+        again = _cli(tmp_path, env, "run", "flow.py:wf", "--resume", "last")
+        assert again.returncode == 2, again.stdout
+        assert "nothing to resume" in again.stderr and "Traceback" not in again.stderr
+        assert not log.exists()  # no task ran
+    crashed, resumed, _ = _run_ids(tmp_path, env)
+    by_id = _cli(tmp_path, env, "run", "flow.py:wf", "--resume", crashed)
+    assert by_id.returncode == 2
+    assert f"run {crashed} was resumed by run {resumed}, which succeeded" in by_id.stderr
+
+
+def test_resume_last_never_skips_a_running_run_for_an_older_one(tmp_path: Path) -> None:
+    log, env = _setup(tmp_path)
+    assert _cli(tmp_path, dict(env, FLOW_CRASH="exit"), "run", "flow.py:wf").returncode == 17
+    _take(log)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "kernelflow", "run", "flow.py:wf", "-p", "n", "5"],
+        cwd=tmp_path,
+        env=dict(env, FLOW_CRASH="hang"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and "hanging" in log.read_text()):
+            assert running.poll() is None and time.monotonic() < deadline, "never reached epoch 3"
+            time.sleep(0.05)
+        refused = _cli(tmp_path, env, "run", "flow.py:wf", "--resume", "last")
+        assert refused.returncode == 2, refused.stdout
+        assert "is still running" in refused.stderr
+    finally:
+        running.kill()
+        running.wait(timeout=30)
+    assert _take(log)[-1] == "hanging"  # and nothing ran for the refused resume
+    done = _cli(tmp_path, env, "run", "flow.py:wf", "--resume", "last")  # now it died
+    assert done.returncode == 0, done.stderr
+    assert "o0 = 'total=50'" in done.stdout  # the n=5 run, not the older n=4 one

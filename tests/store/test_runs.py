@@ -276,6 +276,20 @@ def test_finished_nodes_include_what_the_resumed_runs_finished(store: RunStore) 
     }
 
 
+def test_resumed_by_lists_the_runs_that_resumed_a_run_oldest_first(store: RunStore) -> None:
+    _start(store, "r1")
+    _start(store, "r2", resumed_from="r1")
+    _start(store, "r3", resumed_from="r1")
+    _start(store, "r4", resumed_from="r2")
+    store.finish_run("r3", status="succeeded")
+
+    assert [(r["run_id"], r["status"]) for r in store.resumed_by("r1")] == [
+        ("r2", "running"),
+        ("r3", "succeeded"),
+    ]
+    assert store.resumed_by("r4") == []
+
+
 # -- cache index -----------------------------------------------------------------------
 
 

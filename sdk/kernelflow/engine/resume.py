@@ -6,6 +6,10 @@ resumed) is restored from its persisted outputs instead of running again; the
 others run. Checkpoints are shared along the chain, so a task that saved state
 before the crash starts its next attempt from there.
 
+``"last"`` is the latest run of the workflow. There is nothing to resume when it
+succeeded, nor in a run that a later run resumed and finished; a run still going
+is not resumed beside itself.
+
 Resuming is refused when a finished node's code changed since: its old outputs
 would silently disagree with the code that now claims to produce them.
 """
@@ -52,6 +56,15 @@ def plan_resume(
             run_id=run_id,
             fix="run the workflow again (cached tasks are reused)",
         )
+    finisher = _finished_by(store, run_id)
+    if finisher is not None:
+        raise ResumeError(
+            f"run {run_id} was resumed by run {finisher}, which succeeded; there is nothing "
+            "to resume",
+            run_id=run_id,
+            finished_by=finisher,
+            fix="run the workflow again (cached tasks are reused)",
+        )
     old_params = dict(run.get("params") or {})  # type: ignore[call-overload]
     if params and dict(params) != old_params:
         raise ResumeError(
@@ -65,12 +78,22 @@ def plan_resume(
 
 
 def _find(store: Store, target: RunTarget, which: str) -> Mapping[str, Any]:
+    # "last" is the latest run, whatever became of it: an older unfinished run is
+    # not picked up again behind the runs that came after it.
     if which == "last":
-        run = store.runs.last_run(target.name, unfinished=True)
+        run = store.runs.last_run(target.name)
         if run is None:
             raise ResumeError(
                 f"workflow {target.name!r} has no unfinished run to resume",
                 fix="run it without --resume",
+            )
+        if run["status"] == "running":
+            raise ResumeError(
+                f"the latest run of {target.name!r}, {run['run_id']}, is still running "
+                f"(process {run['pid']} on {run['host']})",
+                run_id=run["run_id"],
+                fix="wait for it to end or stop it (a run whose process is gone shows as "
+                "died and can be resumed), or resume another run by its id",
             )
         return run
     run = store.runs.get_run(which)
@@ -81,6 +104,19 @@ def _find(store: Store, target: RunTarget, which: str) -> Mapping[str, Any]:
             fix="list runs with `kernelflow runs` (or pass --resume last)",
         )
     return run
+
+
+def _finished_by(store: Store, run_id: str) -> str | None:
+    """A run that succeeded by resuming ``run_id``, or a run that resumed it; or None."""
+    pending, seen = [run_id], {run_id}
+    while pending:
+        for run in store.runs.resumed_by(pending.pop()):
+            if run["status"] == "succeeded":
+                return str(run["run_id"])
+            if run["run_id"] not in seen:
+                seen.add(str(run["run_id"]))
+                pending.append(str(run["run_id"]))
+    return None
 
 
 def _refuse_changed_code(

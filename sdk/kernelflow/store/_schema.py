@@ -72,6 +72,14 @@ NODE_COLUMNS = (
     "run_id, node, task, attempt, status, cache_hit, cache_key, code_hash, inputs, outputs,"
     " started, started_ts, duration, error"
 )
+# INSERT_NODE for a journal being replayed: a record already in the table (committed
+# before its process died, or by a replay cut short) is not inserted again.
+REPLAY_NODE = (
+    f"INSERT INTO node_executions ({NODE_COLUMNS})"
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14"
+    " WHERE NOT EXISTS (SELECT 1 FROM node_executions WHERE run_id = ?1 AND node = ?2"
+    " AND attempt = ?4 AND status = ?5 AND started_ts = ?12)"
+)
 
 
 def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:

@@ -30,20 +30,22 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from kernelflow._core.errors import KernelflowError, StoreError
+from kernelflow._core.errors import KernelflowError, KernelflowWarning, StoreError
 from kernelflow._core.status import NODE_STATUSES, RUN_STATUSES, NodeStatus, RunStatus
-from kernelflow.store._journal import Journal, orphans
+from kernelflow.store._journal import Journal, Line, crash_point, orphans, read
 from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
 from kernelflow.store._schema import (
     CACHE_COLUMNS,
     INSERT_NODE,
     NODE_COLUMNS,
+    REPLAY_NODE,
     SCHEMA_VERSION,
     Encoded,
     cache_dict,
@@ -95,6 +97,14 @@ _DEFERRABLE = {
     _CACHE_PUT: "cache_put",
     _FINISH_RUN: "run_finish",
 }
+# How a journal line of each kind is replayed: idempotently, because a journal may
+# end with lines its process committed just before dying, and a replay cut short
+# after its commit is done again.
+_REPLAYED = {
+    **{kind: sql for sql, kind in _DEFERRABLE.items()},
+    "run": _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1),
+    "node": REPLAY_NODE,
+}
 _WITH_DEFERRED: weakref.WeakSet[RunStore] = weakref.WeakSet()  # committed at exit
 MAX_DEFER_SECONDS = 0.05  # a deferred write is committed at most this much later
 
@@ -140,6 +150,13 @@ class RunStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _store_error(self.path, exc) from exc
+        if self.path.is_dir():
+            raise StoreError(
+                f"the run store {self.path} is a directory, where kernelflow keeps a file",
+                fix="move that directory away (kernelflow then starts a new run store there) "
+                "or point $KERNELFLOW_HOME elsewhere",
+                path=self.path,
+            )
         self._conn = self._retry(self._open)
 
     def _open(self) -> sqlite3.Connection:
@@ -267,14 +284,46 @@ class RunStore:
                 raise _store_error(self._journal.path, exc) from exc
 
     def _replay_orphans(self) -> None:
-        """Commit what processes that died had journaled but not yet written."""
-        statements_of = {kind: sql for sql, kind in _DEFERRABLE.items()}
-        # A journal may end with lines its process committed just before dying.
-        statements_of["run"] = _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1)
-        for path, statements in orphans(self._journal.directory):
-            known = [(statements_of[k], p) for k, p in statements if k in statements_of]
-            self._retry(functools.partial(self._write_batch, known))
-            path.unlink()
+        """Commit what processes that died had journaled but not yet written.
+
+        A replay cut short (Ctrl-C, a kill, a full disk) is done again by the next
+        store opened: the journal is given back, or its claim outlives this process.
+        """
+        for claim in orphans(self._journal.directory):
+            try:
+                lines, problems = read(claim.path)
+                refused = self._retry(functools.partial(self._replay, lines))
+            except BaseException:
+                claim.release()
+                raise
+            claim.done()
+            for problem in [*problems, *refused]:
+                warnings.warn(
+                    f"the journal {claim.original}: {problem}; that record was skipped, "
+                    "the others were replayed",
+                    KernelflowWarning,
+                    stacklevel=2,
+                )
+
+    def _replay(self, lines: list[Line]) -> list[str]:
+        """Journal lines in one transaction; why each line the database refused was."""
+        conn = self._connection()
+        refused = []
+        with self._lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for line in lines:
+                    try:
+                        conn.execute(_REPLAYED[line.kind], line.params)
+                    except (sqlite3.IntegrityError, sqlite3.InterfaceError) as exc:
+                        refused.append(f"line {line.number} is refused by the database ({exc})")
+                    crash_point("mid-insert")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # also after a Ctrl-C that came as BEGIN returned
+                    conn.execute("ROLLBACK")
+                raise
+        return refused
 
     @property
     def deferred(self) -> int:
@@ -444,6 +493,11 @@ class RunStore:
             if not unfinished or run["status"] != "running" or not self._verifiable(row):
                 return run
         return None
+
+    def resumed_by(self, run_id: str) -> list[dict[str, object]]:
+        """The runs that resumed ``run_id`` itself, oldest first, all columns."""
+        sql = "SELECT * FROM runs WHERE resumed_from = ? ORDER BY started_ts, rowid"
+        return [self._run_dict(row) for row in self._query(sql, (run_id,))]
 
     def list_runs(self, workflow: str | None = None, limit: int | None = None) -> list[dict]:
         """Runs, newest first, with ``duration`` in seconds (``None`` while unfinished).

@@ -1,0 +1,207 @@
+"""Replaying the journals of dead processes: on real processes and a real SQLite file.
+
+The replayer is killed (SIGKILL, through the store's test-only crash points) or
+interrupted (Ctrl-C while it waits on a database another process holds) at every
+step of a replay; the next process must still recover every record, once, and
+``--resume last`` must find the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from kernelflow.errors import KernelflowWarning
+from kernelflow.store.runs import RunStore
+
+FLOW = """
+import os
+from pathlib import Path
+
+from kernelflow import task, workflow
+
+
+def log(message):
+    with Path(os.environ["FLOW_LOG"]).open("a") as handle:
+        handle.write(message + "\\n")
+
+
+@task
+def prepare(n: int) -> int:
+    log("prepare")
+    return n + 1
+
+
+@task
+def train(x: int) -> int:
+    log("train")
+    if os.environ.get("FLOW_CRASH"):
+        os._exit(17)
+    return x * 10
+
+
+@workflow
+def wf(n: int = 1) -> int:
+    return train(x=prepare(n=n))
+"""
+
+
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kernelflow", *args],
+        cwd=tmp_path,
+        env=dict(os.environ, FLOW_LOG=str(tmp_path / "log.txt"), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@contextmanager
+def _database_held(db: Path) -> Iterator[None]:
+    """Another process's write transaction: nothing can be committed meanwhile."""
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def _crashed_run(tmp_path: Path, home: Path) -> Path:
+    """A run that died with its start and a finished task only in its journal."""
+    (tmp_path / "flow.py").write_text(FLOW)
+    db = home / "runs.sqlite"
+    RunStore(db).close()
+    with _database_held(db):  # so the background flush cannot commit the records
+        crashed = _cli(tmp_path, "run", "flow.py:wf", FLOW_CRASH="1")
+    assert crashed.returncode == 17, crashed.stderr
+    assert _log(tmp_path) == ["prepare", "train"]
+    journals = list((home / "journal").iterdir())
+    assert [path.suffix for path in journals] == [".jsonl"]
+    assert '"prepare"' in journals[0].read_text()
+    return db
+
+
+def _log(tmp_path: Path) -> list[str]:
+    log = tmp_path / "log.txt"
+    lines = log.read_text().splitlines()
+    log.unlink()
+    return lines
+
+
+def _recovered(tmp_path: Path, home: Path, db: Path) -> None:
+    """The next process finds the run and every record of it, once; no journal is left."""
+    resumed = _cli(tmp_path, "run", "flow.py:wf", "--resume", "last")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "o0 = 20" in resumed.stdout
+    assert _log(tmp_path) == ["train"]  # prepare's record was recovered: it did not rerun
+    assert list((home / "journal").iterdir()) == []
+    with sqlite3.connect(db) as raw:
+        runs = raw.execute("SELECT status, resumed_from FROM runs ORDER BY started_ts").fetchall()
+        died = raw.execute("SELECT run_id FROM runs WHERE resumed_from IS NULL").fetchone()[0]
+        nodes = raw.execute(
+            "SELECT node, status FROM node_executions WHERE run_id = ?", (died,)
+        ).fetchall()
+    assert [status for status, _ in runs] == ["died", "succeeded"]
+    assert runs[1][1] == died
+    assert nodes == [("prepare", "succeeded")]
+
+
+@pytest.mark.parametrize("step", ["before-rename", "after-rename", "mid-insert", "before-unlink"])
+def test_a_replay_killed_at_any_step_is_finished_by_the_next_process(
+    tmp_path: Path, store_home: Path, step: str
+) -> None:
+    db = _crashed_run(tmp_path, store_home)
+    replayer = _cli(tmp_path, "runs", KERNELFLOW_TEST_CRASH_REPLAY=step)
+    assert replayer.returncode == -signal.SIGKILL, replayer.stderr
+    _recovered(tmp_path, store_home, db)
+
+
+def test_a_replay_interrupted_while_the_database_is_busy_is_done_again(
+    tmp_path: Path, store_home: Path
+) -> None:
+    db = _crashed_run(tmp_path, store_home)
+    journal = store_home / "journal"
+    with _database_held(db):
+        replayer = subprocess.Popen(
+            [sys.executable, "-m", "kernelflow", "runs"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while not any(".replaying-" in path.name for path in journal.iterdir()):
+            assert replayer.poll() is None and time.monotonic() < deadline, "never claimed"
+            time.sleep(0.01)
+        replayer.send_signal(signal.SIGINT)  # Ctrl-C while it waits for the database
+    _, stderr = replayer.communicate(timeout=60)
+    assert replayer.returncode == 130, stderr
+    assert "interrupted" in stderr
+    _recovered(tmp_path, store_home, db)
+
+
+def test_replaying_a_journal_again_duplicates_nothing(tmp_path: Path, store_home: Path) -> None:
+    """A replay killed after its commit leaves its claim; doing it again is harmless."""
+    db = _crashed_run(tmp_path, store_home)
+    (journal,) = (store_home / "journal").iterdir()
+    text = journal.read_text()
+    RunStore(db).close()  # replays it
+    assert not journal.exists()
+    journal.write_text(text)  # as if the replay had been killed before the unlink
+    with RunStore(db) as store:
+        (run,) = store.list_runs()
+        assert run["status"] == "died"
+        assert [row["node"] for row in store.node_executions(str(run["run_id"]))] == ["prepare"]
+    assert list((store_home / "journal").iterdir()) == []
+
+
+def test_a_malformed_line_is_skipped_with_a_warning_and_the_rest_replayed(
+    tmp_path: Path, store_home: Path
+) -> None:
+    db = _crashed_run(tmp_path, store_home)
+    (journal,) = (store_home / "journal").iterdir()
+    run, node = journal.read_text().splitlines()
+    node_kind, node_fields = json.loads(node)
+    no_task = [*node_fields[:2], None, *node_fields[3:]]  # NOT NULL in the table
+    bad_types = [*node_fields[:3], "one", *node_fields[4:11], "yesterday", *node_fields[12:]]
+    journal.write_text(
+        "\n".join(
+            [
+                run,
+                json.dumps([node_kind, no_task]),
+                json.dumps([node_kind, bad_types]),
+                "not json at all",
+                json.dumps([node_kind, node_fields[:3]]),
+                json.dumps(["mystery", []]),
+                node,
+                '["node", ["cut short by the crash',  # the last line: expected, not reported
+            ]
+        )
+    )
+    with pytest.warns(KernelflowWarning) as caught:
+        store = RunStore(db)
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 5, messages
+    for number, message in zip(range(2, 7), messages, strict=True):
+        assert str(journal) in message and f"line {number} " in message
+    assert "task = None, which is not text" in messages[0]
+    assert "attempt = 'one', which is not int" in messages[1]
+    with store:
+        (recorded,) = store.list_runs()
+        assert recorded["status"] == "died"
+        rows = store.node_executions(str(recorded["run_id"]))
+    assert [(row["node"], row["attempt"]) for row in rows] == [("prepare", 1)]
+    assert list((store_home / "journal").iterdir()) == []
