@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from kernelflow._core.errors import DefinitionError, SignatureError, TypeMismatchError
@@ -70,8 +70,13 @@ class Promise:
         )
 
     __bool__ = __len__ = __iter__ = __index__ = __float__ = __int__ = _no_value
-    __add__ = __sub__ = __mul__ = __truediv__ = __lt__ = __gt__ = __le__ = __ge__ = _no_value
-    __getitem__ = __contains__ = _no_value
+    __getitem__ = __contains__ = __round__ = __abs__ = __neg__ = __pos__ = _no_value
+    # ``==`` too: object's would answer False, so ``if n == 0`` would pick a branch
+    # silently. str() and f-strings would make a constant of the promise's repr.
+    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __str__ = __format__ = _no_value
+    __add__ = __sub__ = __mul__ = __truediv__ = __floordiv__ = __mod__ = __pow__ = _no_value
+    __radd__ = __rsub__ = __rmul__ = __rtruediv__ = __rfloordiv__ = __rmod__ = __rpow__ = _no_value
+    __hash__ = object.__hash__  # defining __eq__ would otherwise make promises unhashable
 
     def __repr__(self) -> str:
         return f"<Promise {self.producer}: {type_name(self.type)}>"
@@ -217,15 +222,7 @@ def add_call(builder: GraphBuilder, task: Task, kwargs: Mapping[str, Any]) -> An
 def bind_inputs(task: Task, kwargs: Mapping[str, Any], *, bind: Callable[..., Any]) -> dict:
     """Check a call's keyword arguments against the task's interface and bind each."""
     interface = task.interface
-    unknown = [name for name in kwargs if name not in interface.inputs]
-    if unknown:
-        raise SignatureError(
-            f"task {task.name!r} has no input {unknown[0]!r}; "
-            f"its inputs are: {', '.join(interface.inputs) or '(none)'}",
-            task=task.name,
-            variable=unknown[0],
-            fix="check the spelling of the keyword argument",
-        )
+    _refuse_unknown_inputs("task", task.name, interface.inputs, kwargs)
     bindings = {}
     for name, expected in interface.inputs.items():
         if name in kwargs:
@@ -241,6 +238,22 @@ def bind_inputs(task: Task, kwargs: Mapping[str, Any], *, bind: Callable[..., An
             )
         bindings[name] = bind(value, expected, where=f"input {name!r} of task {task.name!r}")
     return bindings
+
+
+def _refuse_unknown_inputs(
+    kind: str, name: str, inputs: Iterable[str], kwargs: Mapping[str, Any]
+) -> None:
+    """A keyword the task or workflow does not declare (a typo, usually) is an error."""
+    known = list(inputs)
+    unknown = [keyword for keyword in kwargs if keyword not in known]
+    if unknown:
+        raise SignatureError(
+            f"{kind} {name!r} has no input {unknown[0]!r}; "
+            f"its inputs are: {', '.join(known) or '(none)'}",
+            variable=unknown[0],
+            fix="check the spelling of the keyword argument",
+            **{kind: name},
+        )
 
 
 def _output_promises(node: Node, interface: Interface) -> Any:
@@ -269,6 +282,8 @@ class NodeHandle:
 
 def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -> Any:
     """A nested workflow call: copy its nodes into the parent graph under a prefix."""
+    # First, as for a task: a misspelled input would otherwise be reported as a missing one.
+    _refuse_unknown_inputs("workflow", child.name, child.graph.params, kwargs)
     params = {}
     for name, spec in child.graph.params.items():
         if name in kwargs:
@@ -282,9 +297,6 @@ def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -
                 variable=name,
                 fix=f"pass {name}=...",
             )
-    unknown = set(kwargs) - set(child.graph.params)
-    if unknown:
-        raise SignatureError(f"workflow {child.name!r} has no input {sorted(unknown)[0]!r}")
     prefix = builder.unique_id(child.name)
     renamed = {node_id: NodeId(f"{prefix}.{node_id}") for node_id in child.graph.nodes}
 

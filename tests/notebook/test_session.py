@@ -1,0 +1,225 @@
+"""The kernel session in-process: ``%%task`` and ``%workflow`` on a real InteractiveShell.
+
+These are the quick counterparts of ``test_kernel_magics.py`` and
+``test_kernel_cache.py``, which start kernels: no process, no messages, the
+same magics and session. Each test gets a fresh shell (it is a singleton) with
+the extension loaded, and its own store (``conftest.store_home``).
+"""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from kernelflow.errors import (
+    KernelflowError,
+    OutputTypeError,
+    TaskFailedError,
+    UndefinedNameError,
+)
+from kernelflow.notebook.kernel.session import session_of
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    """A fresh shell with ``%load_ext kernelflow`` run, and a ``log(name)`` helper."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)  # else IPython may edit sys.path
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database in the user's home
+    InteractiveShell.clear_instance()
+    ipython = InteractiveShell.instance(config=config)
+    try:
+        ipython.run_line_magic("load_ext", "kernelflow")
+        # A helper is setup code, hashed by its source: calling it leaves cache keys alone
+        # (appending to a list in the namespace would change an input of the task).
+        run(
+            ipython,
+            f"def log(name):\n    with open({str(tmp_path / 'ran.log')!r}, 'a') as f:\n"
+            "        f.write(name + '\\n')",
+        )
+        yield ipython
+    finally:
+        if "kernelflow" in ipython.extension_manager.loaded:
+            ipython.run_line_magic("unload_ext", "kernelflow")
+        atexit.unregister(ipython.atexit_operations)
+        ipython.restore_sys_module_state()  # sys.modules["__main__"] is pytest's again
+        InteractiveShell.clear_instance()
+
+
+def run(shell: InteractiveShell, source: str) -> Any:
+    """Run a cell that must succeed; return its value."""
+    result = shell.run_cell(source, store_history=False)
+    error = result.error_before_exec or result.error_in_exec
+    if error is not None:
+        raise AssertionError(f"the cell failed: {error!r}\n{source}")
+    return result.result
+
+
+def fails(shell: InteractiveShell, source: str) -> BaseException:
+    """Run a cell that must fail; return its error."""
+    result = shell.run_cell(source, store_history=False)
+    error = result.error_before_exec or result.error_in_exec
+    assert error is not None, f"the cell did not fail:\n{source}"
+    return error
+
+
+def ran(tmp_path: Path) -> list[str]:
+    """The names logged since the last call: which task bodies ran."""
+    log = tmp_path / "ran.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return lines
+
+
+MAKE = "%%task make --cache\nlog('make')\nxs = list(range(n))"
+SCALE = "%%task scale --cache\nlog('scale')\nys = [x * k for x in xs]"
+
+
+def test_a_task_cell_binds_its_values_and_says_it_ran(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.user_ns["n"] = 3
+    run(shell, "%%task make\nlog('make')\nxs = list(range(n))\ntotal: int = sum(xs)")
+    assert (shell.user_ns["xs"], shell.user_ns["total"]) == ([0, 1, 2], 3)
+    assert ran(tmp_path) == ["make"]
+    assert "make: ran in" in capsys.readouterr().out
+
+
+def test_a_second_identical_run_is_a_cache_hit_that_restores_the_values(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.user_ns["n"] = 3
+    run(shell, MAKE)
+    assert ran(tmp_path) == ["make"]
+    del shell.user_ns["xs"]
+    capsys.readouterr()
+    run(shell, MAKE)
+    assert ran(tmp_path) == []  # the body did not run again
+    assert shell.user_ns["xs"] == [0, 1, 2]  # and its output is back
+    assert "make: cached, saved" in capsys.readouterr().out
+
+
+def test_an_uncached_task_runs_every_time(shell: InteractiveShell, tmp_path: Path) -> None:
+    shell.user_ns["n"] = 3
+    run(shell, MAKE.replace(" --cache", ""))
+    run(shell, MAKE.replace(" --cache", ""))
+    assert ran(tmp_path) == ["make", "make"]
+
+
+def test_a_changed_upstream_reruns_the_downstream(shell: InteractiveShell, tmp_path: Path) -> None:
+    shell.user_ns.update(n=3, k=2)
+    run(shell, MAKE)
+    run(shell, SCALE)
+    assert ran(tmp_path) == ["make", "scale"]
+    run(shell, SCALE)
+    assert ran(tmp_path) == []  # nothing changed
+
+    run(shell, MAKE.replace("range(n)", "range(n + 1)"))  # an edited upstream cell
+    run(shell, SCALE)
+    assert ran(tmp_path) == ["make", "scale"]
+    assert shell.user_ns["ys"] == [0, 2, 4, 6]
+
+    shell.user_ns["k"] = 10  # a changed parameter reruns only what reads it
+    run(shell, MAKE.replace("range(n)", "range(n + 1)"))
+    run(shell, SCALE)
+    assert ran(tmp_path) == ["scale"]
+    assert shell.user_ns["ys"] == [0, 10, 20, 30]
+
+
+def test_a_missing_input_names_the_cell_and_the_variable(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = fails(shell, "%%task reads_nothing\nlog('reads_nothing')\nresult = undefined_name + 1")
+    assert isinstance(error, UndefinedNameError)
+    assert (error.task, error.variable) == ("reads_nothing", "undefined_name")
+    shown = capsys.readouterr().out
+    assert "task 'reads_nothing' reads 'undefined_name'" in shown
+    assert "Fix: run the cell that defines 'undefined_name' first" in shown
+    assert "Traceback" not in shown  # one paragraph, not the engine's frames
+    assert ran(tmp_path) == []
+
+
+def test_a_failing_or_mistyped_cell_names_the_task(shell: InteractiveShell) -> None:
+    error = fails(shell, "%%task broken\nvalue = 1 / 0")
+    assert isinstance(error, TaskFailedError) and error.task == "broken"
+    assert error.error_type == "ZeroDivisionError"
+    error = fails(shell, "%%task typed\ncount: int = 'three'")
+    assert isinstance(error, OutputTypeError)
+    assert "'typed'" in str(error) and "'count'" in str(error) and "expected int" in str(error)
+
+
+def test_a_cell_reading_a_deferred_task_runs_it_first(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.user_ns.update(n=2, k=3)
+    run(shell, MAKE.replace("--cache", "--defer"))
+    assert "make: registered (--defer)" in capsys.readouterr().out
+    assert "xs" not in shell.user_ns and ran(tmp_path) == []
+    run(shell, SCALE)
+    assert ran(tmp_path) == ["make", "scale"]
+    assert (shell.user_ns["xs"], shell.user_ns["ys"]) == ([0, 1], [0, 3])
+
+
+def test_workflow_run_runs_the_dag_with_parameters(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.user_ns.update(n=2, k=3)
+    run(shell, MAKE.replace("--cache", "--defer"))
+    run(shell, SCALE.replace("--cache", "--defer"))
+    capsys.readouterr()
+    run(shell, "%workflow run -p k 10")
+    assert ran(tmp_path) == ["make", "scale"]
+    assert shell.user_ns["ys"] == [0, 10]
+    progress = capsys.readouterr().out
+    assert "2 tasks" in progress and "[2/2] scale ran" in progress and "succeeded" in progress
+    run(shell, "%workflow run make")  # a target runs what it needs only
+    assert ran(tmp_path) == ["make"]
+
+
+def test_workflow_run_with_no_task_cells_says_what_to_do(shell: InteractiveShell) -> None:
+    error = fails(shell, "%workflow run")
+    assert isinstance(error, KernelflowError)
+    assert "no task cells have run in this kernel yet" in str(error)
+
+
+def test_workflow_cache_ls_and_clear(
+    shell: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.user_ns.update(n=2, k=3)
+    run(shell, MAKE)
+    run(shell, SCALE)
+    assert sorted(run(shell, "%workflow cache ls")["task"]) == ["make", "scale"]
+    capsys.readouterr()
+    run(shell, "%workflow cache clear scale")
+    assert "removed 1 cache entry" in capsys.readouterr().out
+    assert list(run(shell, "%workflow cache ls")["task"]) == ["make"]
+    run(shell, "%workflow cache clear")
+    assert run(shell, "%workflow cache ls").empty
+    ran(tmp_path)  # forget the runs above
+    run(shell, MAKE)
+    assert ran(tmp_path) == ["make"]  # the entry is gone: the body runs again
+
+
+def test_unloading_removes_the_magics_and_the_session(shell: InteractiveShell) -> None:
+    run(shell, "%%task make\nxs = [1]")
+    shell.run_line_magic("unload_ext", "kernelflow")
+    assert shell.find_cell_magic("task") is None
+    assert shell.find_line_magic("workflow") is None
+    assert shell.custom_exceptions == ()  # kernelflow errors show as any other again
+    assert "Cell magic `%%task` not found" in str(fails(shell, "%%task make\nxs = [2]"))
+    assert shell.user_ns["xs"] == [1]
+    with pytest.raises(KernelflowError, match="not loaded") as info:
+        session_of(shell)
+    assert info.value.fix == "run %load_ext kernelflow first"
+
+    shell.run_line_magic("load_ext", "kernelflow")  # and loading again starts afresh
+    assert session_of(shell).cells == {}
+    run(shell, "%%task make\nxs = [3]")
+    assert shell.user_ns["xs"] == [3]
