@@ -133,6 +133,7 @@ class ArtifactStore:
         self.root = Path(root).absolute()
         self.inline_limit = inline_limit
         self._key: bytes | None = None
+        self._mac: hmac.HMAC | None = None
         self._root_ready = False
 
     def __repr__(self) -> str:
@@ -258,9 +259,10 @@ class ArtifactStore:
         return self._key
 
     def _sign(self, chunks: Sequence[Chunk]) -> str:
-        if len(chunks) == 1:  # a small pickle: the one-shot digest is several times faster
-            return hmac.digest(self._signing_key(), chunks[0], "sha256").hex()
-        mac = hmac.new(self._signing_key(), digestmod=hashlib.sha256)
+        # A copy of a MAC keyed once: keying costs more than a small pickle's digest.
+        if self._mac is None:
+            self._mac = hmac.new(self._signing_key(), digestmod=hashlib.sha256)
+        mac = self._mac.copy()
         for chunk in chunks:
             mac.update(chunk)
         return mac.hexdigest()
