@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelflow._core.errors import KernelflowError
+from kernelflow._core.errors import KernelflowError, TargetError
 from kernelflow._core.graph import NodeOutput
 from kernelflow._core.hashing import combine
 from kernelflow._core.interface import type_name
+from kernelflow._core.names import validate_name
 from kernelflow.notebook.analysis import analyze_cell
 from kernelflow.notebook.cells import TaskSpec
-from kernelflow.notebook.load import NotebookWorkflow, load_notebook
+from kernelflow.notebook.load import NAME_FIX, NotebookWorkflow, load_notebook
 
 DEFAULT_OUT = "exports"
 
@@ -40,10 +41,15 @@ class Export:
 
 
 def export(path: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_OUT) -> Export:
-    """Export the notebook at ``path``; the same workflow always gives the same file."""
+    """Export the notebook at ``path``; the same workflow always gives the same file.
+
+    The workflow name becomes a directory under ``out``, so it is checked against
+    the name rule before anything is written.
+    """
     workflow = load_notebook(path)
+    where = f"the notebook metadata of {Path(path).name}"
+    folder = workflow_folder(out, workflow.name, where=where, fix=NAME_FIX)
     version = static_version(workflow)
-    folder = Path(out) / workflow.name
     target = folder / f"{version}.ipynb"
     if target.exists():
         return Export(workflow.name, version, target, new=False)
@@ -184,7 +190,8 @@ def _write_atomic(target: Path, notebook: Any) -> None:
 
 def versions(workflow: str, out: str | os.PathLike[str] = DEFAULT_OUT) -> list[dict[str, Any]]:
     """The exported versions of ``workflow``, oldest first."""
-    index = Path(out) / workflow / "versions.json"
+    folder = workflow_folder(out, workflow, where="the workflow argument", fix=_FIX)
+    index = folder / "versions.json"
     if not index.exists():
         raise KernelflowError(
             f"no exported versions of {workflow!r} under {os.fspath(out)!r}",
@@ -214,6 +221,17 @@ def diff(
         "removed": sorted(set(before) - set(after)),
         "changed": sorted(n for n in set(before) & set(after) if before[n] != after[n]),
     }
+
+
+def workflow_folder(
+    out: str | os.PathLike[str], workflow: object, *, where: str, fix: str | None = None
+) -> Path:
+    """``<out>/<workflow>``, once the name is known not to lead anywhere else."""
+    name = validate_name("workflow name", workflow, where=where, fix=fix, error=TargetError)
+    return Path(out) / name
+
+
+_FIX = "give the workflow's name as `kernelflow export` printed it"
 
 
 def _add_version(
