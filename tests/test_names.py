@@ -134,3 +134,32 @@ def test_versions_refuses_a_workflow_name_that_is_not_a_file_name(tmp_path: Path
     done = kernelflow_cli("versions", "../../etc", cwd=tmp_path)
     assert done.returncode == 2
     assert "bad workflow name '../../etc'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_schedule_add_refuses_a_plan_name_too_long_for_a_file(
+    tmp_path: Path, store_home: Path
+) -> None:
+    source = _notebook(tmp_path, {"workflow": "flow", "inputs": {"n": "int"}})
+
+    done = kernelflow_cli(
+        "schedule", "add", str(source), "--cron", "0 6 * * *", "--name", "a" * 300
+    )
+
+    assert done.returncode == 2, done.stdout
+    assert "Traceback" not in done.stderr
+    assert "bad plan name" in done.stderr and "300 characters" in done.stderr
+    assert not (store_home / "schedules.sqlite").exists()  # refused before anything is stored
+
+
+@pytest.mark.parametrize("workflow", ["x" * 300, 5])
+def test_schedule_add_refuses_a_bad_workflow_name_as_the_default_plan_name(
+    tmp_path: Path, store_home: Path, workflow: object
+) -> None:
+    source = _notebook(tmp_path, {"workflow": workflow})
+
+    done = kernelflow_cli("schedule", "add", str(source), "--cron", "0 6 * * *")
+
+    assert done.returncode == 2, done.stdout
+    assert "Traceback" not in done.stderr
+    assert "bad workflow name" in done.stderr and "--name" in done.stderr
+    assert not (store_home / "schedules.sqlite").exists()

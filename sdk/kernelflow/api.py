@@ -19,6 +19,7 @@ from kernelflow._core.describe import describe as _describe
 from kernelflow._core.errors import TargetError
 from kernelflow._core.graph import Graph
 from kernelflow._core.interface import parse_parameter
+from kernelflow._core.names import name_from_stem, validate_name
 from kernelflow.engine.backends import BACKENDS
 from kernelflow.engine.events import Event, Listener
 from kernelflow.engine.launch import run_target
@@ -54,6 +55,7 @@ __all__ = [
     "export",
     "lineage",
     "load_target",
+    "name_from_stem",
     "open_kernel_session",
     "output_record",
     "outputs_record_of",
@@ -63,6 +65,7 @@ __all__ = [
     "read_outputs",
     "run",
     "runs",
+    "validate_name",
     "versions",
     "write_executed_copy",
 ]
