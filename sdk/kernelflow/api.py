@@ -25,8 +25,9 @@ from kernelflow.engine.events import Event, Listener
 from kernelflow.engine.launch import run_target
 from kernelflow.engine.params import parse_params as _parse_params
 from kernelflow.engine.runner import RunResult, RunTarget
-from kernelflow.notebook.export import Export, diff, export, versions
+from kernelflow.notebook.export import Export, export
 from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs
+from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
 
