@@ -19,13 +19,15 @@ from kernelflow._core.describe import describe as _describe
 from kernelflow._core.errors import TargetError
 from kernelflow._core.graph import Graph
 from kernelflow._core.interface import parse_parameter
+from kernelflow._core.names import name_from_stem, validate_name
 from kernelflow.engine.backends import BACKENDS
 from kernelflow.engine.events import Event, Listener
 from kernelflow.engine.launch import run_target
 from kernelflow.engine.params import parse_params as _parse_params
 from kernelflow.engine.runner import RunResult, RunTarget
-from kernelflow.notebook.export import Export, diff, export, versions
+from kernelflow.notebook.export import Export, export
 from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs
+from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
 
@@ -54,6 +56,7 @@ __all__ = [
     "export",
     "lineage",
     "load_target",
+    "name_from_stem",
     "open_kernel_session",
     "output_record",
     "outputs_record_of",
@@ -63,6 +66,7 @@ __all__ = [
     "read_outputs",
     "run",
     "runs",
+    "validate_name",
     "versions",
     "write_executed_copy",
 ]

@@ -189,9 +189,10 @@ def _versions(args: argparse.Namespace) -> int:
 
     for record in api.versions(args.workflow, args.out):
         parent = record["parent"] or "-"
+        source = record["source"] or "(unknown: the index was rebuilt)"
         print(
             f"{record['version']}  {record['created']}  parent {parent}  "
-            f"{len(record['tasks'])} tasks  from {record['source']}"
+            f"{len(record['tasks'])} tasks  from {source}"
         )
     return EXIT_OK
 

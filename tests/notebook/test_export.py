@@ -13,7 +13,8 @@ import pytest
 from notebook_runner import make_notebook, write
 
 import kernelflow
-from kernelflow.notebook.export import diff, export, versions
+from kernelflow.notebook.export import export
+from kernelflow.notebook.versions import diff, versions
 
 pytestmark = pytest.mark.notebook
 

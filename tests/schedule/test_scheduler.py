@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from test_cli import kernelflow_cli
 
 from kernelflow.schedule import scheduler as scheduler_module
 from kernelflow.schedule.cli import add_schedule_commands
@@ -260,3 +262,92 @@ def test_a_failing_notebook_is_recorded_with_the_cell_error(tmp_path: Path) -> N
     assert plan.last_error is not None
     assert plan.last_error.startswith("ValueError: no data for 4")
     assert plan.last_run_file is not None and Path(plan.last_run_file).is_file()
+
+
+# --- a bad plan never stops the others (issue 16, finding 9) ----------------------------
+
+
+def store_unchecked(name: str, notebook_path: Path, created: datetime = T0) -> None:
+    """Store a plan as an older kernelflow could have: no check of its name."""
+    PlanStore().plans()  # makes the table
+    with sqlite3.connect(PlanStore().path) as conn:
+        conn.execute(
+            "INSERT INTO plans (name, notebook, cron, params, timezone, created)"
+            " VALUES (?, ?, '0 6 * * *', '{}', 'UTC', ?)",
+            (name, str(notebook_path), created.isoformat()),
+        )
+
+
+def test_a_stored_plan_with_a_bad_name_fails_alone_and_frees_its_lock(tmp_path: Path) -> None:
+    long_name = "a" * 300  # sorts first: it used to stop the pass before the others ran
+    store_unchecked(long_name, notebook(tmp_path / "exports" / "long.ipynb"))
+    store_unchecked("../escaped", notebook(tmp_path / "exports" / "escaped.ipynb"))
+    add(tmp_path, "good", "0 6 * * *")
+    runner = Recorder()
+    scheduler = Scheduler(runs_dir=tmp_path / "runs", clock=Clock(at(11, 7)), runner=runner)
+
+    outcomes = {plan.name: (status, plan) for plan, _, status in scheduler.run_pending()}
+
+    assert {name: status for name, (status, _) in outcomes.items()} == {
+        long_name: "failed",
+        "../escaped": "failed",
+        "good": "succeeded",
+    }
+    assert [call[0] for call in runner.calls] == ["good"]
+    error = outcomes[long_name][1].last_error
+    assert error is not None and "bad plan name" in error and "300 characters" in error
+    assert "schedule rm" in error and long_name not in error
+    assert "it starts with '.'" in (outcomes["../escaped"][1].last_error or "")
+    assert all(plan.running_since is None for plan in PlanStore().plans())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exports", "kernelflow-home", "runs"]
+    assert scheduler.run_pending() == []  # a failed tick counts as run, as for any failure
+
+
+def test_a_tick_another_scheduler_ran_meanwhile_is_reported_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add(tmp_path, "first", "0 6 * * *")
+    add(tmp_path, "second", "0 6 * * *")
+    clock = Clock(at(11, 6, 1))
+    other = Scheduler(runs_dir=tmp_path / "runs", clock=clock, runner=Recorder())
+
+    def runner(plan: Plan, tick: datetime, out_path: Path, home: Path) -> None:
+        out_path.write_text("{}")
+        if plan.name == "first":
+            other.run_pending()  # meanwhile another scheduler runs "second" for this tick
+
+    monkeypatch.setattr(scheduler_module, "utc_now", clock)
+    monkeypatch.setattr(scheduler_module, "run_with_papermill", runner)
+    monkeypatch.chdir(tmp_path)
+    parser = argparse.ArgumentParser()
+    add_schedule_commands(parser.add_subparsers())
+    args = parser.parse_args(["scheduler", "--once"])
+
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert "first: succeeded" in out
+    assert "second: skipped (already ran for that tick)" in out
+    assert "pid None" not in out
+
+
+@pytest.mark.notebook
+def test_the_scheduler_command_runs_the_good_plans_past_bad_ones(tmp_path: Path) -> None:
+    good = notebook(tmp_path / "exports" / "good.ipynb", inputs={"n": "int"})
+    gone = notebook(tmp_path / "exports" / "gone.ipynb", inputs={"n": "int"})
+    for path in (good, gone):
+        assert kernelflow_cli("schedule", "add", str(path), "--cron", "0 6 * * *").returncode == 0
+    gone.unlink()
+    store_unchecked("a" * 300, good)
+    with sqlite3.connect(PlanStore().path) as conn:  # all added long ago: every plan is due
+        conn.execute("UPDATE plans SET created = ?", (T0.isoformat(),))
+
+    done = kernelflow_cli("scheduler", "--once", cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr  # some plans failed
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert any(" good: succeeded -> runs/good/" in line for line in lines), done.stdout
+    assert any(" gone: failed" in line for line in lines)
+    assert "FileNotFoundError" in done.stdout
+    assert "bad plan name" in done.stdout and "300 characters" in done.stdout
+    assert all(plan.running_since is None for plan in PlanStore().plans())

@@ -13,20 +13,23 @@ import datetime as dt
 import json
 import os
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelflow._core.errors import KernelflowError
 from kernelflow._core.graph import NodeOutput
 from kernelflow._core.hashing import combine
 from kernelflow._core.interface import type_name
 from kernelflow.notebook.analysis import analyze_cell
 from kernelflow.notebook.cells import TaskSpec
-from kernelflow.notebook.load import NotebookWorkflow, load_notebook
-
-DEFAULT_OUT = "exports"
+from kernelflow.notebook.load import NAME_FIX, NotebookWorkflow, load_notebook
+from kernelflow.notebook.versions import (
+    DEFAULT_OUT,
+    index_lock,
+    list_version,
+    load_records,
+    workflow_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -40,18 +43,27 @@ class Export:
 
 
 def export(path: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_OUT) -> Export:
-    """Export the notebook at ``path``; the same workflow always gives the same file."""
+    """Export the notebook at ``path``; the same workflow always gives the same file.
+
+    The workflow name becomes a directory under ``out``, so it is checked against
+    the name rule before anything is written. The notebook and its index entry are
+    written under the index lock, so concurrent exports neither lose entries nor
+    write one version twice; a version whose notebook exists but is not listed (an
+    export that died in between) is listed now.
+    """
     workflow = load_notebook(path)
+    where = f"the notebook metadata of {Path(path).name}"
+    folder = workflow_folder(out, workflow.name, where=where, fix=NAME_FIX)
     version = static_version(workflow)
-    folder = Path(out) / workflow.name
     target = folder / f"{version}.ipynb"
-    if target.exists():
-        return Export(workflow.name, version, target, new=False)
-    notebook = exported_notebook(workflow, version)
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(target, notebook)
-    _add_version(folder, workflow, version, Path(path), notebook.metadata["kernelflow"])
-    return Export(workflow.name, version, target, new=True)
+    with index_lock(folder):
+        records = load_records(folder, workflow.name)
+        new = not target.exists()
+        if new:
+            _write_atomic(target, exported_notebook(workflow, version))
+        list_version(folder, workflow.name, records, target, Path(path))
+    return Export(workflow.name, version, target, new=new)
 
 
 def static_version(workflow: NotebookWorkflow) -> str:
@@ -177,63 +189,3 @@ def _write_atomic(target: Path, notebook: Any) -> None:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     nbformat.write(notebook, temporary)
     os.replace(temporary, target)
-
-
-# --- versions -------------------------------------------------------------------
-
-
-def versions(workflow: str, out: str | os.PathLike[str] = DEFAULT_OUT) -> list[dict[str, Any]]:
-    """The exported versions of ``workflow``, oldest first."""
-    index = Path(out) / workflow / "versions.json"
-    if not index.exists():
-        raise KernelflowError(
-            f"no exported versions of {workflow!r} under {os.fspath(out)!r}",
-            workflow=workflow,
-            fix="export it first: kernelflow export NOTEBOOK (--out DIR if not ./exports)",
-        )
-    return list(json.loads(index.read_text())["versions"])
-
-
-def diff(
-    workflow: str, old: str, new: str, out: str | os.PathLike[str] = DEFAULT_OUT
-) -> dict[str, list[str]]:
-    """Tasks added, removed and changed between two exported versions."""
-    known = {v["version"]: v for v in versions(workflow, out)}
-    for version in (old, new):
-        if version not in known:
-            raise KernelflowError(
-                f"{workflow!r} has no exported version {version!r}; it has "
-                f"{', '.join(known) or 'none'}",
-                workflow=workflow,
-                fix="list them with kernelflow versions WORKFLOW",
-            )
-    before: Mapping[str, str] = known[old]["tasks"]
-    after: Mapping[str, str] = known[new]["tasks"]
-    return {
-        "added": sorted(set(after) - set(before)),
-        "removed": sorted(set(before) - set(after)),
-        "changed": sorted(n for n in set(before) & set(after) if before[n] != after[n]),
-    }
-
-
-def _add_version(
-    folder: Path,
-    workflow: NotebookWorkflow,
-    version: str,
-    source: Path,
-    metadata: Mapping[str, Any],
-) -> None:
-    index = folder / "versions.json"
-    records = json.loads(index.read_text())["versions"] if index.exists() else []
-    records.append(
-        {
-            "version": version,
-            "created": metadata["created"],
-            "source": str(source.resolve()),
-            "tasks": metadata["tasks"],
-            "parent": records[-1]["version"] if records else None,
-        }
-    )
-    temporary = index.with_name(f".versions.json.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"workflow": workflow.name, "versions": records}, indent=2))
-    os.replace(temporary, index)

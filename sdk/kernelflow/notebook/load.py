@@ -11,11 +11,15 @@ from typing import Any
 
 from kernelflow._core.errors import TargetError
 from kernelflow._core.graph import Graph
+from kernelflow._core.names import name_from_stem, validate_name
 from kernelflow._core.version import graph_version
 from kernelflow.notebook.build import NotebookGraph, build_graph
 from kernelflow.notebook.cells import NotebookCell, classify
 from kernelflow.notebook.environment import ScriptEnvironment, annotation_namespace
 from kernelflow.notebook.parameters import ParameterDecl, injected_values, read_parameters
+
+# How to fix a bad workflow name in a notebook's metadata (without it, the file name is used).
+NAME_FIX = 'set metadata.kernelflow to {"workflow": "a_name"} in the notebook, or remove it'
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def load_notebook(path: str | os.PathLike[str]) -> NotebookWorkflow:
         raise TargetError(
             f"{str(notebook_path)!r} is not a readable notebook: {error}", target=str(path)
         ) from error
-    name = notebook.metadata.get("kernelflow", {}).get("workflow") or _workflow_name(notebook_path)
+    name = workflow_name(notebook.metadata, notebook_path)
     sources = [
         (cell.source, cell.metadata.get("tags", []))
         for cell in notebook.cells
@@ -98,6 +102,27 @@ def _parameters(cells: tuple[NotebookCell, ...], types: dict[str, Any]) -> dict[
     return declared
 
 
-def _workflow_name(path: Path) -> str:
-    stem = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in path.stem)
-    return stem or "notebook"
+def workflow_name(metadata: Mapping[str, Any], path: Path) -> str:
+    """The name in ``metadata.kernelflow.workflow``, or one made from the file name.
+
+    The metadata comes with the notebook, which may come from anywhere: a
+    ``kernelflow`` entry that is not a mapping, or a name that is not a string, is
+    refused here, where the notebook is named, rather than as a traceback later.
+    Whether a string is fit to become a path is checked where it becomes one
+    (:func:`kernelflow.notebook.export.export`). A missing or empty name falls back
+    to the file name, made to follow the name rule.
+    """
+    entry = metadata.get("kernelflow")
+    if not isinstance(entry, Mapping) and entry is not None:
+        raise TargetError(
+            f"metadata.kernelflow in {str(path)!r} is {type(entry).__name__}, not a mapping",
+            target=str(path),
+            fix=NAME_FIX,
+        )
+    name = (entry or {}).get("workflow")
+    if name is None or name == "":
+        return name_from_stem(path.stem)
+    if isinstance(name, str):
+        return name
+    where = f"the notebook metadata of {path.name}"  # a non-string: always refused
+    return validate_name("workflow name", name, where=where, error=TargetError, fix=NAME_FIX)

@@ -190,10 +190,12 @@ def _scheduler(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(outcome: Any) -> None:
+    from kernelflow.schedule.scheduler import skip_reason
+
     plan, tick, status = outcome
     line = f"{tick.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z {plan.name}: {status}"
     if status == "skipped":
-        line += f" (running in pid {plan.pid})"
+        line += f" ({skip_reason(plan, tick)})"
     elif plan.last_run_file:
         line += f" -> {_short_path(plan.last_run_file)}"
     if status == "failed" and plan.last_error:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import re
 import sqlite3
 import time
 import uuid
@@ -37,7 +36,6 @@ from kernelflow.errors import KernelflowError, ParameterError, StoreError
 
 SCHEDULES_FILE = "schedules.sqlite"
 TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # UTC; sorts as text in the same order as in time
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
@@ -133,8 +131,7 @@ def make_plan(
     """
     path = Path(notebook).expanduser().absolute()
     metadata = _read_metadata(path)
-    workflow = metadata.get("workflow")  # an export is named <version>.ipynb: use the workflow
-    plan_name = _check_name(name) if name else _default_name(Path(workflow or path.stem))
+    plan_name = _plan_name(name, metadata.get("workflow"), path)
     check_cron(cron, timezone, name=plan_name)
     values = parse_plan_params(dict(params or {}), metadata.get("inputs"))
     created = (now or datetime.now(UTC)).astimezone(UTC)
@@ -162,24 +159,21 @@ def _read_metadata(path: Path) -> dict[str, Any]:
     return dict(metadata) if isinstance(metadata, Mapping) else {}
 
 
-def _check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ParameterError(
-            f"bad plan name {name!r}: it names a directory under runs/",
-            fix="use letters, digits, '_', '-' and '.', not starting with '.' or '-'",
-            parameter="name",
-            actual=name,
-        )
-    return name
+def _plan_name(name: str | None, workflow: object, path: Path) -> str:
+    """``--name``, else the workflow's name (an export is named ``<version>.ipynb``),
+    else the file's; checked now, since it becomes the directory ``runs/<plan>/``."""
+    from kernelflow.api import name_from_stem, validate_name
 
-
-def _default_name(path: Path) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).lstrip(".-")
-    if not cleaned:
-        raise ParameterError(
-            f"cannot make a plan name from {path.name!r}", fix="give one with --name NAME"
-        )
-    return cleaned
+    if name is not None:
+        return validate_name("plan name", name, where="--name")
+    if workflow is None or workflow == "":
+        return name_from_stem(path.stem)
+    return validate_name(
+        "workflow name",
+        workflow,
+        where=f"the notebook metadata of {path.name}",
+        fix="name the plan yourself with --name NAME",
+    )
 
 
 def parse_plan_params(texts: dict[str, str], inputs: object) -> dict[str, Any]:
@@ -331,7 +325,10 @@ class PlanStore:
             conn.close()
 
     def add(self, plan: Plan) -> Plan:
-        """Store a new plan; a name already taken is refused."""
+        """Store a new plan; a name already taken, or not fit for a path, is refused."""
+        from kernelflow.api import validate_name
+
+        validate_name("plan name", plan.name, where="the plan to store")
         row = (
             plan.name,
             plan.notebook,

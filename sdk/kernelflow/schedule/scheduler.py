@@ -202,7 +202,21 @@ class Scheduler:
         return self._run(plan, self.now().replace(microsecond=0), scheduled=False)
 
     def output_path(self, plan: Plan, tick: datetime) -> Path:
-        return self.runs_dir / plan.name / f"{tick.astimezone(UTC):{RUN_FILE_FORMAT}}.ipynb"
+        """``<runs_dir>/<plan>/<tick>.ipynb``; a plan name unfit for a path is refused.
+
+        Plans are checked when added, but one stored by an older kernelflow was not:
+        here, where its name becomes a path, it fails that one run with a message
+        instead of an ``OSError`` that would stop the pass.
+        """
+        from kernelflow.api import validate_name
+
+        name = validate_name(
+            "plan name",
+            plan.name,
+            where="the stored plans",
+            fix="remove it with `kernelflow schedule rm NAME`, add it again with --name",
+        )
+        return self.runs_dir / name / f"{tick.astimezone(UTC):{RUN_FILE_FORMAT}}.ipynb"
 
     def seconds_until_next(self) -> float:
         """How long :meth:`serve` may sleep: until the next tick of any plan, at most 60 s."""
@@ -234,10 +248,11 @@ class Scheduler:
         token = self.plans.try_lock(plan.name, before=tick if scheduled else None)
         if token is None:
             return Outcome(self._reread(plan), tick, "skipped")
-        out_path = self.output_path(plan, tick)
+        out_path: Path | None = None
         status: Status = "failed"
         error: str | None = None
         try:
+            out_path = self.output_path(plan, tick)
             out_path.parent.mkdir(parents=True, exist_ok=True)
             self._runner(plan, tick, out_path)
             status = "succeeded"
@@ -254,7 +269,7 @@ class Scheduler:
                 token,
                 status=status,
                 error=error,
-                run_file=str(out_path) if out_path.exists() else None,
+                run_file=_written(out_path),
                 tick=tick if advance else None,
             )
         return Outcome(self._reread(plan), tick, status)
@@ -264,3 +279,20 @@ class Scheduler:
             return self.plans.get(plan.name)
         except KernelflowError:  # removed while it ran
             return plan
+
+
+def _written(out_path: Path | None) -> str | None:
+    """The run file, if the run wrote one; never raises (this runs while releasing the lock)."""
+    try:
+        return str(out_path) if out_path is not None and out_path.is_file() else None
+    except OSError:
+        return None
+
+
+def skip_reason(plan: Plan, tick: datetime) -> str:
+    """Why a pass skipped ``plan`` at ``tick``, from the plan as recorded afterwards."""
+    if plan.running_since is not None:
+        return f"running in pid {plan.pid}"
+    if plan.last_tick is not None and plan.last_tick >= tick:
+        return "already ran for that tick"
+    return "it was running; it stays due for the next pass"
