@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,18 +57,57 @@ def load_notebook(path: str | os.PathLike[str]) -> NotebookWorkflow:
             fix="check the path (it is relative to the current directory)",
         )
     try:
-        notebook = nbformat.read(notebook_path, as_version=4)
+        with warnings.catch_warnings():  # nbformat's schema nags (a missing cell id) are not
+            warnings.simplefilter("ignore")  # the user's problem here; what we use is checked
+            notebook = nbformat.read(notebook_path, as_version=4)
     except Exception as error:
         raise TargetError(
             f"{str(notebook_path)!r} is not a readable notebook: {error}", target=str(path)
         ) from error
     name = workflow_name(notebook.metadata, notebook_path)
-    sources = [
-        (cell.source, cell.metadata.get("tags", []))
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-    ]
-    return workflow_from_cells(sources, name=name, path=notebook_path)
+    return workflow_from_cells(code_cells(notebook, notebook_path), name=name, path=notebook_path)
+
+
+def code_cells(notebook: Any, path: Path) -> list[tuple[str, list[str]]]:
+    """``(source, tags)`` of each code cell, checked: the file may come from anywhere.
+
+    nbformat reads a notebook without enforcing its schema, so a cell whose
+    source is a number or whose tags are not strings would surface later as a
+    traceback; it is refused here, naming the cell (its index in the notebook,
+    from 1) and what was found.
+    """
+    cells = notebook.get("cells")
+    if not isinstance(cells, list):
+        raise _malformed(path, "its 'cells' is not a list", type(cells).__name__)
+    found = []
+    for index, cell in enumerate(cells, start=1):
+        if not isinstance(cell, Mapping):
+            raise _malformed(path, f"cell {index} is not an object", type(cell).__name__)
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise _malformed(path, f"the source of cell {index} is not text", repr(source)[:60])
+        metadata = cell.get("metadata", {})
+        tags = metadata.get("tags", []) if isinstance(metadata, Mapping) else None
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise _malformed(
+                path, f"the tags of cell {index} are not a list of text", repr(tags)[:60]
+            )
+        found.append((source, tags))
+    return found
+
+
+def _malformed(path: Path, what: str, found: str) -> TargetError:
+    return TargetError(
+        f"{str(path)!r} is not a valid notebook: {what} (found {found})",
+        target=str(path),
+        found=found,
+        fix="open and save it in Jupyter, or fix that cell in the JSON (nbformat.validate "
+        "shows every problem)",
+    )
 
 
 def workflow_from_cells(
