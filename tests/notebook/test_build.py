@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 from notebook_runner import make_notebook, write
 
+import kernelflow
+from kernelflow._core.graph import NodeId, NodeOutput
 from kernelflow.errors import (
     CellParseError,
     CycleError,
     DefinitionError,
     DuplicateProducerError,
-    KernelflowWarning,
+    NotebookErrors,
     UndefinedNameError,
 )
 from kernelflow.notebook.load import load_notebook, workflow_from_cells
@@ -45,11 +47,32 @@ def test_inputs_outputs_parameters_and_edges() -> None:
     assert list(graph.outputs) == ["report"]  # total is consumed by third
 
 
-def test_two_producers_of_one_name_are_refused() -> None:
-    with pytest.raises(DuplicateProducerError) as info:
-        build("%%task a\nx = 1", "%%task b\nx = 2", "%%task c\ny = x + 1")
-    message = str(info.value)
-    assert "'x'" in message and "task 'a'" in message and "task 'b'" in message
+def test_a_name_rebound_step_by_step_has_versions_read_in_notebook_order() -> None:
+    workflow = build(
+        "%%task load\ndf = [3, 1, 2]",
+        "%%task clean\ndf = sorted(df)",
+        "%%task count\nn = len(df)\nfirst = df[0]",
+    )
+    nodes = workflow.graph.nodes
+    assert nodes["clean"].bindings["df"] == NodeOutput(NodeId("load"), "df")
+    assert nodes["count"].bindings["df"] == NodeOutput(NodeId("clean"), "df")
+    assert workflow.built.versions == {("load", "df"): "df@load", ("clean", "df"): "df@clean"}
+    assert kernelflow.run(workflow).outputs == {"n": 3, "first": 1}
+
+
+def test_a_read_before_several_later_versions_is_refused_naming_the_cells() -> None:
+    with pytest.raises(DuplicateProducerError, match="order cannot decide") as info:
+        build("%%task c\ny = x + 1", "%%task a\nx = 1", "%%task b\nx = 2")
+    assert info.value.cells == ["cell 1 (task 'c')", "cell 2 (task 'a')", "cell 3 (task 'b')"]
+
+
+def test_every_structure_error_is_reported_at_once() -> None:
+    with pytest.raises(NotebookErrors) as info:
+        build("%%task a\nx = totl", "%%task b\ny = (1 +\n", "%%task c\nz = nope + x")
+    found = info.value.errors
+    assert [type(e) for e in found] == [CellParseError, UndefinedNameError, UndefinedNameError]
+    assert "1. " in str(info.value) and "3. " in str(info.value)
+    assert "'totl'" in str(info.value) and "'nope'" in str(info.value)
 
 
 def test_a_cycle_is_refused_naming_the_tasks() -> None:
@@ -80,14 +103,47 @@ def test_unknown_options_and_bad_values_are_refused() -> None:
         build("%%task a --after nope\nx = 1")
 
 
-def test_rebinding_an_input_says_assign_to_a_new_name() -> None:
-    with pytest.raises(DefinitionError, match="assign to a new name"):
-        build("%%task a\nx = 1", "%%task b\nx += 1\ny = x")
+def test_rebinding_an_input_makes_a_new_version() -> None:
+    workflow = build("%%task a\nx = 1", "%%task b\nx += 1\ny = x")
+    assert kernelflow.run(workflow).outputs == {"x": 2, "y": 2}
 
 
-def test_mutating_an_input_in_place_warns_with_the_line() -> None:
-    with pytest.warns(KernelflowWarning, match=r"changes its input 'xs' in place \(line 2"):
-        build("%%task a\nxs = [3, 1, 2]", "%%task b\nxs.sort()\nfirst = xs[0]")
+def test_a_task_changing_an_input_in_place_gets_a_copy_and_makes_a_version() -> None:
+    workflow = build(
+        "%%task a\nxs = [3, 1, 2]",
+        "%%task b\nxs.sort()\nfirst = xs[0]",
+        "%%task c\nlast = xs[-1]",
+    )
+    assert workflow.graph.nodes["c"].bindings["xs"] == NodeOutput(NodeId("b"), "xs")
+    result = kernelflow.run(workflow)
+    assert result.values["a"]["xs"] == [3, 1, 2]  # a's value (the cached one) is untouched
+    assert result.outputs == {"last": 3}  # b is not a leaf: its unread `first` is no result
+
+
+def test_changes_through_an_alias_make_versions_of_each_name() -> None:
+    workflow = build(
+        "%%task split\ntrain = {'a': 1}\ntest = {'a': 2}",
+        "%%task mark\nfor d in [train, test]:\n    d['b'] = d['a'] * 10",
+        "%%task total\nt = train['b'] + test['b']",
+    )
+    assert workflow.graph.nodes["total"].bindings["train"] == NodeOutput(NodeId("mark"), "train")
+    assert kernelflow.run(workflow).outputs == {"t": 30}
+
+
+def test_imports_and_functions_of_a_task_cell_serve_later_cells() -> None:
+    workflow = build(
+        "%%task load\nimport math\ndef half(v):\n    return v / 2\nx = math.sqrt(16)",
+        "%%task total\ny = math.floor(half(x))",
+    )
+    load, total = workflow.graph.nodes["load"], workflow.graph.nodes["total"]
+    assert list(load.task.interface.outputs) == ["x"]  # code is not data
+    assert total.task.setup_refs == ("half", "math")
+    assert kernelflow.run(workflow).outputs == {"y": 2}
+
+
+def test_every_value_a_leaf_task_binds_is_a_result() -> None:
+    workflow = build("%%task a\nx = 1", "%%task b\ntotal = x + 1\nlabel = f'{total}'\n_t = 0")
+    assert list(workflow.graph.outputs) == ["total", "label"]
 
 
 def test_a_notebook_without_tasks_says_how_to_make_one() -> None:

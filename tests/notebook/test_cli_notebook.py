@@ -43,16 +43,18 @@ def test_structure_errors_exit_2_and_no_task_runs(tmp_path: Path) -> None:
         make_notebook(
             [
                 f"def log(name):\n    open({str(log)!r}, 'a').write(name)",
-                "%%task a\nlog('a')\nx = 1",
-                "%%task b\nlog('b')\nx = 2",
                 "%%task c\ny = x",
+                "%%task a\nlog('a')\nx = 1",
+                "%%task b\nlog('b')\nx = 2\nz = missing",
             ]
         ),
         tmp_path / "bad.ipynb",
     )
     done = kernelflow_cli("run", str(path))
     assert done.returncode == 2
-    assert "'x' is produced twice" in done.stderr
+    assert "2 problems in the notebook" in done.stderr
+    assert "order cannot decide" in done.stderr and "'missing'" in done.stderr
+    assert "cell 2 (task 'c')" in done.stderr  # the notebook's own cell numbers
     assert not log.exists()
 
 

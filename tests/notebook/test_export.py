@@ -155,3 +155,30 @@ def test_versions_are_stable_and_new_code_is_a_new_version(tmp_path: Path) -> No
     assert "changed: total" in cli_diff.stdout
     index = json.loads((tmp_path / "exports" / "summing" / "versions.json").read_text())
     assert index["workflow"] == "summing"
+
+
+def test_control_cells_are_skipped_by_run_and_left_out_of_the_export(tmp_path: Path) -> None:
+    """A notebook written as the README teaches, with %workflow cells, goes to production."""
+    path = write(
+        make_notebook(
+            [
+                "%load_ext kernelflow",
+                ("n: int = 4", ["parameters"]),
+                "%%task square\nsq = n * n",
+                "%workflow show",
+                "%workflow run\n%workflow runs  # history",
+            ]
+        ),
+        tmp_path / "steered.ipynb",
+    )
+    workflow = kernelflow.load_notebook(path)
+    kinds = [cell.kind for cell in workflow.cells]
+    assert kinds == ["control", "parameters", "task", "control", "control"]
+    assert kernelflow.run(path).outputs == {"sq": 16}
+    done = export(path, tmp_path / "exports")
+    sources = [c.source for c in nbformat.read(done.path, as_version=4).cells]
+    assert not any("%workflow" in source for source in sources)
+    out = tmp_path / "out.ipynb"
+    ran = _papermill(done.path, out, "-p", "n", "5")
+    assert ran.returncode == 0, ran.stderr
+    assert kernelflow.read_outputs(out) == {"sq": 25}

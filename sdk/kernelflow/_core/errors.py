@@ -23,6 +23,7 @@ __all__ = [
     "TypeMismatchError",
     "CycleError",
     "DuplicateProducerError",
+    "NotebookErrors",
     "UndefinedNameError",
     "CellParseError",
     "TargetError",
@@ -100,6 +101,20 @@ class TypeMismatchError(DefinitionError, TypeError):
 
 class CycleError(DefinitionError):
     """The dependencies between tasks form a cycle."""
+
+
+class NotebookErrors(DefinitionError):
+    """Several mistakes in one notebook, reported together so they are fixed in one round.
+
+    ``errors`` holds each one; the message numbers them, one paragraph each.
+    """
+
+    def __init__(self, errors: list[DefinitionError]) -> None:
+        paragraphs = [f"{i}. {error}".replace("\n", "\n   ") for i, error in enumerate(errors, 1)]
+        super().__init__(
+            f"{len(errors)} problems in the notebook:\n" + "\n".join(paragraphs),
+            errors=list(errors),
+        )
 
 
 class DuplicateProducerError(DefinitionError):

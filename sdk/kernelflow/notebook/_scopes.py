@@ -121,6 +121,11 @@ class Visitor(ast.NodeVisitor):
         self.annotations: dict[str, str] = {}
         self.imports: dict[str, str] = {}
         self.mutations: list[tuple[Mutation, bool]] = []
+        # Top-level names that stand for other names' values: ``d = df`` or
+        # ``for d in [train, test]``; changing ``d`` in place changes those.
+        self.aliases: dict[str, tuple[str, ...]] = {}
+        # Top-level names bound by ``def`` and ``class``: code, not data.
+        self.definitions: dict[str, None] = {}
         self.opaque: list[str] = []
         self.ipython_calls: set[int] = set()
 
@@ -175,6 +180,10 @@ class Visitor(ast.NodeVisitor):
 
     def _mutation(self, target: ast.AST, kind: str, node: ast.AST) -> None:
         name = _root_name(target)
+        if name is not None and name in self.aliases and self._where(name) != "local":
+            for original in self.aliases[name]:
+                self._mutation(ast.Name(original, ast.Load()), kind, node)
+            return
         where = "local" if name is None else self._where(name)
         if name is None or where == "local" or (where == "now" and name in self.defs):
             return
@@ -201,6 +210,19 @@ class Visitor(ast.NodeVisitor):
         self.visit(node.value)
         for target in node.targets:
             self.visit(target)
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            self._alias(node.targets[0].id, [node.value])
+
+    def _alias(self, name: str, values: list[ast.expr]) -> None:
+        """Remember (or forget) that top-level ``name`` is another name's value."""
+        if len(self.stack) != 1:
+            return
+        self.aliases.pop(name, None)
+        if values and all(isinstance(value, ast.Name) for value in values):
+            originals = []
+            for value in values:
+                originals += self.aliases.get(value.id, (value.id,))  # type: ignore[attr-defined]
+            self.aliases[name] = tuple(dict.fromkeys(o for o in originals if o != name))
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self.visit(node.value)
@@ -225,6 +247,9 @@ class Visitor(ast.NodeVisitor):
     def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self.visit(node.iter)
         self.visit(node.target)
+        if isinstance(node.target, ast.Name):
+            literal = isinstance(node.iter, (ast.List, ast.Tuple, ast.Set))
+            self._alias(node.target.id, list(node.iter.elts) if literal else [])  # type: ignore[attr-defined]
         for stmt in node.body + node.orelse:
             self.visit(stmt)
 
@@ -274,6 +299,8 @@ class Visitor(ast.NodeVisitor):
             self.visit(decorator)
         self._signature(node.args, node.returns)
         self._bind(node.name)
+        if len(self.stack) == 1:
+            self.definitions.setdefault(node.name)
         self._function(node.args, node.body)
 
     visit_AsyncFunctionDef = visit_FunctionDef
@@ -308,6 +335,8 @@ class Visitor(ast.NodeVisitor):
             self.visit(stmt)
         self.stack.pop()
         self._bind(node.name)
+        if len(self.stack) == 1:
+            self.definitions.setdefault(node.name)
 
     def _comprehension(self, node: ast.AST, parts: list[ast.expr]) -> None:
         generators: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]

@@ -51,8 +51,9 @@ What the analysis cannot see
   a computed name, ``importlib`` and ``__import__`` results, ``%run``, ``%store``:
   the cell is reported opaque where this is recognisable, silently wrong where
   it is not (``sys.modules['__main__'].x = 1``).
-- Mutation through aliases: ``d = df; d['c'] = 1`` changes ``df``, but only
-  ``d``, which the cell bound, is seen.
+- Mutation through aliases is seen for the two common forms, ``d = df`` and
+  ``for d in [train, test]:`` (a literal list of names); not through containers
+  (``frames = [a, b]; frames[0]['c'] = 1``) or function arguments.
 - Calls that mutate their arguments: ``random.shuffle(xs)``, ``np.copyto(a, b)``,
   ``helper(df)``; only method calls named like mutators (``.append``,
   ``.fit``, ``.add_`` ...) or passing ``inplace=True`` are reported, and they are
@@ -108,9 +109,11 @@ class CellAnalysis:
     annotations: top-level annotated name -> annotation source text.
     imports: name bound by an import -> module (``"np" -> "numpy"``).
     mutations: in-place changes of values the cell did not bind.
-    rebinds: names in both ``defs`` and ``refs`` ("assign to a new name").
+    rebinds: names in both ``defs`` and ``refs`` (a new version of a name it reads).
     opaque: why the cell cannot be analysed reliably, or None.
     code_hash: xxh3-128 of the AST without positions: formatting does not count.
+    definitions: top-level names bound by ``def`` or ``class`` (and still bound):
+        code that later cells may use, not data.
     """
 
     source: str
@@ -122,6 +125,7 @@ class CellAnalysis:
     rebinds: tuple[str, ...]
     opaque: str | None
     code_hash: str
+    definitions: tuple[str, ...] = ()
 
 
 def strip_task_header(cell_source: str) -> tuple[str | None, str]:
@@ -274,4 +278,5 @@ def _result(visitor: Visitor, source: str, code_hash: str) -> CellAnalysis:
         rebinds=tuple(n for n in visitor.defs if n in refs),
         opaque="; ".join(dict.fromkeys(visitor.opaque)) or None,
         code_hash=code_hash,
+        definitions=tuple(n for n in visitor.definitions if n in visitor.defs),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import typing
 from collections.abc import Mapping
@@ -21,7 +22,9 @@ class CellTask(Task):
     ``setup_refs`` are the names the body reads from setup code: their objects
     (function sources, constants, module versions) are part of the code hash, so
     editing a helper reruns the tasks that use it. ``map_over`` names the list
-    input the body runs once per element of (``--map VAR``).
+    input the body runs once per element of (``--map VAR``). ``copies`` are the
+    inputs the body changes in place: it gets its own deep copy of each, so the
+    value another task produced (and the cache holds) is never changed.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class CellTask(Task):
         setup_refs: tuple[str, ...],
         environment: Environment,
         map_over: str | None = None,
+        copies: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.cell = cell
@@ -44,6 +48,7 @@ class CellTask(Task):
         self.setup_refs = setup_refs
         self.environment = environment
         self.map_over = map_over
+        self.copies = copies
         self.filename = f"<kernelflow task {name}>"
 
     @property
@@ -98,9 +103,12 @@ class CellTask(Task):
             options=self.options,
             setup_refs=self.setup_refs,
             environment=self.environment,
+            copies=self.copies,
         )
 
     def _run_once(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        if self.copies:
+            inputs = {**inputs, **{n: copy.deepcopy(inputs[n]) for n in self.copies if n in inputs}}
         scope = self.environment.execute(self.source, self.filename, inputs)
         return {name: scope[name] for name in self.interface.outputs if name in scope}
 

@@ -3,7 +3,10 @@
 A cell is a task when its first line is ``%%task NAME [options]`` or when it is
 tagged ``task:NAME`` (options then as tags: ``cache``, ``retries:2``, ...). The
 cell tagged ``parameters`` holds the workflow inputs (papermill's convention) and
-``injected-parameters`` overrides them. Every other code cell is setup code.
+``injected-parameters`` overrides them. A cell of nothing but line magics that
+steer the notebook (``%workflow run``, ``%load_ext kernelflow``, ``%matplotlib``)
+is a *control* cell: neither a task nor setup, so an export leaves it out and
+``kernelflow run`` skips it. Every other code cell is setup code.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import Any, Literal
 from kernelflow._core.errors import CellParseError
 from kernelflow.notebook.analysis import strip_task_header
 
-CellKind = Literal["parameters", "injected-parameters", "task", "setup"]
+CellKind = Literal["parameters", "injected-parameters", "task", "setup", "control"]
+# Line magics that change the process tasks run in: a cell of them is setup, not control.
+_STATEFUL_MAGICS = frozenset(["env", "set_env", "cd", "run", "pip", "conda", "store", "config"])
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
@@ -211,4 +216,25 @@ def classify(index: int, source: str, tags: Iterable[str]) -> NotebookCell:
         return NotebookCell(index, "injected-parameters", source, f"{label} (injected-parameters)")
     if "parameters" in tags:
         return NotebookCell(index, "parameters", source, f"{label} (parameters)")
+    if is_control(source):
+        return NotebookCell(index, "control", source, f"{label} (control)")
     return NotebookCell(index, "setup", source, label)
+
+
+def is_control(source: str) -> bool:
+    """Whether a cell is only line magics that bind no names (``%workflow run``...).
+
+    Magics that change the process the tasks run in (``%env``, ``%cd``, ``%pip``...)
+    do not count: such a cell is setup, and runs before the tasks.
+    """
+    lines = [line.strip() for line in source.splitlines()]
+    magics = [line for line in lines if line and not line.startswith("#")]
+    if not magics:
+        return False
+    for line in magics:
+        if not line.startswith("%") or line.startswith("%%"):
+            return False
+        name = line[1:].split(maxsplit=1)[0] if len(line) > 1 else ""
+        if not name or name in _STATEFUL_MAGICS:
+            return False
+    return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ def load_notebook(path: str | os.PathLike[str]) -> NotebookWorkflow:
     return workflow_from_cells(code_cells(notebook, notebook_path), name=name, path=notebook_path)
 
 
-def code_cells(notebook: Any, path: Path) -> list[tuple[str, list[str]]]:
+def code_cells(notebook: Any, path: Path) -> list[tuple[str, list[str], int]]:
     """``(source, tags)`` of each code cell, checked: the file may come from anywhere.
 
     nbformat reads a notebook without enforcing its schema, so a cell whose
@@ -96,7 +96,7 @@ def code_cells(notebook: Any, path: Path) -> list[tuple[str, list[str]]]:
             raise _malformed(
                 path, f"the tags of cell {index} are not a list of text", repr(tags)[:60]
             )
-        found.append((source, tags))
+        found.append((source, tags, index))  # errors name cells by the notebook's index
     return found
 
 
@@ -111,13 +111,21 @@ def _malformed(path: Path, what: str, found: str) -> TargetError:
 
 
 def workflow_from_cells(
-    sources: list[tuple[str, list[str]]], *, name: str, path: Path | None = None
+    sources: Sequence[tuple[str, list[str]] | tuple[str, list[str], int]],
+    *,
+    name: str,
+    path: Path | None = None,
 ) -> NotebookWorkflow:
-    """Build a workflow from ``(source, tags)`` code cells, in notebook order."""
+    """Build a workflow from code cells, in notebook order.
+
+    Each is ``(source, tags)`` or ``(source, tags, index)``, ``index`` being the
+    cell's place in the notebook (from 1, counting every cell), which errors use;
+    without it, the position in ``sources``.
+    """
     cells = tuple(
-        classify(index, source, tags)
-        for index, (source, tags) in enumerate(sources, start=1)
-        if source.strip()
+        classify(entry[2] if len(entry) > 2 else position, entry[0], entry[1])  # type: ignore[misc]
+        for position, entry in enumerate(sources, start=1)
+        if entry[0].strip()
     )
     setup_sources = [c.body for c in cells if c.kind == "setup"]
     types = annotation_namespace(setup_sources)
