@@ -179,3 +179,37 @@ def test_papermill_reads_the_same_parameters_and_types_as_we_do(tmp_path: Path) 
         if theirs[name]["inferred_type_name"] != "None":  # papermill: declared types only
             assert declared.type_text == theirs[name]["inferred_type_name"]
     assert theirs["flag"]["inferred_type_name"] == "None" and ours["flag"].type is bool
+
+
+def test_a_file_written_by_one_task_and_read_by_a_later_one_is_an_edge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    workflow = build(
+        ("n: int = 3", ["parameters"]),
+        "%%task write --cache\nwith open('numbers.txt', 'w') as f:\n"
+        "    f.write(','.join(map(str, range(n))))",
+        "%%task read --cache\ntotal = sum(int(v) for v in open('numbers.txt').read().split(','))",
+    )
+    read = workflow.graph.nodes["read"]
+    assert read.bindings["file:numbers.txt"] == NodeOutput(NodeId("write"), "file:numbers.txt")
+    assert list(workflow.graph.outputs) == ["total"]  # the file is an edge, not a result
+    assert kernelflow.run(workflow, parallel=2, backend="threading").outputs == {"total": 3}
+    again = kernelflow.run(workflow)
+    assert {t.status for t in again.tasks.values()} == {"cached"}
+    # a new parameter rewrites the file: the reader, cached on the old file, runs again
+    changed = kernelflow.run(workflow, {"n": 5})
+    assert changed.outputs == {"total": 10} and changed.tasks["read"].status == "succeeded"
+
+
+def test_a_file_that_exists_before_the_run_is_an_input_by_its_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raw.txt").write_text("1,2")
+    cells = ("%%task read --cache\ntotal = sum(map(int, open('raw.txt').read().split(',')))",)
+    assert kernelflow.run(build(*cells)).outputs == {"total": 3}
+    assert kernelflow.run(build(*cells)).tasks["read"].status == "cached"
+    (tmp_path / "raw.txt").write_text("1,2,3")
+    changed = kernelflow.run(build(*cells))
+    assert changed.outputs == {"total": 6} and changed.tasks["read"].status == "succeeded"

@@ -12,6 +12,10 @@ from kernelflow._core.interface import type_name
 def describe(name: str, graph: Graph) -> str:
     """Lines naming each parameter, each task's inputs (and where they come from) and outputs."""
     lines = [f"workflow {name}: {len(graph.nodes)} tasks"]
+    makers: dict[str, int] = {}  # a name several tasks make is shown by version: df@clean
+    for node in graph.nodes.values():
+        for output_name in node.task.interface.outputs:
+            makers[output_name] = makers.get(output_name, 0) + 1
     for param, spec in graph.params.items():
         default = "" if spec.default is REQUIRED else f" = {spec.default!r}"
         lines.append(f"  parameter {param}: {type_name(spec.type)}{default}")
@@ -22,7 +26,8 @@ def describe(name: str, graph: Graph) -> str:
             kind = type_name(node.task.interface.inputs.get(input_name))
             lines.append(f"    in  {input_name}: {kind} {_source(binding)}")
         for output_name, kind in node.task.interface.outputs.items():
-            lines.append(f"    out {output_name}: {type_name(kind)}")
+            shown = f"{output_name}@{node_id}" if makers[output_name] > 1 else output_name
+            lines.append(f"    out {shown}: {type_name(kind)}")
         for other in node.after:
             lines.append(f"    after {other}")
     outputs = ", ".join(

@@ -13,7 +13,7 @@ them are not here: the scheduling loop runs, the recorder records.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kernelflow._core.cache_key import CacheKey, cache_key
@@ -62,13 +62,18 @@ class NodeCompute:
             input_hashes=hashes,  # type: ignore[arg-type]
         )
 
-    def lookup(self, key: str, label: str) -> tuple[dict[str, Any], Any] | None:
+    def lookup(
+        self, key: str, label: str, needed: Iterable[str] = ()
+    ) -> tuple[dict[str, Any], Any] | None:
         """The values of a cache hit and the hit itself; None on a miss or a damaged entry.
 
-        A damaged entry is removed, so the recomputed outputs replace it.
+        An entry that lacks one of the ``needed`` outputs is a miss (it was made
+        by a run that kept fewer, e.g. a task in a workflow, where a cell run on
+        its own keeps them all); the recomputed outputs replace it. A damaged
+        entry is removed for the same reason.
         """
         hit = self.runs.cache_lookup(key)
-        if hit is None:
+        if hit is None or not set(needed) <= set(hit.outputs):
             return None
         values = self.load(hit.outputs, label, what="cached")
         if values is None:

@@ -33,6 +33,19 @@ _MUTATORS = frozenset(
     "difference_update intersection_update symmetric_difference_update fill resize put "
     "itemset setflags fit partial_fit fit_transform fit_predict set_params".split()
 )
+# Calls that write or read the file named by a literal path (issue: files as edges).
+_WRITES_FIRST = frozenset(
+    "to_csv to_parquet to_json to_pickle to_excel to_feather to_hdf to_stata to_orc "  # noqa: SIM905
+    "to_html to_latex to_markdown to_xml savefig imsave save savez savez_compressed "
+    "savetxt".split()
+)
+_WRITES_SECOND = frozenset(["dump"])  # joblib.dump(value, "model.joblib")
+_READS_FIRST = frozenset(
+    "read_csv read_parquet read_json read_pickle read_excel read_feather read_hdf "  # noqa: SIM905
+    "read_table read_fwf read_stata read_orc read_xml imread load loadtxt genfromtxt".split()
+)
+_PATH_METHODS = {"write_text": "w", "write_bytes": "w", "read_text": "r", "read_bytes": "r"}
+_PATH_KEYWORDS = ("path", "path_or_buf", "fname", "file", "filepath_or_buffer", "io", "filename")
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
@@ -126,6 +139,9 @@ class Visitor(ast.NodeVisitor):
         self.aliases: dict[str, tuple[str, ...]] = {}
         # Top-level names bound by ``def`` and ``class``: code, not data.
         self.definitions: dict[str, None] = {}
+        # Files named by literal paths, written and read (in first-use order).
+        self.file_writes: dict[str, None] = {}
+        self.file_reads: dict[str, None] = {}
         self.opaque: list[str] = []
         self.ipython_calls: set[int] = set()
 
@@ -390,6 +406,7 @@ class Visitor(ast.NodeVisitor):
     visit_Attribute = visit_Subscript
 
     def visit_Call(self, node: ast.Call) -> None:
+        self._file_io(node)
         func = node.func
         if isinstance(func, ast.Name):
             self._builtin_call(node, func.id)
@@ -400,6 +417,36 @@ class Visitor(ast.NodeVisitor):
             elif func.attr in _MUTATORS or _inplace(node) or _torch_inplace(func.attr):
                 self._mutation(func.value, "call", node)
         self.generic_visit(node)
+
+    def _file_io(self, node: ast.Call) -> None:
+        """Record a call that writes or reads a file named by a literal path."""
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name == "open":
+            path, mode = _literal(node, 0, ("file",)), _literal(node, 1, ("mode",)) or "r"
+            if path is not None and isinstance(func, ast.Name):
+                self._file(path, mode)
+            elif isinstance(func, ast.Attribute):  # Path("p").open("w")
+                self._file(_path_call(func.value), _literal(node, 0, ("mode",)) or "r")
+        elif name in _PATH_METHODS and isinstance(func, ast.Attribute):
+            self._file(_path_call(func.value), _PATH_METHODS[name])
+        elif name in _WRITES_FIRST:
+            self._file(_literal(node, 0, _PATH_KEYWORDS), "w")
+        elif name in _WRITES_SECOND:
+            self._file(_literal(node, 1, _PATH_KEYWORDS), "w")
+        elif name in _READS_FIRST:
+            self._file(_literal(node, 0, _PATH_KEYWORDS), "r")
+
+    def _file(self, path: str | None, mode: str) -> None:
+        if not path:
+            return
+        writes = any(flag in mode for flag in "wax+")
+        reads = "+" in mode or not any(flag in mode for flag in "wax")
+        if writes:
+            self.file_writes.setdefault(path)
+        # A file the cell wrote itself, read back, is not an input of the cell.
+        if reads and (path not in self.file_writes or "+" in mode):
+            self.file_reads.setdefault(path)
 
     def _builtin_call(self, node: ast.Call, name: str) -> None:
         if self._where(name) == "local" or name in self.ever_bound:
@@ -452,3 +499,23 @@ def _inplace(node: ast.Call) -> bool:
 def _torch_inplace(attr: str) -> bool:
     """PyTorch's convention: ``x.add_(1)`` changes ``x`` (``__iadd__`` is not a call)."""
     return attr.endswith("_") and not attr.startswith("_")
+
+
+def _literal(node: ast.Call, position: int, keywords: tuple[str, ...]) -> str | None:
+    """The string literal passed at ``position`` or as one of ``keywords``, if any."""
+    value: ast.expr | None = node.args[position] if len(node.args) > position else None
+    if value is None:
+        value = next((k.value for k in node.keywords if k.arg in keywords), None)
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
+    return None
+
+
+def _path_call(node: ast.expr) -> str | None:
+    """``"p"`` for ``Path("p")`` / ``pathlib.Path("p")``: the receiver of ``.write_text``..."""
+    if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+        "Path",
+        "PurePath",
+    ):
+        return _literal(node, 0, ())
+    return None

@@ -61,8 +61,12 @@ What the analysis cannot see
   own that does not).
 - Attribute-level data flow: ``obj.a`` is a read of ``obj`` as a whole.
 - Control flow: a name bound only in an untaken branch still counts as bound.
-- Side effects outside the namespace: files, environment variables, the
-  working directory (``os.chdir``), random state, network.
+- Side effects outside the namespace: environment variables, the working
+  directory (``os.chdir``), random state, network. Files are seen only when
+  named by a literal path in a recognised call (``df.to_csv("a.csv")``,
+  ``pd.read_csv("a.csv")``, ``np.save``/``np.load``, ``joblib.dump``/``load``,
+  ``savefig``, ``open("a.txt", "w")``, ``Path("a").write_text``...); a path in a
+  variable or an f-string, or a library's own I/O, stays invisible.
 """
 
 from __future__ import annotations
@@ -114,6 +118,9 @@ class CellAnalysis:
     code_hash: xxh3-128 of the AST without positions: formatting does not count.
     definitions: top-level names bound by ``def`` or ``class`` (and still bound):
         code that later cells may use, not data.
+    writes, reads: files named by a literal path that the cell writes or reads
+        through a recognised call (``to_csv``, ``read_csv``, ``np.save``,
+        ``open(..., "w")``, ``Path(...).read_text()``...); see ``_scopes.py``.
     """
 
     source: str
@@ -126,6 +133,8 @@ class CellAnalysis:
     opaque: str | None
     code_hash: str
     definitions: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
 
 
 def strip_task_header(cell_source: str) -> tuple[str | None, str]:
@@ -279,4 +288,6 @@ def _result(visitor: Visitor, source: str, code_hash: str) -> CellAnalysis:
         opaque="; ".join(dict.fromkeys(visitor.opaque)) or None,
         code_hash=code_hash,
         definitions=tuple(n for n in visitor.definitions if n in visitor.defs),
+        writes=tuple(visitor.file_writes),
+        reads=tuple(visitor.file_reads),
     )

@@ -10,6 +10,12 @@ it must be the only one: otherwise the order cannot decide, and that is an
 error naming the cells. A task that changes an input in place gets its own
 copy of it, so a value in the cache is never changed under another task.
 
+Files are edges too: a file named by a literal path that one task writes
+(``df.to_csv("clean.csv")``) and a later one reads (``pd.read_csv("clean.csv")``)
+is the pseudo-value ``file:clean.csv`` passed between them (its content hash),
+so the reader runs after the writer and again when the file changes; a file
+read that no task writes is an input by its content hash.
+
 Imports, functions and classes that a task cell defines are code, not data:
 they become setup for the other cells (and part of their cache keys, by
 source), never task outputs.
@@ -35,11 +41,20 @@ from kernelflow._core.errors import (
     NotebookErrors,
     UndefinedNameError,
 )
-from kernelflow._core.graph import Binding, Graph, GraphBuilder, Node, NodeId, NodeOutput, Param
+from kernelflow._core.graph import (
+    Binding,
+    Const,
+    Graph,
+    GraphBuilder,
+    Node,
+    NodeId,
+    NodeOutput,
+    Param,
+)
 from kernelflow._core.interface import Interface
 from kernelflow._core.task import TaskOptions
 from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
-from kernelflow.notebook.cell_task import CellTask
+from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_file_name, path_of
 from kernelflow.notebook.cells import NotebookCell, TaskSpec
 from kernelflow.notebook.environment import Environment
 from kernelflow.notebook.parameters import ParameterDecl
@@ -95,8 +110,15 @@ def build_graph(
     params: Mapping[str, ParameterDecl],
     environment: Environment,
     type_namespace: Mapping[str, Any],
+    *,
+    known_code: Mapping[str, str] | None = None,
 ) -> NotebookGraph:
     """Turn classified cells into a graph of :class:`CellTask` nodes.
+
+    The notebook loader and the kernel session both build their graphs here, so
+    they agree on versions, outputs, errors and cache keys. ``known_code`` names
+    code defined outside the cells (a kernel's modules and functions), by where
+    it comes from.
 
     Raises
     ------
@@ -112,6 +134,7 @@ def build_graph(
             fix="start a cell with %%task NAME (or tag it task:NAME) to make it a task",
         )
     setup_defs, report = _setup_defs(setup, tasks)
+    setup_defs.update(known_code or {})
     code_cells = _code_of_tasks(tasks)
     for cell in code_cells:
         for name in analyze_cell(cell.body, cell=cell.label).defs:
@@ -174,6 +197,7 @@ def _analyze_tasks(
             for name in dict.fromkeys([*analysis.defs, *changed])
             if name not in code and not name.startswith("_")
         ]
+        task_cell.values += [file_name(path) for path in analysis.writes]
     return tasks
 
 
@@ -245,11 +269,14 @@ def _bind_inputs(
     errors: _Errors,
 ) -> None:
     name = task_cell.name
-    for ref in task_cell.analysis.refs:
+    files = [file_name(path) for path in task_cell.analysis.reads]
+    for ref in [*task_cell.analysis.refs, *files]:
         producers = [t for t in versions.get(ref, []) if t is not task_cell]
         before = [t for t in producers if t.order < task_cell.order]
         if before:
             task_cell.inputs[ref] = NodeOutput(NodeId(before[-1].name), ref)
+        elif is_file_name(ref) and not producers:  # a file that exists before the run
+            task_cell.inputs[ref] = Const(file_state(path_of(ref)))
         elif ref in params:
             task_cell.inputs[ref] = Param(ref)
         elif ref in setup_defs:
@@ -318,7 +345,9 @@ def _decide_outputs(tasks: Mapping[str, _TaskCell], errors: _Errors) -> None:
         leaf = not read[name]
         annotated = task_cell.analysis.annotations
         task_cell.outputs = [
-            value for value in task_cell.values if leaf or value in read[name] or value in annotated
+            value
+            for value in task_cell.values
+            if value in read[name] or ((leaf or value in annotated) and not is_file_name(value))
         ]
 
 
@@ -355,11 +384,11 @@ def _graph(
     final: dict[str, str] = {}
     for name, task_cell in tasks.items():
         for output in task_cell.outputs:
-            if (name, output) not in consumed:
+            if (name, output) not in consumed and not is_file_name(output):
                 final[output] = name  # the latest unread version gets the plain name
     for name, task_cell in tasks.items():
         for output in task_cell.outputs:
-            if (name, output) not in consumed:
+            if (name, output) not in consumed and not is_file_name(output):
                 key = output if final[output] == name else f"{output}@{name}"
                 builder.set_output(key, NodeOutput(NodeId(name), output))
     return builder.build(), built
@@ -446,6 +475,8 @@ def _input_type(
 ) -> Any:
     if isinstance(binding, Param):
         return params[binding.name].type
+    if isinstance(binding, Const):  # a file's content hash
+        return str
     assert isinstance(binding, NodeOutput)
     producer = tasks[binding.node]
     declared = _declared_type(producer, binding.output, type_namespace)

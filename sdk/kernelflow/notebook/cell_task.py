@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -110,7 +111,13 @@ class CellTask(Task):
         if self.copies:
             inputs = {**inputs, **{n: copy.deepcopy(inputs[n]) for n in self.copies if n in inputs}}
         scope = self.environment.execute(self.source, self.filename, inputs)
-        return {name: scope[name] for name in self.interface.outputs if name in scope}
+        outputs = {}
+        for name in self.interface.outputs:
+            if is_file_name(name):  # a file the cell wrote: what later readers depend on
+                outputs[name] = file_state(path_of(name))
+            elif name in scope:
+                outputs[name] = scope[name]
+        return outputs
 
     @functools.cached_property
     def _fingerprint(self) -> Any:
@@ -120,10 +127,13 @@ class CellTask(Task):
 
     @property
     def code_hash(self) -> str:
-        outputs = ",".join(self.interface.outputs)
-        return combine(
-            self.analysis.code_hash, self._fingerprint.hash, outputs, self.map_over or ""
-        )
+        """The body and what it uses from setup code; not which outputs are kept.
+
+        A cell run on its own keeps every value it binds, the same cell in a
+        workflow only those other tasks read: both have one cache key, and a
+        cache hit counts only when it holds every output the task needs.
+        """
+        return combine(self.analysis.code_hash, self._fingerprint.hash, self.map_over or "")
 
     @property
     def modules(self) -> Mapping[str, str]:
@@ -137,3 +147,37 @@ class CellTask(Task):
         state = dict(self.__dict__)
         state.pop("_fingerprint", None)
         return state
+
+
+# --- files as edges -----------------------------------------------------------------
+
+_FILE_PREFIX = "file:"
+
+
+def file_name(path: str) -> str:
+    """The pseudo-name of a file between tasks: ``file:data/clean.csv``."""
+    return _FILE_PREFIX + os.path.normpath(path)
+
+
+def is_file_name(name: str) -> bool:
+    return name.startswith(_FILE_PREFIX)
+
+
+def path_of(name: str) -> str:
+    return name[len(_FILE_PREFIX) :]
+
+
+def file_state(path: str) -> str:
+    """The content hash of a file (``missing`` when there is none): what a reader depends on."""
+    import xxhash
+
+    hasher = xxhash.xxh3_128()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(chunk)
+    except FileNotFoundError:
+        return "missing"
+    except IsADirectoryError:
+        return "directory"
+    return hasher.hexdigest()

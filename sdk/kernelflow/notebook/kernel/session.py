@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernelflow._core.errors import DefinitionError, KernelflowError, UndefinedNameError
-from kernelflow._core.graph import Const, GraphBuilder, Node, NodeId, NodeOutput, Param
+from kernelflow._core.graph import Const, GraphBuilder, Node, NodeId, NodeOutput
 from kernelflow._core.interface import Interface
 from kernelflow._core.task import Task, TaskOptions
 from kernelflow.engine.events import Listener
 from kernelflow.engine.runner import GraphTarget, RunResult
 from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
+from kernelflow.notebook.build import build_graph
 from kernelflow.notebook.cell_task import CellTask
-from kernelflow.notebook.cells import TaskSpec, parse_header
+from kernelflow.notebook.cells import NotebookCell, TaskSpec, parse_header
+from kernelflow.notebook.parameters import ParameterDecl
 
 
 @dataclass
@@ -237,43 +239,45 @@ class Session:
         return GraphTarget(name, builder.build())
 
     def workflow(self) -> GraphTarget:
-        """Every registered task cell as one workflow; free data names are parameters."""
+        """Every registered task cell as one workflow, built as a notebook file is.
+
+        The cells count in the order they were registered (run); the names they
+        read that no cell makes come from the namespace: modules, functions and
+        classes are code, other values are parameters whose defaults are their
+        current values (``-p NAME VALUE`` overrides them).
+        """
         if not self.cells:
             raise DefinitionError(
                 "no task cells have run in this kernel yet",
                 fix="run (or --defer) some %%task cells first",
             )
-        read_by_others = {
-            name: {r for other, c in self.cells.items() if other != name for r in c.analysis.refs}
-            for name in self.cells
-        }
-        produced = {}
-        outputs_of = {}
+        cells = [
+            NotebookCell(index, "task", cell.body, f"task {name!r}", cell.spec)
+            for index, (name, cell) in enumerate(self.cells.items(), start=1)
+        ]
+        params, code = self._namespace_inputs()
+        built = build_graph(cells, params, self.environment, self.shell.user_ns, known_code=code)
+        return GraphTarget(self._name(), built.graph)
+
+    def _namespace_inputs(self) -> tuple[dict[str, ParameterDecl], dict[str, str]]:
+        """The names the cells read from the namespace: data (parameters) and code."""
+        makers: dict[str, set[str]] = {}
         for name, cell in self.cells.items():
-            outputs_of[name] = self._outputs(cell, read_by_others[name])
-            for output in outputs_of[name]:
-                produced[output] = name
-        builder = GraphBuilder()
-        params: set[str] = set()
+            for made in cell.analysis.defs:
+                makers.setdefault(made, set()).add(name)
+        namespace = self.shell.user_ns
+        params: dict[str, ParameterDecl] = {}
+        code: dict[str, str] = {}
         for name, cell in self.cells.items():
-            inputs, setup_refs = self._split_refs(cell, produced)
-            task = self._cell_task(cell, inputs, outputs_of[name], setup_refs)
-            bindings = {}
-            for ref in inputs:
-                if ref in produced:
-                    bindings[ref] = NodeOutput(NodeId(produced[ref]), ref)
+            for ref in cell.analysis.refs:
+                made_elsewhere = makers.get(ref, set()) - {name}
+                if made_elsewhere or ref not in namespace or ref in params or ref in code:
+                    continue
+                if is_setup_object(namespace[ref]):
+                    code[ref] = "the kernel"
                 else:
-                    if ref not in params:
-                        builder.add_param(ref, Any, self.shell.user_ns[ref])
-                        params.add(ref)
-                    bindings[ref] = Param(ref)
-            after = tuple(NodeId(a) for a in cell.spec.after if a in self.cells)
-            builder.add_node(Node(NodeId(name), task, bindings, after=after, label=name))
-        consumed = {r for cell in self.cells.values() for r in cell.analysis.refs}
-        for output, name in produced.items():
-            if output not in consumed:
-                builder.set_output(output, NodeOutput(NodeId(name), output))
-        return GraphTarget(self._name(), builder.build())
+                    params[ref] = ParameterDecl(ref, Any, "Any", namespace[ref])
+        return params, code
 
     def _name(self) -> str:
         path = self.shell.user_ns.get("__session__") or ""
@@ -281,21 +285,18 @@ class Session:
         return stem or "notebook"
 
     def _all_outputs(self, cell: RegisteredCell) -> list[str]:
+        """A cell run on its own keeps every value it binds or changes (not code)."""
         if cell.spec.outputs is not None:
             return list(cell.spec.outputs)
+        analysis = cell.analysis
+        code = set(analysis.imports) | set(analysis.definitions)
+        changed = [m.name for m in analysis.mutations if m.name not in analysis.defs]
         return [
-            d
-            for d in cell.analysis.defs
-            if not d.startswith("_") and d not in cell.analysis.imports
-        ]
-
-    def _outputs(self, cell: RegisteredCell, read_elsewhere: set[str]) -> list[str]:
-        if cell.spec.outputs is not None:
-            return list(cell.spec.outputs)
-        return [
-            d
-            for d in self._all_outputs(cell)
-            if d in read_elsewhere or d in cell.analysis.annotations
+            name
+            for name in dict.fromkeys([*analysis.defs, *changed])
+            if name not in code
+            and not name.startswith("_")
+            and not is_setup_object(self.shell.user_ns.get(name))
         ]
 
     def _split_refs(
@@ -352,6 +353,11 @@ class Session:
             setup_refs=tuple(sorted(set(setup_refs))),
             environment=self.environment,
             map_over=spec.map,
+            copies=tuple(
+                m.name
+                for m in cell.analysis.mutations
+                if m.name in inputs and m.name not in cell.analysis.defs
+            ),
         )
 
 
