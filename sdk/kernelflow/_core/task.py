@@ -66,6 +66,23 @@ class Task:
         """Versions of the packages the body uses: part of the key and of the run record."""
         return {}
 
+    def key_inputs(self) -> Mapping[str, str | None]:
+        """Content hashes of data the body reads from outside its inputs, by name.
+
+        They enter the cache key as inputs do, so a value reaches the key the
+        same way whether it is an input here and setup data elsewhere (a
+        notebook constant is a parameter in a kernel, setup in a file).
+        """
+        return {}
+
+    def still_valid(self, outputs: Mapping[str, Any]) -> bool:
+        """Whether saved outputs (a cache hit) still describe the world.
+
+        A value always does; a task whose output stands for a file it wrote
+        checks that the file is still there, unchanged, or it runs again.
+        """
+        return True
+
     @property
     def portable(self) -> bool:
         """Whether the task can run in another process (a loky or Dask worker).

@@ -13,7 +13,7 @@ them are not here: the scheduling loop runs, the recorder records.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from kernelflow._core.cache_key import CacheKey, cache_key
@@ -26,6 +26,16 @@ from kernelflow.store.protocols import Artifacts, RunRecords
 from kernelflow.store.recorder import RunRecorder
 
 OutputMeta = dict[str, object]
+
+
+def warn_about(message: str, label: str) -> None:
+    """A warning attributed to the task, not to the engine's own line (which means nothing
+    to the user); shown once per task and message."""
+    warnings.warn_explicit(
+        message, KernelflowWarning, filename=f"<task {label}>", lineno=1, module="kernelflow"
+    )
+
+
 """What is kept of one output: ``hash``, ``artifact`` (a ref as a dict) and ``type``."""
 
 
@@ -46,13 +56,13 @@ class NodeCompute:
         """
         if not task.options.cache:
             return None
+        hashes = {**task.key_inputs(), **hashes}
         missing = [name for name, digest in hashes.items() if digest is None]
         if missing:
-            warnings.warn(
+            warn_about(
                 f"task {label!r} is not cached in this run: its input {missing[0]!r} has no "
                 "content hash (it cannot be pickled)",
-                KernelflowWarning,
-                stacklevel=3,
+                label,
             )
             return None
         return cache_key(
@@ -62,22 +72,22 @@ class NodeCompute:
             input_hashes=hashes,  # type: ignore[arg-type]
         )
 
-    def lookup(
-        self, key: str, label: str, needed: Iterable[str] = ()
-    ) -> tuple[dict[str, Any], Any] | None:
+    def lookup(self, key: str, label: str, task: Task) -> tuple[dict[str, Any], Any] | None:
         """The values of a cache hit and the hit itself; None on a miss or a damaged entry.
 
-        An entry that lacks one of the ``needed`` outputs is a miss (it was made
+        An entry that lacks one of the task's outputs is a miss (it was made
         by a run that kept fewer, e.g. a task in a workflow, where a cell run on
         its own keeps them all); the recomputed outputs replace it. A damaged
         entry is removed for the same reason.
         """
         hit = self.runs.cache_lookup(key)
-        if hit is None or not set(needed) <= set(hit.outputs):
+        if hit is None or not set(task.interface.outputs) <= set(hit.outputs):
             return None
         values = self.load(hit.outputs, label, what="cached")
         if values is None:
             self.runs.cache_delete(key=key)
+            return None
+        if not task.still_valid(values):  # e.g. the file it wrote is gone: run it again
             return None
         return values, hit
 
@@ -88,11 +98,10 @@ class NodeCompute:
             try:
                 loaded[name] = self.artifacts.get(ArtifactRef.from_dict(meta["artifact"]))
             except IntegrityError as error:
-                warnings.warn(
+                warn_about(
                     f"{what} output {name!r} of task {label!r} is damaged "
                     f"({getattr(error, 'reason', error)}); recomputing it",
-                    KernelflowWarning,
-                    stacklevel=3,
+                    label,
                 )
                 return None
         return loaded
@@ -110,12 +119,11 @@ class NodeCompute:
             try:
                 ref = self.artifacts.put(value)
             except Exception as error:
-                warnings.warn(
+                warn_about(
                     f"output {name!r} of task {label!r} could not be saved "
                     f"({type(error).__name__}: {error}); it is not cached and a resumed run "
                     "will compute it again",
-                    KernelflowWarning,
-                    stacklevel=3,
+                    label,
                 )
                 continue
             persisted[name] = {

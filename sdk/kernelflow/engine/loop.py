@@ -320,7 +320,7 @@ class RunLoop:
         self, node: Node, key: CacheKey, provenance: dict[str, dict[str, object]]
     ) -> bool:
         """Bind the outputs of a cache hit; False on a miss or a damaged entry."""
-        found = self.compute.lookup(key.key, node.id, node.task.interface.outputs)
+        found = self.compute.lookup(key.key, node.id, node.task)
         if found is None:
             return False
         loaded, hit = found

@@ -112,7 +112,7 @@ class MapRun:
             key = self.keys[index] = self.compute.key(self.item_task, self.node, item_hashes)
             if key is None or force:
                 continue
-            found = self.compute.lookup(key.key, self.node, self.item_task.interface.outputs)
+            found = self.compute.lookup(key.key, self.node, self.item_task)
             if found is not None:
                 self.results[index] = found[0]
 

@@ -139,6 +139,9 @@ class Visitor(ast.NodeVisitor):
         self.aliases: dict[str, tuple[str, ...]] = {}
         # Top-level names bound by ``def`` and ``class``: code, not data.
         self.definitions: dict[str, None] = {}
+        # Top-level names bound by ``with ... as name``: resources (an open file),
+        # not data to keep.
+        self.resources: dict[str, None] = {}
         # Files named by literal paths, written and read (in first-use order).
         self.file_writes: dict[str, None] = {}
         self.file_reads: dict[str, None] = {}
@@ -259,6 +262,18 @@ class Visitor(ast.NodeVisitor):
             self.annotations.setdefault(target.id, self._segment(node.annotation))
         if node.value is not None:
             self._bind(target.id)
+
+    def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
+        for item in node.items:
+            self.visit(item.context_expr)
+            if item.optional_vars is not None:
+                self.visit(item.optional_vars)
+                if isinstance(item.optional_vars, ast.Name) and len(self.stack) == 1:
+                    self.resources.setdefault(item.optional_vars.id)
+        for stmt in node.body:
+            self.visit(stmt)
+
+    visit_AsyncWith = visit_With
 
     def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self.visit(node.iter)

@@ -118,6 +118,8 @@ class CellAnalysis:
     code_hash: xxh3-128 of the AST without positions: formatting does not count.
     definitions: top-level names bound by ``def`` or ``class`` (and still bound):
         code that later cells may use, not data.
+    resources: top-level names bound by ``with ... as name`` (an open file, a
+        lock): used in the cell, never kept as data.
     writes, reads: files named by a literal path that the cell writes or reads
         through a recognised call (``to_csv``, ``read_csv``, ``np.save``,
         ``open(..., "w")``, ``Path(...).read_text()``...); see ``_scopes.py``.
@@ -135,6 +137,7 @@ class CellAnalysis:
     definitions: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
 
 
 def strip_task_header(cell_source: str) -> tuple[str | None, str]:
@@ -290,4 +293,5 @@ def _result(visitor: Visitor, source: str, code_hash: str) -> CellAnalysis:
         definitions=tuple(n for n in visitor.definitions if n in visitor.defs),
         writes=tuple(visitor.file_writes),
         reads=tuple(visitor.file_reads),
+        resources=tuple(n for n in visitor.resources if n in visitor.defs),
     )

@@ -188,7 +188,9 @@ def _analyze_tasks(
             continue
         tasks[cell.spec.name] = _TaskCell(cell, cell.spec, analysis, order)
         analyses.append(analysis)
-    code = setup_code.union(*(set(a.imports) | set(a.definitions) for a in analyses))
+    code = setup_code.union(
+        *(set(a.imports) | set(a.definitions) | set(a.resources) for a in analyses)
+    )
     for task_cell in tasks.values():
         analysis = task_cell.analysis
         changed = [m.name for m in analysis.mutations if m.name not in analysis.defs]
@@ -236,20 +238,23 @@ def _code_of_tasks(tasks: Mapping[str, _TaskCell]) -> list[NotebookCell]:
     """
     cells = []
     for task_cell in tasks.values():
-        analysis = task_cell.analysis
-        wanted = set(analysis.imports) | set(analysis.definitions)
-        if not wanted:
-            continue
-        statements = [
-            ast.get_source_segment(analysis.source, node) or ""
-            for node in ast.parse(analysis.source).body
-            if isinstance(node, _CODE_STATEMENTS)
-        ]
-        body = "\n\n".join(s for s in statements if s)
+        body = code_statements(task_cell.analysis)
         if body:
             label = f"{task_cell.cell.label}: imports and definitions"
             cells.append(replace(task_cell.cell, kind="setup", body=body, label=label, spec=None))
     return cells
+
+
+def code_statements(analysis: CellAnalysis) -> str:
+    """The imports, ``def`` and ``class`` statements of a cell, as source ('' if none)."""
+    if not analysis.imports and not analysis.definitions:
+        return ""
+    statements = [
+        ast.get_source_segment(analysis.source, node) or ""
+        for node in ast.parse(analysis.source).body
+        if isinstance(node, _CODE_STATEMENTS)
+    ]
+    return "\n\n".join(statement for statement in statements if statement)
 
 
 def _versions(tasks: Mapping[str, _TaskCell]) -> dict[str, list[_TaskCell]]:

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from kernelflow._core.errors import ParameterError
-from kernelflow._core.hashing import combine
+from kernelflow._core.hashing import combine, hash_or_none
 from kernelflow._core.interface import Interface
 from kernelflow._core.task import Task, TaskOptions
 from kernelflow.notebook.analysis import CellAnalysis
-from kernelflow.notebook.environment import Environment
+from kernelflow.notebook.environment import Environment, is_code
 
 
 class CellTask(Task):
@@ -121,9 +121,33 @@ class CellTask(Task):
 
     @functools.cached_property
     def _fingerprint(self) -> Any:
+        """Code the body uses from setup (functions by source, modules by version)."""
         from kernelflow._core.code_hash import references_fingerprint
 
-        return references_fingerprint(self.setup_refs, self.environment.namespace())
+        namespace = self.environment.namespace()
+        code = [name for name in self.setup_refs if is_code(namespace.get(name))]
+        return references_fingerprint(code, namespace)
+
+    @functools.cached_property
+    def _data_hashes(self) -> dict[str, str | None]:
+        namespace = self.environment.namespace()
+        return {
+            name: hash_or_none(namespace[name])
+            for name in self.setup_refs
+            if name in namespace and not is_code(namespace[name])
+        }
+
+    def still_valid(self, outputs: Mapping[str, Any]) -> bool:
+        """A cached file output holds only while the file on disk still has that content."""
+        return all(
+            file_state(path_of(name)) == value
+            for name, value in outputs.items()
+            if is_file_name(name)
+        )
+
+    def key_inputs(self) -> Mapping[str, str | None]:
+        """Setup data the body reads (a constant list, a config dict), by content hash."""
+        return self._data_hashes
 
     @property
     def code_hash(self) -> str:
@@ -142,10 +166,12 @@ class CellTask(Task):
     def forget_code_hash(self) -> None:
         """Drop the cached fingerprint: setup code changed (a kernel re-ran a helper cell)."""
         self.__dict__.pop("_fingerprint", None)
+        self.__dict__.pop("_data_hashes", None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_fingerprint", None)
+        state.pop("_data_hashes", None)
         return state
 
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 import builtins
 import functools
 import hashlib
+import inspect
 import linecache
 import secrets
 import threading
+import types
 import typing
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from kernelflow._core.errors import CellParseError, KernelflowError
+from kernelflow._core.task import Task
 from kernelflow.notebook.analysis import PLAIN_MAGICS, transform_ipython
 
 
@@ -41,6 +44,13 @@ class Environment(Protocol):
     def execute(self, code: str, filename: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Run a task body with ``inputs`` bound; return the namespace it ran in."""
         ...
+
+
+def is_code(value: Any) -> bool:
+    """Modules, functions and classes are code: hashed by source or version, never data."""
+    if isinstance(value, (types.ModuleType, type, functools.partial, Task)):
+        return True
+    return inspect.isroutine(value) or type(value).__name__ == "ufunc"
 
 
 def register_source(filename: str, source: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import inspect
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,13 +20,14 @@ from typing import Any
 from kernelflow._core.errors import DefinitionError, KernelflowError, UndefinedNameError
 from kernelflow._core.graph import Const, GraphBuilder, Node, NodeId, NodeOutput
 from kernelflow._core.interface import Interface
-from kernelflow._core.task import Task, TaskOptions
+from kernelflow._core.task import TaskOptions
 from kernelflow.engine.events import Listener
 from kernelflow.engine.runner import GraphTarget, RunResult
 from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
-from kernelflow.notebook.build import build_graph
-from kernelflow.notebook.cell_task import CellTask
+from kernelflow.notebook.build import build_graph, code_statements
+from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_file_name
 from kernelflow.notebook.cells import NotebookCell, TaskSpec, parse_header
+from kernelflow.notebook.environment import is_code
 from kernelflow.notebook.parameters import ParameterDecl
 
 
@@ -124,11 +124,7 @@ def _compile_plain(
     return _Compiled(body, value)
 
 
-def is_setup_object(value: Any) -> bool:
-    """Modules, functions and classes are code: hashed by source, never parameters."""
-    if isinstance(value, (types.ModuleType, type, functools.partial, Task)):
-        return True
-    return inspect.isroutine(value) or type(value).__name__ == "ufunc"
+is_setup_object = is_code  # the kernel's name for it
 
 
 @dataclass
@@ -215,6 +211,17 @@ class Session:
         self.cells[spec.name] = cell
         return cell
 
+    def define_code(self, name: str) -> None:
+        """Run a cached cell's imports, functions and classes: later cells use them.
+
+        A cache hit restores a cell's values without running its body; its code
+        (``import math``, ``def helper``) is not data and is not cached, so it
+        is defined here, as running the cell would have.
+        """
+        source = code_statements(self.cells[name].analysis)
+        if source:
+            exec(compile(source, f"<kernelflow code of {name}>", "exec"), self.shell.user_ns)
+
     def missing_upstream(self, name: str) -> list[str]:
         """Names the task reads that another registered task produces but that are unset."""
         unset = [ref for ref in self.cells[name].analysis.refs if ref not in self.shell.user_ns]
@@ -230,12 +237,15 @@ class Session:
         cell = self.cells[name]
         outputs = self._all_outputs(cell)
         inputs, setup_refs = self._split_refs(cell, produced={})
-        task = self._cell_task(cell, inputs, outputs, setup_refs)
+        bindings: dict[str, Any] = {ref: Const(self.shell.user_ns[ref]) for ref in inputs}
+        for path in cell.analysis.reads:  # files as a workflow would see them: by content
+            bindings[file_name(path)] = Const(file_state(path))
+        task = self._cell_task(cell, list(bindings), outputs, setup_refs)
         builder = GraphBuilder()
-        bindings = {ref: Const(self.shell.user_ns[ref]) for ref in inputs}
         builder.add_node(Node(NodeId(name), task, bindings, label=name))
         for output in outputs:
-            builder.set_output(output, NodeOutput(NodeId(name), output))
+            if not is_file_name(output):
+                builder.set_output(output, NodeOutput(NodeId(name), output))
         return GraphTarget(name, builder.build())
 
     def workflow(self) -> GraphTarget:
@@ -289,15 +299,16 @@ class Session:
         if cell.spec.outputs is not None:
             return list(cell.spec.outputs)
         analysis = cell.analysis
-        code = set(analysis.imports) | set(analysis.definitions)
+        code = set(analysis.imports) | set(analysis.definitions) | set(analysis.resources)
         changed = [m.name for m in analysis.mutations if m.name not in analysis.defs]
-        return [
+        values = [
             name
             for name in dict.fromkeys([*analysis.defs, *changed])
             if name not in code
             and not name.startswith("_")
             and not is_setup_object(self.shell.user_ns.get(name))
         ]
+        return values + [file_name(path) for path in analysis.writes]
 
     def _split_refs(
         self, cell: RegisteredCell, produced: Mapping[str, str]
@@ -417,6 +428,9 @@ def run_in_kernel(
     session.last_run = result
     for values in result.values.values():
         session.shell.user_ns.update(values)
+    for node, task_run in result.tasks.items():
+        if task_run.status == "cached" and node in session.cells:
+            session.define_code(node)
     return result
 
 

@@ -1,0 +1,80 @@
+"""One notebook, the ways it runs, one store: the same DAG and the same cache entries.
+
+Each example notebook (and one written with every pattern of real notebooks)
+runs cell by cell in a real kernel, then with ``kernelflow run`` on the same
+store: every cached task computed in the kernel is a cache hit for the command
+line. Then the other way round on a fresh store. Both ways build the DAG with
+the same code; this checks they also agree on the cache keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import ROOT
+from notebook_runner import execute, make_notebook, outputs_text, write
+
+import kernelflow
+from kernelflow.cli import main
+
+PATTERNS = [
+    "%load_ext kernelflow",
+    ("n: int = 4", ["parameters"]),
+    "%%task load --cache\nimport math\ndf = [float(i) for i in range(n)]",
+    "%%task clean --cache\ndf = [math.sqrt(v) for v in df]",
+    "%%task fix --cache\ndf.append(10.0)",
+    "%%task write --cache\nwith open('total.txt', 'w') as handle:\n    handle.write(str(sum(df)))",
+    "%%task read --cache\ntotal = round(float(open('total.txt').read()), 3)",
+    "%workflow run",
+]
+
+
+def _notebooks(tmp_path: Path) -> list[Path]:
+    paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    made = write(make_notebook(PATTERNS, name="patterns"), tmp_path / "patterns.ipynb")
+    return [*paths, made]
+
+
+def _cached_tasks(notebook: Path) -> set[str]:
+    workflow = kernelflow.load_notebook(notebook)
+    return {name for name, task in workflow.built.tasks.items() if task.options.cache}
+
+
+@pytest.mark.parametrize("which", ["quickstart", "sales_cleanup", "patterns"])
+def test_kernel_then_command_line_is_all_cache_hits(
+    tmp_path: Path, which: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    path = next(p for p in _notebooks(tmp_path) if p.stem == which)
+    copy = shutil.copy(path, work / path.name)
+    execute(nbformat.read(copy, as_version=4), cwd=work)
+    os.chdir(work)
+    assert main(["run", str(copy), "--quiet"]) == 0
+    history = kernelflow.runs()
+    run_id = history.run_id[0]
+    statuses = {
+        row["node"]: row["status"]
+        for row in kernelflow.api.open_store().runs.node_executions(run_id)
+    }
+    expected = _cached_tasks(Path(copy))
+    assert expected, "the notebook has cached tasks"
+    assert {t for t in expected if statuses.get(t) != "cached"} == set()
+    capsys.readouterr()
+
+
+def test_command_line_then_kernel_cells_say_cached(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    path = write(make_notebook(PATTERNS[:-1], name="patterns"), work / "patterns.ipynb")
+    os.chdir(work)
+    assert main(["run", str(path), "--quiet"]) == 0
+    done = execute(nbformat.read(path, as_version=4), cwd=work)
+    task_cells = [c for c in done.cells if c.source.startswith("%%task")]
+    lines = [outputs_text(c).strip().splitlines()[-1] for c in task_cells]
+    assert all(re.search(r": cached", line) for line in lines), lines
