@@ -183,6 +183,16 @@ def test_workflow_run_runs_the_dag_with_parameters(
     assert ran(tmp_path) == ["make"]
 
 
+def test_workflow_run_parses_p_by_the_type_of_the_current_value(shell: InteractiveShell) -> None:
+    """A list stays JSON; an untyped (None) value reads as papermill reads it (issue 11, #6)."""
+    shell.user_ns.update(xs=[1], flag=None, rate=0.5, name="a")
+    run(shell, "%%task use --defer\nseen: tuple = (xs, flag, rate, name)")
+    run(shell, "%workflow run -p xs '[1, 2]' -p flag False -p rate 2 -p name 7")
+    seen = shell.user_ns["seen"]
+    assert seen == ([1, 2], False, 2.0, "7")
+    assert [type(v) for v in seen] == [list, bool, float, str]
+
+
 def test_workflow_run_with_no_task_cells_says_what_to_do(shell: InteractiveShell) -> None:
     error = fails(shell, "%workflow run")
     assert isinstance(error, KernelflowError)

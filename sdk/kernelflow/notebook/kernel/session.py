@@ -4,7 +4,8 @@ In a kernel the notebook is whatever the user has run: each ``%%task`` cell
 registers (or replaces) a task; names the tasks read that no task produces come
 from the live namespace: modules, functions and classes are setup code (part of
 the cache key by their source), other values are workflow parameters whose
-defaults are their current values (``-p NAME VALUE`` overrides them).
+defaults are their current values (``-p NAME VALUE`` overrides them), typed by
+those values as the loader types an unannotated parameters cell.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kernelflow.engine.runner import GraphTarget, RunResult
 from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
 from kernelflow.notebook.cell_task import CellTask
 from kernelflow.notebook.cells import TaskSpec, parse_header
+from kernelflow.notebook.parameters import infer_type
 
 
 @dataclass
@@ -264,7 +266,8 @@ class Session:
                     bindings[ref] = NodeOutput(NodeId(produced[ref]), ref)
                 else:
                     if ref not in params:
-                        builder.add_param(ref, Any, self.shell.user_ns[ref])
+                        value = self.shell.user_ns[ref]
+                        builder.add_param(ref, infer_type(value), value)
                         params.add(ref)
                     bindings[ref] = Param(ref)
             after = tuple(NodeId(a) for a in cell.spec.after if a in self.cells)
