@@ -11,7 +11,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import SVG, display
 
 from kernelflow import api
-from kernelflow.errors import KernelflowError, ParameterError
+from kernelflow.errors import ParameterError
 from kernelflow.render import dag_svg, status_html, status_text
 
 
@@ -129,14 +129,14 @@ class KernelflowMagics(Magics):
         return api.runs()
 
     def _lineage(self, args: argparse.Namespace) -> Any:
-        last = self.session.last_run
-        if last is None or args.name not in last.tasks:
-            raise KernelflowError(
-                f"no run in this kernel has a task named {args.name!r}",
-                fix="run the workflow (or the task's cell) first; the CLI's "
-                "`kernelflow lineage RUN_ID TASK` reads any run",
-            )
-        return api.lineage(last.run_id, args.name)
+        import pandas as pd
+
+        rows = api.lineage_table(
+            args.name, run_ids=list(self.session.run_ids), namespace=self.shell.user_ns
+        )
+        columns = list(api.LINEAGE_COLUMNS[1:])
+        index = pd.Index([row["role"] for row in rows])
+        return pd.DataFrame([[row[c] for c in columns] for row in rows], index, columns)
 
     def _cache(self, args: argparse.Namespace) -> Any:
         if args.action == "clear":

@@ -15,6 +15,7 @@ import functools
 import inspect
 import sys
 import types
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
 from kernelflow.notebook.cell_task import CellTask
 from kernelflow.notebook.cells import TaskSpec, parse_header
 from kernelflow.notebook.parameters import infer_type
+
+RUNS_REMEMBERED = 200
 
 
 @dataclass
@@ -149,6 +152,9 @@ class Session:
         self.environment = KernelEnvironment(shell)
         self.cells: dict[str, RegisteredCell] = {}
         self.last_run: RunResult | None = None
+        # The runs this kernel made, oldest first (each %%task cell is one): where
+        # %workflow lineage looks first. Ids only, so old values are not kept alive.
+        self.run_ids: deque[str] = deque(maxlen=RUNS_REMEMBERED)
         self.exported: ExportedRun | None = None
 
     def begin_exported_run(
@@ -412,6 +418,7 @@ def run_in_kernel(
             backend=backend,
         )
     session.last_run = result
+    session.run_ids.append(result.run_id)
     for values in result.values.values():
         session.shell.user_ns.update(values)
     return result
