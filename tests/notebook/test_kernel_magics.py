@@ -32,6 +32,7 @@ def test_show_run_lineage_cache_and_displays(tmp_path: Path) -> None:
                 "%workflow lineage chart",
                 "%workflow cache ls",
                 "%workflow runs",
+                "%workflow",
             ]
         ),
         cwd=tmp_path,
@@ -57,6 +58,8 @@ def test_show_run_lineage_cache_and_displays(tmp_path: Path) -> None:
     assert "<table" in html and "inline" not in html and "gAWV" not in html  # no pickle bytes
     assert "numbers" in outputs_text(cells[9])
     assert "succeeded" in outputs_text(cells[10])
+    usage = outputs_text(cells[11])
+    assert usage.startswith("usage: %workflow") and "lineage" in usage and "required" not in usage
 
 
 def test_failures_and_wrong_types_are_one_paragraph_naming_the_task(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``%workflow lineage`` as a table a person reads (issue 12, point 5).
+"""``%workflow lineage`` as a table a person reads, and ``%workflow --help`` (issue 12, point 5).
 
 In-process, on the real shell of ``conftest.shell``: the magics, the session and
 the store are the ones a kernel uses.
@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from shell_runner import fails, run
 
 from kernelflow import api
-from kernelflow.errors import KernelflowError
+from kernelflow.errors import KernelflowError, ParameterError
 from kernelflow.notebook.kernel.session import session_of
 
 LOAD = "%%task load_sales\nsales = pd.DataFrame({'amount': [10.0, 20.0, 30.0]})"
@@ -98,3 +99,43 @@ def test_lineage_of_an_unknown_name_says_where_it_looked(shell: InteractiveShell
     assert isinstance(error, KernelflowError)
     assert "no run of this kernel, and none in the store" in str(error)
     assert "'nothing_like_it'" in str(error) and "task name" in str(error.fix)
+
+
+@pytest.mark.parametrize("line", ["%workflow", "%workflow --help", "%workflow -h"])
+def test_workflow_alone_or_with_help_prints_the_usage(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    assert run(shell, line) is None
+    shown = capsys.readouterr()
+    assert shown.out.startswith("usage: %workflow") and "required" not in shown.out
+    for command in ("show", "run", "resume", "export", "runs", "lineage", "cache"):
+        assert re.search(rf"^\s+{command}\s+\S", shown.out, re.MULTILINE), command
+    assert shown.err == ""
+
+
+@pytest.mark.parametrize(
+    ("command", "mentions"),
+    [
+        ("show", "picture"),
+        ("run", "-p NAME VALUE"),
+        ("resume", "RUN_ID"),
+        ("export", "--from NOTEBOOK"),
+        ("runs", "history"),
+        ("lineage", "NAME"),
+        ("cache", "{ls,clear}"),
+    ],
+)
+def test_each_command_prints_its_usage_with_help(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], command: str, mentions: str
+) -> None:
+    assert run(shell, f"%workflow {command} --help") is None
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"usage: %workflow {command}") and mentions in shown
+
+
+def test_a_wrong_command_names_its_own_help(shell: InteractiveShell) -> None:
+    error = fails(shell, "%workflow run --parallel many")
+    assert isinstance(error, ParameterError)
+    assert "%workflow run: argument --parallel" in str(error)
+    assert error.fix == "see %workflow run --help"
+    assert fails(shell, "%workflow bogus").fix == "see %workflow --help"  # type: ignore[attr-defined]
