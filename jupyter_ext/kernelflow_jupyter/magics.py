@@ -45,13 +45,7 @@ def _workflow_parser() -> argparse.ArgumentParser:
     run = command("run", "run the DAG (or TASK ... and what they need), with progress")
     run.add_argument("tasks", nargs="*", metavar="TASK")
     run.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter (a kernel variable) for this run",
+        "-p", "--param", help="a parameter (a kernel variable) for this run", **api.PARAM_OPTION
     )
     run.add_argument("--parallel", type=int, default=1, metavar="N", help="tasks at once")
     run.add_argument("--backend", default="threading", choices=api.BACKENDS)

@@ -41,6 +41,7 @@ __all__ = [
     "BACKENDS",
     "CACHE_COLUMNS",
     "MIMETYPE",
+    "PARAM_OPTION",
     "Event",
     "Export",
     "Graph",
@@ -75,6 +76,14 @@ __all__ = [
 ]
 
 RUN_COLUMNS = ["run_id", "workflow", "version", "status", "started", "finished"]
+# ``-p NAME VALUE``, repeatable: one spelling of a parameter in every front end's parser.
+# (argparse copies an "append" default before appending to it, so sharing [] is safe.)
+PARAM_OPTION: dict[str, Any] = {
+    "nargs": 2,
+    "action": "append",
+    "default": [],
+    "metavar": ("NAME", "VALUE"),
+}
 
 
 def run(
