@@ -16,8 +16,8 @@ among the outputs of earlier executions, and a value no task made (``rate =
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from kernelflow._core.errors import KernelflowError
@@ -46,48 +46,52 @@ def lineage_rows(
     ``run_ids`` are the runs this kernel made, oldest first; ``namespace`` is the
     kernel's, to show a constant input no task produced.
     """
-    run_id, node = _find(name, store, run_ids)
-    entry = store.runs.lineage(run_id, node)
+    context = _Context(store, run_ids, namespace or {})
+    run_id, node = _find(context, name)
+    entry: dict[str, Any] = store.runs.lineage(run_id, node)
     outputs = entry["outputs"]
-    assert isinstance(outputs, Mapping)
     named = [name] if name in outputs and name not in (entry["task"], entry["node"]) else outputs
     rows = [_output_row(store, entry, output) for output in named]
     if not rows:  # a task that made nothing still has its code and its inputs
         rows = [_row("task", str(entry["task"]), "", "", None, entry)]
-    inputs = entry["inputs"]
-    assert isinstance(inputs, Mapping)
-    context = _Context(store, run_ids, namespace or {})
-    rows += [_input_row(context, entry, key, info) for key, info in inputs.items()]
+    rows += [_input_row(context, entry, key, info) for key, info in entry["inputs"].items()]
     return rows
 
 
-def _find(name: str, store: Store, run_ids: Sequence[str]) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _Context:
+    """One look-up: the store, this kernel's runs (read once each) and its namespace."""
+
+    store: Store
+    run_ids: Sequence[str]
+    namespace: Mapping[str, Any]
+    finished: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+    def kernel_runs(self) -> Iterator[tuple[str, dict[str, dict]]]:
+        """This kernel's runs, newest first, with their finished nodes."""
+        for run_id in reversed(self.run_ids):
+            if run_id not in self.finished:
+                self.finished[run_id] = self.store.runs.finished_nodes(run_id)
+            yield run_id, self.finished[run_id]
+
+
+def _find(context: _Context, name: str) -> tuple[str, str]:
     """The run and node: this kernel's newest run that has ``name``, else the store's."""
-    for run_id in reversed(run_ids):
-        finished = store.runs.finished_nodes(run_id)
+    for run_id, finished in context.kernel_runs():
         by_task = [n for n, row in finished.items() if name in (n, row["task"])]
         by_output = [n for n, row in finished.items() if name in row["outputs"]]
         if by_task or by_output:
             return run_id, (by_task or by_output)[-1]
-    row = store.runs.latest_execution(name)
+    row = context.store.runs.latest_execution(name)
     if row is None:
         raise KernelflowError(
-            f"no run of this kernel, and none in the store {str(store.home)!r}, has a task "
-            f"or an output named {name!r}",
+            f"no run of this kernel, and none in the store {str(context.store.home)!r}, has a "
+            f"task or an output named {name!r}",
             variable=name,
             fix="run the task's cell (or %workflow run) first, and check the name: "
             "%workflow lineage takes a task name or the name of a value a task made",
         )
     return str(row["run_id"]), str(row["node"])
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What an input row needs to find a constant's producer."""
-
-    store: Store
-    run_ids: Sequence[str]
-    namespace: Mapping[str, Any]
 
 
 def _output_row(store: Store, entry: Mapping[str, Any], output: str) -> Row:
@@ -137,8 +141,8 @@ _MISSING = object()
 
 def _producer(context: _Context, name: str, digest: str) -> Mapping[str, Any] | None:
     """The newest execution whose output ``name`` had this content: this kernel's first."""
-    for run_id in reversed(context.run_ids):
-        for row in context.store.runs.finished_nodes(run_id).values():
+    for _, finished in context.kernel_runs():
+        for row in finished.values():
             output = row["outputs"].get(name)
             if isinstance(output, Mapping) and output.get("hash") == digest:
                 return row
