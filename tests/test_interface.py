@@ -570,8 +570,20 @@ def test_interface_is_frozen_and_picklable() -> None:
         ("data/in.csv", pathlib.Path, pathlib.Path("data/in.csv")),
         ("2024-01-31", datetime.date, datetime.date(2024, 1, 31)),
         ("2024-01-31T12:30:00", datetime.datetime, datetime.datetime(2024, 1, 31, 12, 30)),
-        ('{"k": [1]}', Any, {"k": [1]}),
         ("just text", Any, "just text"),
+        # An untyped parameter reads as papermill's -p reads it (issue 11, point 6).
+        ("False", Any, False),
+        ("True", Any, True),
+        ("None", Any, None),
+        ("5", Any, 5),
+        ("0.5", Any, 0.5),
+        ("1e3", Any, 1000.0),
+        ("false", Any, "false"),
+        ('{"k": [1]}', Any, '{"k": [1]}'),
+        ("False", Optional[Any], False),
+        # A declared type still wins.
+        ("5", str, "5"),
+        ("False", str, "False"),
         ("5", Annotated[int, "meta"], 5),
     ],
 )
@@ -637,3 +649,20 @@ def test_parse_parameter_returns_a_conforming_value_or_a_parameter_error(
         assert error.parameter == "p" and error.actual == text
     else:
         assert check_value(value, tp) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(
+        st.text(),
+        st.from_regex(r"-?[0-9_ .e]*", fullmatch=True),
+        st.sampled_from(["True", "False", "None", "true", "nan", "-inf", "1_000", " 7 ", "[1]"]),
+    )
+)
+def test_an_untyped_parameter_is_what_papermill_makes_of_it(text: str) -> None:
+    """``kernelflow run -p`` and ``papermill -p`` give an untyped parameter one value."""
+    from papermill.cli import _resolve_type  # the function papermill's -p calls
+
+    ours, papermills = parse_parameter("p", text, Any), _resolve_type(text)
+    assert type(ours) is type(papermills)
+    assert ours == papermills or (ours != ours and papermills != papermills)  # NaN

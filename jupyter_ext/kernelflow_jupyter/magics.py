@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 from typing import Any
@@ -11,37 +12,60 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import SVG, display
 
 from kernelflow import api
-from kernelflow.errors import KernelflowError, ParameterError
+from kernelflow.errors import ParameterError
 from kernelflow.render import dag_svg, status_html, status_text
 
 
+class _UsageShown(Exception):
+    """``--help`` printed a usage: the magic has nothing more to do."""
+
+
 class _UsageParser(argparse.ArgumentParser):
+    """argparse that raises, instead of exiting the kernel's process or printing to stderr."""
+
     def error(self, message: str) -> Any:
-        raise ParameterError(f"%workflow: {message}", fix="see %workflow --help")
+        raise ParameterError(f"{self.prog}: {message}", fix=f"see {self.prog} --help")
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
+        if message:
+            print(message, file=sys.stderr)
+        raise _UsageShown
+
+
+_DESCRIPTION = """\
+The workflow of the %%task cells run in this kernel. Each command takes --help.
+"""
 
 
 def _workflow_parser() -> argparse.ArgumentParser:
-    parser = _UsageParser(prog="%workflow", add_help=False)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("show")
-    run = commands.add_parser("run")
-    run.add_argument("tasks", nargs="*")
-    run.add_argument("-p", "--param", nargs=2, action="append", default=[])
-    run.add_argument("--parallel", type=int, default=1)
+    parser = _UsageParser(prog="%workflow", description=_DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    command = functools.partial(_add_command, commands)
+    command("show", "the DAG as a picture, tasks coloured by their last state")
+    run = command("run", "run the DAG (or TASK ... and what they need), with progress")
+    run.add_argument("tasks", nargs="*", metavar="TASK")
+    run.add_argument(
+        "-p", "--param", help="a parameter (a kernel variable) for this run", **api.PARAM_OPTION
+    )
+    run.add_argument("--parallel", type=int, default=1, metavar="N", help="tasks at once")
     run.add_argument("--backend", default="threading", choices=api.BACKENDS)
-    run.add_argument("--force", action="store_true")
-    resume = commands.add_parser("resume")
-    resume.add_argument("run_id", nargs="?", default="last")
-    export = commands.add_parser("export")
-    export.add_argument("--out", default="exports")
-    export.add_argument("--from", dest="source")
-    commands.add_parser("runs")
-    lineage = commands.add_parser("lineage")
-    lineage.add_argument("name")
-    cache = commands.add_parser("cache")
+    run.add_argument("--force", action="store_true", help="ignore cached results")
+    resume = command("resume", "continue the latest run (or RUN_ID), unless it finished")
+    resume.add_argument("run_id", nargs="?", default="last", metavar="RUN_ID")
+    export = command("export", "write a versioned notebook papermill can run")
+    export.add_argument("--out", default="exports", metavar="DIR")
+    export.add_argument("--from", dest="source", metavar="NOTEBOOK", help="the saved notebook")
+    command("runs", "the run history, newest first")
+    lineage = command("lineage", "where a value came from: a table of it and its inputs")
+    lineage.add_argument("name", metavar="NAME", help="a task, or a value a task made")
+    cache = command("cache", "list the cache, or clear it (for TASK)")
     cache.add_argument("action", nargs="?", default="ls", choices=["ls", "clear"])
-    cache.add_argument("task", nargs="?")
+    cache.add_argument("task", nargs="?", metavar="TASK")
     return parser
+
+
+def _add_command(commands: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=summary, description=summary)
 
 
 @magics_class
@@ -82,7 +106,15 @@ class KernelflowMagics(Magics):
     @line_magic
     def workflow(self, line: str) -> Any:
         """``%workflow COMMAND``: show, run, resume, export, runs, lineage, cache."""
-        args = _workflow_parser().parse_args(shlex.split(line))
+        parser = _workflow_parser()
+        words = shlex.split(line)
+        if not words:  # a bare %workflow asks what it can do
+            parser.print_help()
+            return None
+        try:
+            args = parser.parse_args(words)
+        except _UsageShown:
+            return None
         return getattr(self, f"_{args.command}")(args)
 
     def _show(self, args: argparse.Namespace) -> None:
@@ -129,14 +161,14 @@ class KernelflowMagics(Magics):
         return api.runs()
 
     def _lineage(self, args: argparse.Namespace) -> Any:
-        last = self.session.last_run
-        if last is None or args.name not in last.tasks:
-            raise KernelflowError(
-                f"no run in this kernel has a task named {args.name!r}",
-                fix="run the workflow (or the task's cell) first; the CLI's "
-                "`kernelflow lineage RUN_ID TASK` reads any run",
-            )
-        return api.lineage(last.run_id, args.name)
+        import pandas as pd
+
+        rows = api.lineage_table(
+            args.name, run_ids=list(self.session.run_ids), namespace=self.shell.user_ns
+        )
+        columns = list(api.LINEAGE_COLUMNS[1:])
+        index = pd.Index([row["role"] for row in rows])
+        return pd.DataFrame([[row[c] for c in columns] for row in rows], index, columns)
 
     def _cache(self, args: argparse.Namespace) -> Any:
         if args.action == "clear":

@@ -26,6 +26,7 @@ from kernelflow.engine.launch import run_target
 from kernelflow.engine.params import parse_params as _parse_params
 from kernelflow.engine.runner import RunResult, RunTarget
 from kernelflow.notebook.export import Export, export
+from kernelflow.notebook.lineage import LINEAGE_COLUMNS, lineage_rows
 from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs
 from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
@@ -40,10 +41,12 @@ __all__ = [
     "BACKENDS",
     "CACHE_COLUMNS",
     "MIMETYPE",
+    "PARAM_OPTION",
     "Event",
     "Export",
     "Graph",
     "HOME_ENV",
+    "LINEAGE_COLUMNS",
     "Listener",
     "RunResult",
     "RunTarget",
@@ -55,6 +58,7 @@ __all__ = [
     "diff",
     "export",
     "lineage",
+    "lineage_table",
     "load_target",
     "name_from_stem",
     "open_kernel_session",
@@ -72,6 +76,14 @@ __all__ = [
 ]
 
 RUN_COLUMNS = ["run_id", "workflow", "version", "status", "started", "finished"]
+# ``-p NAME VALUE``, repeatable: one spelling of a parameter in every front end's parser.
+# (argparse copies an "append" default before appending to it, so sharing [] is safe.)
+PARAM_OPTION: dict[str, Any] = {
+    "nargs": 2,
+    "action": "append",
+    "default": [],
+    "metavar": ("NAME", "VALUE"),
+}
 
 
 def run(
@@ -193,6 +205,22 @@ def runs(workflow: str | None = None, *, store: Store | str | None = None) -> pd
 def lineage(run_id: str, task: str, *, store: Store | str | None = None) -> dict[str, Any]:
     """Where a task's outputs in a run came from: code hash, inputs, upstream tasks."""
     return _store(store).runs.lineage(run_id, task)
+
+
+def lineage_table(
+    name: str,
+    *,
+    run_ids: Sequence[str] = (),
+    namespace: Mapping[str, Any] | None = None,
+    store: Store | str | None = None,
+) -> list[dict[str, str]]:
+    """Rows of short text (:data:`LINEAGE_COLUMNS`) on where a task's or a value's data came from.
+
+    For people, where :func:`lineage` is for programs: ``name`` is a task or an
+    output; the run is the newest of ``run_ids`` (a kernel's runs) that has it,
+    else the store's newest. No artifact bytes, only short reprs and hashes.
+    """
+    return lineage_rows(name, _store(store), run_ids=run_ids, namespace=namespace)
 
 
 def _store(store: Store | str | os.PathLike[str] | None) -> Store:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kernelflow.api import BACKENDS
+from kernelflow.api import BACKENDS, PARAM_OPTION
 from kernelflow.errors import KernelflowError, ParameterError, StoreError, TaskError
 from kernelflow.schedule.cli import add_schedule_commands
 
@@ -59,15 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a workflow (NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW)")
     run.add_argument("target", help="NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW")
-    run.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a workflow parameter (repeatable)",
-    )
+    run.add_argument("-p", "--param", help="a workflow parameter (repeatable)", **PARAM_OPTION)
     run.add_argument(
         "--parallel", type=int, default=1, metavar="N", help="run up to N independent tasks at once"
     )

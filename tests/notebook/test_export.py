@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from notebook_runner import make_notebook, write
+from test_cli import kernelflow_cli
 
 import kernelflow
 from kernelflow.notebook.export import export
@@ -101,6 +102,34 @@ def test_a_wrongly_typed_parameter_fails_before_any_task(tmp_path: Path) -> None
     assert failed.returncode != 0
     assert "parameter 'count'" in failed.stderr and "expects int" in failed.stderr
     assert _ran(tmp_path) == []
+
+
+UNTYPED = [
+    ("fit_intercept = None\nalpha = None\nlabel = None", ["parameters"]),
+    "%load_ext kernelflow",
+    "%%task report\nseen: dict = {'fit_intercept': fit_intercept, 'alpha': alpha, 'label': label}",
+]
+AS_PAPERMILL_TAKES_THEM = ("-p", "fit_intercept", "False", "-p", "alpha", "0.5", "-p", "label", "x")
+
+
+def test_untyped_parameters_read_the_same_in_kernelflow_run_and_papermill(tmp_path: Path) -> None:
+    """``x = None`` parameters: ``-p x False`` is a bool on both paths (issue 11, point 6)."""
+    source = write(make_notebook(UNTYPED, name="untyped"), tmp_path / "untyped.ipynb")
+    expected = {"fit_intercept": False, "alpha": 0.5, "label": "x"}
+    ran = kernelflow_cli(
+        "run", str(source), *AS_PAPERMILL_TAKES_THEM, "--output", str(tmp_path / "ran.ipynb")
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert repr(expected) in ran.stdout  # the task's output, as `run` prints it
+    exported = kernelflow_cli("export", str(source), "--out", str(tmp_path / "exports"))
+    assert exported.returncode == 0, exported.stderr
+    exported_path = Path(exported.stdout.splitlines()[-1])
+    papermill = _papermill(exported_path, tmp_path / "pm.ipynb", *AS_PAPERMILL_TAKES_THEM)
+    assert papermill.returncode == 0, papermill.stderr
+    for out in (tmp_path / "ran.ipynb", tmp_path / "pm.ipynb"):
+        seen = kernelflow.read_outputs(out)["seen"]
+        assert seen == expected, out.name
+        assert {k: type(v) for k, v in seen.items()} == {k: type(v) for k, v in expected.items()}
 
 
 def test_versions_are_stable_and_new_code_is_a_new_version(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ def test_show_run_lineage_cache_and_displays(tmp_path: Path) -> None:
                 "%workflow lineage chart",
                 "%workflow cache ls",
                 "%workflow runs",
+                "%workflow",
             ]
         ),
         cwd=tmp_path,
@@ -51,9 +52,14 @@ def test_show_run_lineage_cache_and_displays(tmp_path: Path) -> None:
     bars = [s for s in _widget_states(notebook) if s.get("_model_name") == "IntProgressModel"]
     assert bars and bars[-1]["value"] == 3 and bars[-1]["max"] == 3
     assert "[10, 20, 30]" in outputs_text(cells[7])  # -p scale 10 reached the task
-    assert "'code_hash'" in outputs_text(cells[8])
+    lineage = outputs_text(cells[8])  # a table: the task, its input ys and who made it
+    assert "chart" in lineage and "ys" in lineage and "doubled" in lineage
+    html = cells[8].outputs[0]["data"]["text/html"]
+    assert "<table" in html and "inline" not in html and "gAWV" not in html  # no pickle bytes
     assert "numbers" in outputs_text(cells[9])
     assert "succeeded" in outputs_text(cells[10])
+    usage = outputs_text(cells[11])
+    assert usage.startswith("usage: %workflow") and "lineage" in usage and "required" not in usage
 
 
 def test_failures_and_wrong_types_are_one_paragraph_naming_the_task(tmp_path: Path) -> None:

@@ -2,20 +2,17 @@
 
 These are the quick counterparts of ``test_kernel_magics.py`` and
 ``test_kernel_cache.py``, which start kernels: no process, no messages, the
-same magics and session. Each test gets a fresh shell (it is a singleton) with
+same magics and session. Each test gets a fresh shell (``conftest.shell``) with
 the extension loaded, and its own store (``conftest.store_home``).
 """
 
 from __future__ import annotations
 
-import atexit
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
+from shell_runner import fails, ran, run
 
 from kernelflow.errors import (
     KernelflowError,
@@ -24,59 +21,6 @@ from kernelflow.errors import (
     UndefinedNameError,
 )
 from kernelflow.notebook.kernel.session import session_of
-
-
-@pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    """A fresh shell with ``%load_ext kernelflow`` run, and a ``log(name)`` helper."""
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.delenv("VIRTUAL_ENV", raising=False)  # else IPython may edit sys.path
-    config = Config()
-    config.HistoryManager.enabled = False  # no history database in the user's home
-    InteractiveShell.clear_instance()
-    ipython = InteractiveShell.instance(config=config)
-    try:
-        ipython.run_line_magic("load_ext", "kernelflow")
-        # A helper is setup code, hashed by its source: calling it leaves cache keys alone
-        # (appending to a list in the namespace would change an input of the task).
-        run(
-            ipython,
-            f"def log(name):\n    with open({str(tmp_path / 'ran.log')!r}, 'a') as f:\n"
-            "        f.write(name + '\\n')",
-        )
-        yield ipython
-    finally:
-        if "kernelflow" in ipython.extension_manager.loaded:
-            ipython.run_line_magic("unload_ext", "kernelflow")
-        atexit.unregister(ipython.atexit_operations)
-        ipython.restore_sys_module_state()  # sys.modules["__main__"] is pytest's again
-        InteractiveShell.clear_instance()
-
-
-def run(shell: InteractiveShell, source: str) -> Any:
-    """Run a cell that must succeed; return its value."""
-    result = shell.run_cell(source, store_history=False)
-    error = result.error_before_exec or result.error_in_exec
-    if error is not None:
-        raise AssertionError(f"the cell failed: {error!r}\n{source}")
-    return result.result
-
-
-def fails(shell: InteractiveShell, source: str) -> BaseException:
-    """Run a cell that must fail; return its error."""
-    result = shell.run_cell(source, store_history=False)
-    error = result.error_before_exec or result.error_in_exec
-    assert error is not None, f"the cell did not fail:\n{source}"
-    return error
-
-
-def ran(tmp_path: Path) -> list[str]:
-    """The names logged since the last call: which task bodies ran."""
-    log = tmp_path / "ran.log"
-    lines = log.read_text().splitlines() if log.exists() else []
-    log.unlink(missing_ok=True)
-    return lines
-
 
 MAKE = "%%task make --cache\nlog('make')\nxs = list(range(n))"
 SCALE = "%%task scale --cache\nlog('scale')\nys = [x * k for x in xs]"
@@ -181,6 +125,16 @@ def test_workflow_run_runs_the_dag_with_parameters(
     assert "2 tasks" in progress and "[2/2] scale ran" in progress and "succeeded" in progress
     run(shell, "%workflow run make")  # a target runs what it needs only
     assert ran(tmp_path) == ["make"]
+
+
+def test_workflow_run_parses_p_by_the_type_of_the_current_value(shell: InteractiveShell) -> None:
+    """A list stays JSON; an untyped (None) value reads as papermill reads it (issue 11, #6)."""
+    shell.user_ns.update(xs=[1], flag=None, rate=0.5, name="a")
+    run(shell, "%%task use --defer\nseen: tuple = (xs, flag, rate, name)")
+    run(shell, "%workflow run -p xs '[1, 2]' -p flag False -p rate 2 -p name 7")
+    seen = shell.user_ns["seen"]
+    assert seen == ([1, 2], False, 2.0, "7")
+    assert [type(v) for v in seen] == [list, bool, float, str]
 
 
 def test_workflow_run_with_no_task_cells_says_what_to_do(shell: InteractiveShell) -> None:

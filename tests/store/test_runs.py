@@ -402,6 +402,22 @@ def test_lineage_of_a_long_chain_does_not_hit_the_recursion_limit(store: RunStor
     assert (seen, level["node"]) == (depth, "n0")
 
 
+def test_latest_execution_by_node_task_or_output_name(store: RunStore) -> None:
+    """What ``%workflow lineage NAME`` falls back to: the newest finished execution."""
+    outputs = {"total_revenue": {"hash": "h-1", "artifact": {}}}
+    _record(store, "r1", "total", outputs=outputs, started=1.0)
+    _record(store, "r2", "total", outputs={"total_revenue": {"hash": "h-2"}}, started=2.0)
+    _record(store, "r3", "total", status="failed", outputs={}, started=3.0)
+    _record(store, "r3", "total-2", task="total", outputs=_output("other"), started=2.5)
+    assert store.latest_execution("total") is not None
+    assert store.latest_execution("total")["node"] == "total-2"  # type: ignore[index]
+    assert store.latest_execution("total_revenue")["run_id"] == "r2"  # type: ignore[index]
+    older = store.latest_execution("total_revenue", output_hash="h-1")
+    assert older is not None and older["run_id"] == "r1"
+    assert store.latest_execution("total_revenue", output_hash="h-3") is None
+    assert store.latest_execution("total%") is None and store.latest_execution("TOTAL") is None
+
+
 # -- the file, processes and threads ---------------------------------------------------
 
 

@@ -3,6 +3,11 @@
 A parameter's text is parsed by its declared type, never evaluated, so passing a
 parameter cannot run code; and when the text does not fit, the error says how to
 write a value of that type on the command line.
+
+A parameter without a declared type (``x = None`` in a parameters cell, ``Any``)
+is parsed as papermill's ``-p`` parses every value (``True``/``False``/``None``,
+then an int, a float, else the text), so that ``kernelflow run nb.ipynb -p x
+False`` and ``papermill`` on the exported notebook give the task the same value.
 """
 
 from __future__ import annotations
@@ -98,7 +103,7 @@ def _parse(text: str, tp: object) -> object:
     tp = unwrap(tp)
     origin = get_origin(tp)
     if is_anything(tp):
-        return _json_or_text(text)
+        return _like_papermill(text)
     if tp is str:
         return text
     if tp is None or tp is NONE_TYPE:
@@ -156,6 +161,27 @@ def _parse_enum(text: str, cls: type[enum.Enum]) -> object:
         if text in (member.name, str(member.value)):
             return member
     raise ValueError(text)
+
+
+_PAPERMILL_WORDS: dict[str, object] = {"True": True, "False": False, "None": None}
+
+
+def _like_papermill(text: str) -> object:
+    """What papermill's ``-p`` makes of ``text`` (its ``cli._resolve_type``), for untyped values.
+
+    Papermill is the other way the same notebook runs, so an untyped parameter
+    must not be a bool there and a string here. Only these exact words, then
+    ``int()``, then ``float()``; any other text (``true``, ``[1, 2]``) stays text,
+    as it does in papermill: a declared type is how to ask for more.
+    """
+    if text in _PAPERMILL_WORDS:
+        return _PAPERMILL_WORDS[text]
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            continue
+    return text
 
 
 def _json_or_text(text: str) -> object:

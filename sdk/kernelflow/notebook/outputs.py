@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelflow._core.errors import KernelflowError
+from kernelflow._core.errors import (
+    IntegrityError,
+    KernelflowError,
+    KernelflowWarning,
+    StoreError,
+)
 
 MIMETYPE = "application/vnd.kernelflow.outputs+json"
 _INLINE_LIMIT = 10_000  # characters of JSON
@@ -61,24 +68,42 @@ def _as_json(value: Any) -> Any:
 
 
 def read_outputs(
-    path: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    store: str | os.PathLike[str] | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
-    """Every task output recorded in an executed notebook, by name.
+    """Every task output recorded in an executed notebook that can be read, by name.
 
     A notebook may come from anyone, so nothing in it decides what is trusted
     (see "Trust model" in the README). JSON values kept inline are read from
     the notebook itself. Every other value is read from ``store``, the store
     the caller names (default: ``$KERNELFLOW_HOME`` or ``./.kernelflow``), and
     verified with that store's own key; the notebook's record only says which
-    artifact. A record that says it ran against another store is refused,
+    artifact. A record that says it ran against another store is not read from,
     and reading creates no store and no key.
+
+    An executed notebook usually travels without the store that ran it, and its
+    inline values are still worth having; so an output that cannot be read (a
+    record naming another store, a store that does not hold the value, a pickle
+    this store did not sign, a damaged artifact) is left out of the result, and
+    one :class:`~kernelflow.errors.KernelflowWarning` names each such output, why,
+    and the fix. The warning's ``outputs`` attribute maps those names to why.
+
+    Parameters
+    ----------
+    strict:
+        Raise the first output's error instead of warning, for callers that need
+        every value.
 
     Raises
     ------
     KernelflowError
-        A record names another store, or the store does not hold the value.
+        Only with ``strict=True``: a record names another store, or the store
+        does not hold the value.
     IntegrityError
-        The value is not intact, or is a pickle this store did not sign.
+        Only with ``strict=True``: the value is not intact, or is a pickle this
+        store did not sign.
     """
     import nbformat
 
@@ -87,55 +112,111 @@ def read_outputs(
     home = Path(store).absolute() if store is not None else default_home()
     notebook = nbformat.read(Path(path), as_version=4)
     values: dict[str, Any] = {}
+    unreadable: list[KernelflowError] = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             record = output.get("data", {}).get(MIMETYPE)
             if isinstance(record, Mapping):
-                values.update(_load_record(record, path, home))
+                _read_record(record, _Reading(path, home, values, unreadable))
+    if unreadable and strict:
+        raise unreadable[0]
+    if unreadable:
+        warnings.warn(_unreadable_warning(path, unreadable, len(values)), stacklevel=2)
     return values
 
 
-def _load_record(record: Mapping[str, Any], path: str | os.PathLike[str], home: Path) -> dict:
-    values = {}
+@dataclass(frozen=True)
+class _Reading:
+    """One call of :func:`read_outputs`: where from, and what it has found so far."""
+
+    path: str | os.PathLike[str]
+    home: Path
+    values: dict[str, Any]
+    unreadable: list[KernelflowError]
+
+
+def _read_record(record: Mapping[str, Any], reading: _Reading) -> None:
     outputs = record.get("outputs")
     for name, entry in (outputs if isinstance(outputs, Mapping) else {}).items():
         if not isinstance(entry, Mapping):
             continue
         if "value" in entry:
-            values[name] = entry["value"]
+            reading.values[name] = entry["value"]
         elif entry.get("artifact"):
-            values[name] = _load_artifact(record, name, entry, path, home)
-    return values
+            try:
+                reading.values[name] = _load_artifact(record, name, entry, reading)
+            except KernelflowError as error:  # made by _cannot_read
+                reading.unreadable.append(error)
+
+
+_ELSEWHERE_FIX = (
+    "read the notebook on the machine whose store ran it, or pass store=... naming a copy "
+    "of that store (or set KERNELFLOW_HOME to it)"
+)
 
 
 def _load_artifact(
-    record: Mapping[str, Any],
-    name: str,
-    entry: Mapping[str, Any],
-    path: str | os.PathLike[str],
-    home: Path,
+    record: Mapping[str, Any], name: str, entry: Mapping[str, Any], reading: _Reading
 ) -> Any:
     from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
 
-    where = f"output {name!r} of task {record.get('task')!r} in {os.fspath(path)!r}"
+    home = reading.home
     recorded = record.get("store")
     if not isinstance(recorded, str) or not _same_directory(recorded, home):
-        raise KernelflowError(
-            f"{where} is kept in the store {recorded!r}, not in {str(home)!r}; values are "
-            "read only from the store you name, never from one a notebook names",
-            variable=name,
-            fix="if that store is yours, pass it: read_outputs(path, store=...) or set "
-            "KERNELFLOW_HOME to it",
+        why = (
+            f"kept in the store {recorded!r}, not in {str(home)!r}; values are read only "
+            "from the store you name, never from one a notebook names"
         )
+        raise _cannot_read(reading, record, name, why)
     artifact = entry["artifact"]
     inline = isinstance(artifact, Mapping) and artifact.get("inline")
     if not inline and not (home / "artifacts").is_dir():
-        raise KernelflowError(
-            f"{where} is kept in the store {str(home)!r}, which does not hold it",
-            variable=name,
-            fix="read the notebook where it ran, or name a copy of that store with store=...",
-        )
-    return ArtifactStore(home).get(ArtifactRef.from_dict(artifact))
+        why = f"kept in the store {str(home)!r}, which does not hold it"
+        raise _cannot_read(reading, record, name, why)
+    try:
+        return ArtifactStore(home).get(ArtifactRef.from_dict(artifact))
+    except IntegrityError as error:
+        # The engine's fix ("kernelflow recomputes the value") is not true here.
+        why = f"not readable from {str(home)!r}: its artifact is {error.reason}"
+        fix = f"{_ELSEWHERE_FIX}; if this is that store, run the notebook again"
+        raise _cannot_read(
+            reading, record, name, why, fix, IntegrityError, path=error.path, reason=error.reason
+        ) from error
+    except StoreError as error:  # the store itself cannot be read (its key, say)
+        raise _cannot_read(reading, record, name, error.message, error.fix, StoreError) from error
+
+
+def _cannot_read(
+    reading: _Reading,
+    record: Mapping[str, Any],
+    name: str,
+    why: str,
+    fix: str | None = _ELSEWHERE_FIX,
+    kind: type[KernelflowError] = KernelflowError,
+    **fields: Any,
+) -> KernelflowError:
+    """The error for one output; ``why`` is kept apart for the warning's list."""
+    task = record.get("task")
+    where = f"output {name!r} of task {task!r} in {os.fspath(reading.path)!r}"
+    return kind(f"{where}: {why}", fix=fix, variable=name, task=task, why=why, **fields)
+
+
+def _unreadable_warning(
+    path: str | os.PathLike[str], unreadable: list[KernelflowError], read: int
+) -> KernelflowWarning:
+    """One warning for them all: a list of outputs and why, then each fix once."""
+    count = len(unreadable)
+    lines = [
+        f"read_outputs({os.fspath(path)!r}) could not read {count} output{'s' * (count != 1)}"
+        f" (the {read} it could read are returned):"
+    ]
+    lines += [f"  - {e.variable!r} of task {e.task!r}: {e.why}" for e in unreadable]
+    fixes = list(dict.fromkeys(e.fix for e in unreadable if e.fix))
+    # A fix that another one extends (the integrity fix adds "run it again") goes.
+    lines += [f"  Fix: {f}" for f in fixes if not any(o != f and o.startswith(f) for o in fixes)]
+    warning = KernelflowWarning("\n".join(lines))
+    warning.outputs = {e.variable: e.why for e in unreadable}  # type: ignore[attr-defined]
+    return warning
 
 
 def _same_directory(recorded: str, home: Path) -> bool:

@@ -42,7 +42,7 @@ def read_parameters(cell: NotebookCell, namespace: Mapping[str, Any]) -> dict[st
             if name.startswith("_") or name not in values:
                 continue
             text = annotation or _type_comment(lines[statement.lineno - 1])
-            declared = _evaluate(cell, name, text, namespace) if text else _infer(values[name])
+            declared = _evaluate(cell, name, text, namespace) if text else infer_type(values[name])
             declarations[name] = ParameterDecl(
                 name, declared, text or _text(declared), values[name]
             )
@@ -99,7 +99,14 @@ def _evaluate(cell: NotebookCell, name: str, text: str, namespace: Mapping[str, 
         ) from error
 
 
-def _infer(value: Any) -> Any:
+def infer_type(value: Any) -> Any:
+    """The type a parameter without a declared one gets from its value.
+
+    Builtin scalars and containers declare their own type, so ``-p`` parses by
+    it (``[1, 2]`` as JSON for a list); ``None`` and anything else are ``Any``,
+    which ``-p`` parses as papermill does. The loader and the kernel session
+    share this rule, so one notebook's parameters read alike in both.
+    """
     if value is None:
         return Any
     if isinstance(value, (bool, int, float, str, list, dict, tuple)):

@@ -12,6 +12,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from kernelflow.api import PARAM_OPTION
 from kernelflow.errors import KernelflowError
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -28,15 +29,7 @@ def add_schedule_commands(subparsers: Any) -> None:
     add = actions.add_parser("add", help="schedule an exported notebook")
     add.add_argument("notebook", metavar="EXPORTED.ipynb")
     add.add_argument("--cron", required=True, metavar="EXPR", help='e.g. "0 6 * * *"')
-    add.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a parameter for every run (repeatable)",
-    )
+    add.add_argument("-p", "--param", help="a parameter for every run (repeatable)", **PARAM_OPTION)
     add.add_argument("--name", help="plan name (default: the notebook's file name)")
     add.add_argument("--tz", default="UTC", metavar="ZONE", help="time zone of EXPR (UTC)")
     add.set_defaults(handler=_add)

@@ -601,6 +601,29 @@ class RunStore:
                 finished[row["node"]] = row
         return finished
 
+    def latest_execution(self, name: str, *, output_hash: str | None = None) -> dict | None:
+        """The newest finished execution of a node or task ``name``, or with an output ``name``.
+
+        With ``output_hash``, only an execution whose output ``name`` has that
+        content hash: the producer of a value that reached a task as a constant
+        (a kernel variable a task cell made). For ``%workflow lineage NAME``.
+        """
+        done = ", ".join(f"'{status}'" for status in _DONE)
+        by_name = "" if output_hash else "task = ? OR node = ? OR "
+        sql = (
+            f"SELECT {NODE_COLUMNS} FROM node_executions WHERE status IN ({done})"
+            f" AND ({by_name}outputs LIKE ?) ORDER BY started_ts DESC, id DESC LIMIT 100"
+        )
+        key = f'%"{name}"%{output_hash}%' if output_hash else f'%"{name}"%'
+        params = (key,) if output_hash else (name, name, key)
+        for row in map(node_dict, self._query(sql, params)):  # LIKE only narrows them down
+            output = row["outputs"].get(name)
+            if output_hash is None and name in (row["task"], row["node"]):
+                return row
+            if isinstance(output, Mapping) and output_hash in (None, output.get("hash")):
+                return row
+        return None
+
     def _run_chain(self, run_id: str) -> list[str]:
         """``run_id`` and the runs it resumed, oldest first."""
         chain: list[str] = []

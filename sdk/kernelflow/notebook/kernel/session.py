@@ -4,7 +4,8 @@ In a kernel the notebook is whatever the user has run: each ``%%task`` cell
 registers (or replaces) a task; names the tasks read that no task produces come
 from the live namespace: modules, functions and classes are setup code (part of
 the cache key by their source), other values are workflow parameters whose
-defaults are their current values (``-p NAME VALUE`` overrides them).
+defaults are their current values (``-p NAME VALUE`` overrides them), typed by
+those values as the loader types an unannotated parameters cell.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import ast
 import functools
 import sys
 import types
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kernelflow._core.errors import DefinitionError, KernelflowError, UndefinedNameError
 from kernelflow._core.graph import Const, GraphBuilder, Node, NodeId, NodeOutput
-from kernelflow._core.interface import Interface
+from kernelflow._core.interface import Interface, type_name
 from kernelflow._core.task import TaskOptions
 from kernelflow.engine.events import Listener
 from kernelflow.engine.runner import GraphTarget, RunResult
@@ -28,7 +30,9 @@ from kernelflow.notebook.build import build_graph, code_statements
 from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_file_name
 from kernelflow.notebook.cells import NotebookCell, TaskSpec, parse_header
 from kernelflow.notebook.environment import is_code
-from kernelflow.notebook.parameters import ParameterDecl
+from kernelflow.notebook.parameters import ParameterDecl, infer_type
+
+RUNS_REMEMBERED = 200
 
 
 @dataclass
@@ -145,6 +149,9 @@ class Session:
         self.environment = KernelEnvironment(shell)
         self.cells: dict[str, RegisteredCell] = {}
         self.last_run: RunResult | None = None
+        # The runs this kernel made, oldest first (each %%task cell is one): where
+        # %workflow lineage looks first. Ids only, so old values are not kept alive.
+        self.run_ids: deque[str] = deque(maxlen=RUNS_REMEMBERED)
         self.exported: ExportedRun | None = None
 
     def begin_exported_run(
@@ -286,7 +293,9 @@ class Session:
                 if is_setup_object(namespace[ref]):
                     code[ref] = "the kernel"
                 else:
-                    params[ref] = ParameterDecl(ref, Any, "Any", namespace[ref])
+                    value = namespace[ref]
+                    kind = infer_type(value)
+                    params[ref] = ParameterDecl(ref, kind, type_name(kind), value)
         return params, code
 
     def _name(self) -> str:
@@ -426,6 +435,7 @@ def run_in_kernel(
             backend=backend,
         )
     session.last_run = result
+    session.run_ids.append(result.run_id)
     for values in result.values.values():
         session.shell.user_ns.update(values)
     for node, task_run in result.tasks.items():
