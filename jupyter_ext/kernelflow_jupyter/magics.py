@@ -41,7 +41,8 @@ def _workflow_parser() -> argparse.ArgumentParser:
     parser = _UsageParser(prog="%workflow", description=_DESCRIPTION)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     command = functools.partial(_add_command, commands)
-    command("show", "the DAG as a picture, tasks coloured by their last state")
+    command("show", "the DAG as a picture, tasks coloured by their state in this kernel")
+    command("status", "each task's state in this kernel, and why a stale one is stale")
     run = command("run", "run the DAG (or TASK ... and what they need), with progress")
     run.add_argument("tasks", nargs="*", metavar="TASK")
     run.add_argument(
@@ -119,10 +120,17 @@ class KernelflowMagics(Magics):
 
     def _show(self, args: argparse.Namespace) -> None:
         target = self.session.workflow()
-        states = {}
-        if self.session.last_run is not None:
-            states = {n: t.status for n, t in self.session.last_run.tasks.items()}
-        display(SVG(dag_svg(target.graph, states)))
+        states = {node: status.state for node, status in self.session.statuses().items()}
+        display(SVG(dag_svg(target.graph, states, legend=True)))
+
+    def _status(self, args: argparse.Namespace) -> Any:
+        import pandas as pd
+
+        statuses = self.session.statuses()
+        rows = [[status.state, status.why] for status in statuses.values()]
+        return pd.DataFrame(
+            rows, index=pd.Index(list(statuses), name="task"), columns=["state", "why"]
+        )
 
     def _run(self, args: argparse.Namespace) -> None:
         target = self.session.workflow()
@@ -136,6 +144,7 @@ class KernelflowMagics(Magics):
             tasks=args.tasks,
             parallel=args.parallel,
             backend=args.backend,
+            stale_only=not args.tasks,  # without names: what is stale or missing
         )
         result.raise_for_status()
 

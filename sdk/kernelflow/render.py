@@ -14,13 +14,21 @@ STATE_COLOURS = {
     "cached": "#9fc5e8",
     "failed": "#e06666",
     "skipped": "#d9d9d9",
+    # A task's state in a kernel, across runs (%workflow show).
+    "ran": "#93c47d",
+    "stale": "#f6b26b",
+    "never run": "#ffffff",
 }
+_LEGEND = ("ran", "cached", "stale", "failed", "never run")
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 150, 30, 50, 14, 10
 _MAX_DRAWN = 300
 
 
-def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
-    """The graph left to right in layers (a node sits right of everything it needs)."""
+def dag_svg(graph: Graph, states: Mapping[str, str] | None = None, *, legend: bool = False) -> str:
+    """The graph left to right in layers (a node sits right of everything it needs).
+
+    ``legend`` adds a row naming the colours of a kernel's task states.
+    """
     states = states or {}
     if len(graph.nodes) > _MAX_DRAWN:
         return (
@@ -30,6 +38,9 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
     position = _layout(graph)
     width = max((x for x, _ in position.values()), default=0) + _BOX_W + 2 * _MARGIN
     height = max((y for _, y in position.values()), default=0) + _BOX_H + 2 * _MARGIN
+    if legend:
+        width = max(width, 2 * _MARGIN + 95 * len(_LEGEND))
+        height += 26
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         "font-family='sans-serif' font-size='12'>",
@@ -41,8 +52,21 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None) -> str:
             parts.append(_edge(position[parent], position[node.id]))
     for node_id, (x, y) in position.items():
         parts.append(_box(node_id, x, y, states.get(node_id, "pending")))
+    if legend:
+        parts.append(_legend(height - 20))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _legend(y: int) -> str:
+    items = []
+    for i, state in enumerate(_LEGEND):
+        x = _MARGIN + i * 95
+        items.append(
+            f"<rect x='{x}' y='{y}' width='14' height='14' rx='3' fill='{STATE_COLOURS[state]}' "
+            f"stroke='#444'/><text x='{x + 19}' y='{y + 11}'>{state}</text>"
+        )
+    return "<g class='kf-legend'>" + "".join(items) + "</g>"
 
 
 def _layout(graph: Graph) -> dict[str, tuple[int, int]]:

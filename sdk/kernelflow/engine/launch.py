@@ -29,10 +29,20 @@ def run_target(
     tasks: Iterable[str] | None = None,
     listeners: Sequence[Listener] = (),
     store: Store | str | os.PathLike[str] | None = None,
+    restore: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RunResult:
-    """Run ``target`` on a fresh executor; a failed task does not raise (see ``RunResult``)."""
+    """Run ``target`` on a fresh executor; a failed task does not raise (see ``RunResult``).
+
+    ``restore``: node id -> an execution record of that node (from any run) whose
+    outputs are restored instead of running it: a kernel's tasks that are up to
+    date (``%workflow run`` runs only what is stale).
+    """
     opened = store if isinstance(store, Store) else open_store(store)
     plan = None
+    if restore:
+        from kernelflow.engine.resume import ResumePlan
+
+        plan = ResumePlan(previous=None, root="", params=params or {}, finished=restore)
     if resume is not None:
         from kernelflow.engine.resume import plan_resume
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 class ResumePlan:
     """What a resumed run starts from."""
 
-    previous: str  # the run being resumed
+    previous: str | None  # the run being resumed (None: outputs restored from several runs)
     root: str  # the first run of the chain: checkpoints are kept under its id
     params: Mapping[str, Any]
     finished: Mapping[str, Mapping[str, Any]]  # node id -> its finished execution record

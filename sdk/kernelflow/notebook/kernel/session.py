@@ -30,6 +30,7 @@ from kernelflow.notebook.build import build_graph, code_statements
 from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_file_name
 from kernelflow.notebook.cells import NotebookCell, TaskSpec, parse_header
 from kernelflow.notebook.environment import is_code
+from kernelflow.notebook.kernel.states import TaskStates, TaskStatus
 from kernelflow.notebook.parameters import ParameterDecl, infer_type
 
 RUNS_REMEMBERED = 200
@@ -149,6 +150,7 @@ class Session:
         self.environment = KernelEnvironment(shell)
         self.cells: dict[str, RegisteredCell] = {}
         self.last_run: RunResult | None = None
+        self.states = TaskStates()
         # The runs this kernel made, oldest first (each %%task cell is one): where
         # %workflow lineage looks first. Ids only, so old values are not kept alive.
         self.run_ids: deque[str] = deque(maxlen=RUNS_REMEMBERED)
@@ -217,6 +219,10 @@ class Session:
         self.cells.pop(spec.name, None)  # re-running a cell moves it to the end
         self.cells[spec.name] = cell
         return cell
+
+    def statuses(self) -> dict[str, TaskStatus]:
+        """Each task's state in this kernel now: ran, cached, failed, stale (why), never run."""
+        return self.states.statuses(self.workflow())
 
     def define_code(self, name: str) -> None:
         """Run a cached cell's imports, functions and classes: later cells use them.
@@ -409,11 +415,13 @@ def run_in_kernel(
     attach_to: str | None = None,
     parallel: int = 1,
     backend: str = "threading",
+    stale_only: bool = False,
 ) -> RunResult:
     """Run through the engine and bind the produced values into the namespace.
 
     ``attach_to`` records the nodes in a run that is already open (an exported
-    notebook's run) instead of opening a new one.
+    notebook's run) instead of opening a new one. ``stale_only``: tasks that are
+    up to date in this kernel are restored from what they last made, not run.
     """
     if attach_to is not None:
         from kernelflow.engine.runner import Engine
@@ -433,8 +441,10 @@ def run_in_kernel(
             resume=resume,
             parallel=parallel,
             backend=backend,
+            restore=session.states.fresh_executions(target) if stale_only and not force else None,
         )
     session.last_run = result
+    session.states.record(target, result)
     session.run_ids.append(result.run_id)
     for values in result.values.values():
         session.shell.user_ns.update(values)
