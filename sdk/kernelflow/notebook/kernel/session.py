@@ -441,7 +441,11 @@ def run_in_kernel(
             resume=resume,
             parallel=parallel,
             backend=backend,
-            restore=session.states.fresh_executions(target) if stale_only and not force else None,
+            restore=(
+                session.states.fresh_executions(target, params)
+                if stale_only and not force
+                else None
+            ),
         )
     session.last_run = result
     session.states.record(target, result)

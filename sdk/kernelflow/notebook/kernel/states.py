@@ -78,17 +78,27 @@ class TaskStates:
                 execution=finished.get(node),
             )
 
-    def statuses(self, target: GraphTarget) -> dict[str, TaskStatus]:
-        """Each task's state now, in graph order; a stale upstream makes its readers stale."""
+    def statuses(
+        self, target: GraphTarget, params: Mapping[str, Any] | None = None
+    ) -> dict[str, TaskStatus]:
+        """Each task's state now, in graph order; a stale upstream makes its readers stale.
+
+        ``params`` are the values a run is about to use (``-p``), where they differ
+        from the parameters' current values.
+        """
         self._settle()
         graph = target.graph
         found: dict[str, TaskStatus] = {}
         for node_id in graph.order:
-            found[node_id] = self._status(target, node_id, found)
+            found[node_id] = self._status(target, node_id, found, params or {})
         return found
 
     def _status(
-        self, target: GraphTarget, node_id: str, found: Mapping[str, TaskStatus]
+        self,
+        target: GraphTarget,
+        node_id: str,
+        found: Mapping[str, TaskStatus],
+        params: Mapping[str, Any],
     ) -> TaskStatus:
         record = self.records.get(node_id)
         if record is None:
@@ -99,7 +109,7 @@ class TaskStates:
         if node.task.code_hash != record.code_hash:
             return TaskStatus("stale", "code changed")
         for name, binding in node.bindings.items():
-            why = self._input_change(target, name, binding, record, found)
+            why = self._input_change(target, name, binding, record, found, params)
             if why:
                 return TaskStatus("stale", why)
         return TaskStatus(record.status)
@@ -111,6 +121,7 @@ class TaskStates:
         binding: Any,
         record: TaskRecord,
         found: Mapping[str, TaskStatus],
+        params: Mapping[str, Any],
     ) -> str:
         if isinstance(binding, NodeOutput):
             upstream = found.get(binding.node)
@@ -119,7 +130,8 @@ class TaskStates:
             made = self.records.get(binding.node)
             now = made.outputs.get(binding.output) if made is not None else None
         elif isinstance(binding, Param):
-            now = hash_or_none(target.graph.params[binding.name].default)
+            default = target.graph.params[binding.name].default
+            now = hash_or_none(params.get(binding.name, default))
         elif isinstance(binding, Const):
             now = hash_or_none(binding.value)
         else:
@@ -128,9 +140,11 @@ class TaskStates:
             return f"input {name} changed"
         return ""
 
-    def fresh_executions(self, target: GraphTarget) -> dict[str, Mapping[str, Any]]:
-        """The store records of the tasks that are up to date: a run restores them."""
-        statuses = self.statuses(target)
+    def fresh_executions(
+        self, target: GraphTarget, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Mapping[str, Any]]:
+        """The store records of the tasks up to date for ``params``: a run restores them."""
+        statuses = self.statuses(target, params)
         return {
             node: record.execution
             for node, record in self.records.items()
