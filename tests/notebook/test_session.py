@@ -8,14 +8,12 @@ the extension loaded, and its own store (``conftest.store_home``).
 
 from __future__ import annotations
 
-import atexit
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
+from kernel_shell import fails, kernel_shell, run
 
 from kernelflow.errors import (
     KernelflowError,
@@ -29,14 +27,7 @@ from kernelflow.notebook.kernel.session import session_of
 @pytest.fixture
 def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
     """A fresh shell with ``%load_ext kernelflow`` run, and a ``log(name)`` helper."""
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.delenv("VIRTUAL_ENV", raising=False)  # else IPython may edit sys.path
-    config = Config()
-    config.HistoryManager.enabled = False  # no history database in the user's home
-    InteractiveShell.clear_instance()
-    ipython = InteractiveShell.instance(config=config)
-    try:
-        ipython.run_line_magic("load_ext", "kernelflow")
+    with kernel_shell(tmp_path, monkeypatch) as ipython:
         # A helper is setup code, hashed by its source: calling it leaves cache keys alone
         # (appending to a list in the namespace would change an input of the task).
         run(
@@ -45,29 +36,6 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Interacti
             "        f.write(name + '\\n')",
         )
         yield ipython
-    finally:
-        if "kernelflow" in ipython.extension_manager.loaded:
-            ipython.run_line_magic("unload_ext", "kernelflow")
-        atexit.unregister(ipython.atexit_operations)
-        ipython.restore_sys_module_state()  # sys.modules["__main__"] is pytest's again
-        InteractiveShell.clear_instance()
-
-
-def run(shell: InteractiveShell, source: str) -> Any:
-    """Run a cell that must succeed; return its value."""
-    result = shell.run_cell(source, store_history=False)
-    error = result.error_before_exec or result.error_in_exec
-    if error is not None:
-        raise AssertionError(f"the cell failed: {error!r}\n{source}")
-    return result.result
-
-
-def fails(shell: InteractiveShell, source: str) -> BaseException:
-    """Run a cell that must fail; return its error."""
-    result = shell.run_cell(source, store_history=False)
-    error = result.error_before_exec or result.error_in_exec
-    assert error is not None, f"the cell did not fail:\n{source}"
-    return error
 
 
 def ran(tmp_path: Path) -> list[str]:
