@@ -10,6 +10,7 @@ defaults are their current values (``-p NAME VALUE`` overrides them).
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import inspect
 import sys
@@ -27,6 +28,7 @@ from kernelflow.engine.runner import GraphTarget, RunResult
 from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
 from kernelflow.notebook.cell_task import CellTask
 from kernelflow.notebook.cells import TaskSpec, parse_header
+from kernelflow.notebook.kernel.capture import OutputSink, capture_task_outputs, figures_of_task
 
 
 @dataclass
@@ -61,10 +63,11 @@ class KernelEnvironment:
     def execute(self, code: str, filename: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         self.shell.user_ns.update(inputs)
         compiled = self._compile(code)
-        if compiled is None:
-            self._run_as_cell(code)
-        else:
-            self._run(compiled)
+        with figures_of_task(self.shell):  # a no-op unless %workflow run captures outputs
+            if compiled is None:
+                self._run_as_cell(code)
+            else:
+                self._run(compiled)
         return self.shell.user_ns
 
     def _run_as_cell(self, code: str) -> None:
@@ -383,31 +386,39 @@ def run_in_kernel(
     attach_to: str | None = None,
     parallel: int = 1,
     backend: str = "threading",
+    capture: OutputSink | None = None,
 ) -> RunResult:
     """Run through the engine and bind the produced values into the namespace.
 
     ``attach_to`` records the nodes in a run that is already open (an exported
-    notebook's run) instead of opening a new one.
+    notebook's run) instead of opening a new one. ``capture`` receives what each
+    task prints and displays, by node, instead of the cell (``capture.py``).
     """
-    if attach_to is not None:
-        from kernelflow.engine.runner import Engine
-        from kernelflow.store.home import open_store
+    capturing = (
+        capture_task_outputs(session.shell, capture, target.graph.nodes)
+        if capture is not None
+        else contextlib.nullcontext()
+    )
+    with capturing:
+        if attach_to is not None:
+            from kernelflow.engine.runner import Engine
+            from kernelflow.store.home import open_store
 
-        engine = Engine(open_store(), listeners=listeners)
-        result = engine.run(target, params, force=force, run_id=attach_to, attach=True)
-    else:
-        from kernelflow.engine.launch import run_target
+            engine = Engine(open_store(), listeners=listeners)
+            result = engine.run(target, params, force=force, run_id=attach_to, attach=True)
+        else:
+            from kernelflow.engine.launch import run_target
 
-        result = run_target(
-            target,
-            params,
-            listeners=listeners,
-            force=force,
-            tasks=tasks or None,
-            resume=resume,
-            parallel=parallel,
-            backend=backend,
-        )
+            result = run_target(
+                target,
+                params,
+                listeners=listeners,
+                force=force,
+                tasks=tasks or None,
+                resume=resume,
+                parallel=parallel,
+                backend=backend,
+            )
     session.last_run = result
     for values in result.values.values():
         session.shell.user_ns.update(values)
