@@ -2,18 +2,16 @@
 
 Outputs arrive one ``write`` at a time, from the thread that runs the task, so
 they are kept here (consecutive text of one stream merged into one output, as
-Jupyter does) and handed to the widget in batches: a task printing 10,000 lines
-must not send 10,000 growing widget updates.
+Jupyter does) and handed to the widget in batches (``widgets.py``): a task
+printing 10,000 lines must not send 10,000 growing widget updates.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 Output = dict[str, Any]
-_SYNC_EVERY = 0.25  # seconds between widget updates while a task prints
 
 
 class CapturedOutputs:
@@ -23,7 +21,6 @@ class CapturedOutputs:
         self._outputs: list[Output] = []
         self._lock = threading.Lock()
         self._changed = False
-        self._synced_at = 0.0
 
     def add(self, output: Output) -> None:
         """Append an output, merge a stream write, or apply an update or a clear."""
@@ -52,14 +49,10 @@ class CapturedOutputs:
             if display_id and (old.get("transient") or {}).get("display_id") == display_id:
                 self._outputs[index] = {k: v for k, v in output.items() if k != "update"}
 
-    def due(self) -> bool:
-        """Whether the widget should be updated now (it changed, and not too recently)."""
-        now = time.monotonic()
-        with self._lock:
-            if not self._changed or now - self._synced_at < _SYNC_EVERY:
-                return False
-            self._synced_at = now
-            return True
+    @property
+    def changed(self) -> bool:
+        """Whether outputs came since :meth:`outputs` was last read."""
+        return self._changed
 
     def outputs(self) -> tuple[Output, ...]:
         """The outputs as nbformat has them (without the display ids kept for updates)."""

@@ -22,6 +22,7 @@ Output = dict[str, Any]
 _MAX_TEXT = 20_000  # characters of one stream kept in the notebook; the tail is what matters
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STYLE = "font-family:sans-serif;font-size:12px"
+_CELL = "text-align:left;padding:2px 8px;vertical-align:top"  # Jupyter right-aligns tables
 _PRE = "margin:2px 0;padding:4px;white-space:pre-wrap;font-size:11px;max-height:30em;overflow:auto"
 
 
@@ -36,8 +37,8 @@ def snapshot_html(
     return (
         f"<div class='kernelflow-snapshot' style='{_STYLE}'>"
         f"<div style='margin-bottom:4px'>{header}</div>"
-        "<table style='font-size:12px;border-collapse:collapse'><tr><th>task</th><th>state</th>"
-        f"<th>time</th><th>cached</th><th>error</th></tr>{body}</table>{dag}</div>"
+        "<table style='font-size:12px;border-collapse:collapse'><tr>"
+        f"{_headings('task', 'state', 'time', 'cached', 'error')}</tr>{body}</table>{dag}</div>"
     )
 
 
@@ -48,7 +49,7 @@ def _task_rows(node: str, row: Row, outputs: Sequence[Output]) -> str:
     count = f"{len(outputs)} output{'s' if len(outputs) != 1 else ''}"
     shown = "".join(output_html(output) for output in outputs)
     return (
-        f"{_task_row(node, row)}<tr><td colspan='5' style='padding-left:16px'>"
+        f"{_task_row(node, row)}<tr><td colspan='5' style='{_CELL};padding-left:16px'>"
         f"<details{opened}><summary>{html.escape(node)}: {count}</summary>{shown}</details>"
         "</td></tr>"
     )
@@ -57,10 +58,16 @@ def _task_rows(node: str, row: Row, outputs: Sequence[Output]) -> str:
 def _task_row(node: str, row: Row) -> str:
     colour = STATE_COLOURS.get(row.state, "#eee")
     return (
-        f"<tr><td>{html.escape(node)}</td><td style='background:{colour}'>{row.state}"
-        f" {html.escape(row.items)}</td><td>{seconds(row.duration)}</td>"
-        f"<td>{'yes' if row.cached else ''}</td><td>{html.escape(row.error)}</td></tr>"
+        f"<tr><td style='{_CELL}'>{html.escape(node)}</td>"
+        f"<td style='{_CELL};background:{colour}'>{row.state} {html.escape(row.items)}</td>"
+        f"<td style='{_CELL}'>{seconds(row.duration)}</td>"
+        f"<td style='{_CELL}'>{'yes' if row.cached else ''}</td>"
+        f"<td style='{_CELL}'>{html.escape(row.error)}</td></tr>"
     )
+
+
+def _headings(*names: str) -> str:
+    return "".join(f"<th style='{_CELL}'>{name}</th>" for name in names)
 
 
 def output_html(output: Output) -> str:

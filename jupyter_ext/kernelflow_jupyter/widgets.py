@@ -25,6 +25,7 @@ from kernelflow_jupyter.rows import Row
 from kernelflow_jupyter.snapshot import snapshot_html
 
 _TEXT_REFRESH_SECONDS = 1.0
+_SYNC_SECONDS = 0.2  # a task's output reaches its widget in batches, this far apart at most
 
 
 class ProgressView:
@@ -56,6 +57,7 @@ class ProgressView:
         self._last_text = 0.0
         self._lock = threading.RLock()  # outputs arrive from the tasks' threads
         self._finished = False
+        self._timer: threading.Timer | None = None
 
     def show(self) -> None:
         from IPython.display import display
@@ -84,9 +86,20 @@ class ProgressView:
         if captured is None:
             return
         captured.add(output)
-        if captured.due():
-            with self._lock:
-                self._sync_outputs(node)
+        with self._lock:
+            if self._timer is None and not self._finished:  # one batch for what comes next
+                self._timer = threading.Timer(_SYNC_SECONDS, self._sync_changed)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _sync_changed(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._finished:
+                return
+            for node, captured in self.captured.items():
+                if captured.changed and node in self.rows:
+                    self._sync_outputs(node)
 
     def finish(self) -> None:
         """Replace the live view by its static snapshot, and free the widgets' models."""
@@ -94,6 +107,8 @@ class ProgressView:
             if self._finished:
                 return
             self._finished = True
+            if self._timer is not None:
+                self._timer.cancel()
             for node in self.rows:
                 self._sync_outputs(node)
             if self._handle is not None:

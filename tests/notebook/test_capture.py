@@ -9,6 +9,8 @@ same behaviour on a real kernel is in ``test_kernel_magics.py``.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,11 @@ def views(monkeypatch: pytest.MonkeyPatch) -> list[ProgressView]:
     return seen
 
 
+def printed(view: ProgressView, task: str) -> str:
+    """The text of the task's Output widget, as its model holds it now."""
+    return "".join(o.get("text", "") for o in view.output_widgets[task].outputs)
+
+
 def published(shell: InteractiveShell) -> list[dict[str, Any]]:
     return shell.display_pub.outputs
 
@@ -69,6 +76,33 @@ def test_parallel_tasks_print_into_their_own_output_widgets(
         }
     left, right = view.tasks.titles
     assert left.startswith("left: succeeded in") and right.startswith("right: succeeded in")
+
+
+def test_a_running_tasks_output_reaches_its_widget_before_the_task_ends(
+    kernel: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[ProgressView] = []
+    show = ProgressView.show
+    monkeypatch.setattr(ProgressView, "show", lambda view: (shown.append(view), show(view)))
+    release = tmp_path / "release"
+    kernel.user_ns["released"] = release.exists  # setup code: a bound method, not a value
+    run(
+        kernel,
+        "%%task slow --defer\nprint('started')\nprint('waiting')\n"
+        "deadline = time.monotonic() + 10\n"
+        "while not released() and time.monotonic() < deadline:\n    time.sleep(0.01)\n"
+        "seen: bool = released()",
+    )
+
+    def release_once_printed() -> None:
+        while not shown or printed(shown[0], "slow") != "started\nwaiting\n":
+            time.sleep(0.01)
+        release.touch()
+
+    watcher = threading.Thread(target=release_once_printed, daemon=True)
+    watcher.start()
+    run(kernel, "%workflow run")
+    assert kernel.user_ns["seen"] is True  # the widget had the print while the task waited
 
 
 def test_the_view_is_replaced_by_a_static_snapshot_when_the_run_ends(
