@@ -77,9 +77,8 @@ def output_html(output: Output) -> str:
         background = "#fdd" if output.get("name") == "stderr" else "#f7f7f7"
         return _pre(output.get("text", ""), background)
     if kind == "error":
-        lines = [_ANSI.sub("", line) for line in output.get("traceback") or ()]
-        text = "\n".join(lines) or f"{output.get('ename')}: {output.get('evalue')}"
-        return _pre(text, "#fdd")
+        text = "\n".join(output.get("traceback") or ())
+        return _pre(text or f"{output.get('ename')}: {output.get('evalue')}", "#fdd")
     return _data_html(output.get("data") or {})
 
 
@@ -100,6 +99,7 @@ def _joined(value: Any) -> str:
 
 
 def _pre(text: str, background: str) -> str:
+    text = _ANSI.sub("", text)  # colours of tracebacks and loggers: no terminal here
     if len(text) > _MAX_TEXT:
         dropped = len(text) - _MAX_TEXT
         text = f"[{dropped:,} earlier characters not kept]\n" + text[-_MAX_TEXT:]

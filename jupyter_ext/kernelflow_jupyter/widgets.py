@@ -25,6 +25,7 @@ from kernelflow_jupyter.rows import Row
 from kernelflow_jupyter.snapshot import snapshot_html
 
 _TEXT_REFRESH_SECONDS = 1.0
+_TEXT_LINES = 40  # of each task's printed text, in the text form of the snapshot
 _SYNC_SECONDS = 0.2  # a task's output reaches its widget in batches, this far apart at most
 
 
@@ -185,6 +186,9 @@ class ProgressView:
 
 
 def _printed(outputs: tuple[Output, ...]) -> list[str]:
-    """The lines a task printed (streams), for the text form of the snapshot."""
+    """The last lines a task printed (streams), for the text form of the snapshot."""
     text = "".join(o["text"] for o in outputs if o.get("output_type") == "stream")
-    return text.splitlines()
+    lines = text.splitlines()
+    if len(lines) <= _TEXT_LINES:
+        return lines
+    return [f"[{len(lines) - _TEXT_LINES} earlier lines]", *lines[-_TEXT_LINES:]]

@@ -20,6 +20,7 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from kernel_shell import fails, kernel_shell, run
 
+from kernelflow_jupyter.snapshot import output_html
 from kernelflow_jupyter.widgets import ProgressView
 
 COUNT = "%%task {name} --defer\nfor i in range(3):\n    print('{name}', i)\n    time.sleep(0.05)\n"
@@ -140,3 +141,12 @@ def test_a_task_cell_run_alone_still_prints_in_its_cell(
 ) -> None:
     run(kernel, "%%task alone\nprint('printed here')\nx = 1")
     assert "printed here" in capsys.readouterr().out
+
+
+def test_the_snapshot_keeps_the_tail_of_a_long_output_without_terminal_colours() -> None:
+    text = "".join(f"line {i}\n" for i in range(5000)) + "\x1b[31mred\x1b[0m\n"
+    shown = output_html({"output_type": "stream", "name": "stdout", "text": text})
+    assert "line 4999\nred" in shown and "line 1\n" not in shown
+    assert "earlier characters not kept" in shown and "\x1b" not in shown
+    image = output_html({"output_type": "display_data", "data": {"image/png": "iVBOR\n"}})
+    assert "<img src='data:image/png;base64,iVBOR'/>" in image
