@@ -1,11 +1,14 @@
 # make demo  - install into .venv if needed, run the quickstart workflow
 # make test  - install into .venv if needed, lint, run the tests
+# make test-browser - the browser tests: JupyterLab in Debian's headless Chromium
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+BROWSER_STAMP = $(VENV)/.installed-browser
+SUDO    = $(shell test "$$(id -u)" -eq 0 || echo sudo)
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test test-browser lint bench install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +28,16 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# Playwright drives the system Chromium: its own browser download is never used.
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,browser]'
+	touch $(BROWSER_STAMP)
+
+test-browser: $(BROWSER_STAMP)
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(BIN)/python -m pytest -q -m browser tests/browser
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -6,6 +6,8 @@ import argparse
 import functools
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -135,23 +137,23 @@ class KernelflowMagics(Magics):
     def _run(self, args: argparse.Namespace) -> None:
         target = self.session.workflow()
         params = api.parse_params(target, dict(args.param))
-        listener = _progress_listener(self.shell, target)
-        result = self.session.run(
-            target,
-            params,
-            listeners=[listener],
-            force=args.force,
-            tasks=args.tasks,
-            parallel=args.parallel,
-            backend=args.backend,
-            stale_only=not args.tasks,  # without names: what is stale or missing
-        )
+        with _progress(self.shell, target) as progress:
+            result = self.session.run(
+                target,
+                params,
+                **progress,
+                force=args.force,
+                tasks=args.tasks,
+                parallel=args.parallel,
+                backend=args.backend,
+                stale_only=not args.tasks,  # without names: what is stale or missing
+            )
         result.raise_for_status()
 
     def _resume(self, args: argparse.Namespace) -> None:
         target = self.session.workflow()
-        listener = _progress_listener(self.shell, target)
-        result = self.session.run(target, {}, listeners=[listener], resume=args.run_id)
+        with _progress(self.shell, target) as progress:
+            result = self.session.run(target, {}, **progress, resume=args.run_id)
         result.raise_for_status()
 
     def _export(self, args: argparse.Namespace) -> Any:
@@ -208,17 +210,27 @@ def _show_status(text: str, state: str, record: dict[str, Any] | None = None) ->
     display(bundle, raw=True)
 
 
-def _progress_listener(shell: Any, target: Any) -> Any:
-    """Widgets where a kernel can show them; text progress in a terminal shell."""
+@contextmanager
+def _progress(shell: Any, target: Any) -> Iterator[dict[str, Any]]:
+    """The run's listeners and output sink: widgets in a kernel, text in a terminal shell.
+
+    In a kernel each task's output goes to its row of the view, and the view becomes
+    a static snapshot when the run ends, however it ends (a failure, Ctrl-C), so the
+    notebook keeps a picture that needs no kernel.
+    """
     if getattr(shell, "kernel", None) is None:
         from kernelflow.progress import TextProgress
 
-        return TextProgress(sys.stdout)
+        yield {"listeners": [TextProgress(sys.stdout)]}
+        return
     from kernelflow_jupyter.widgets import ProgressView
 
     view = ProgressView(target.graph, f"workflow {target.name}")
     view.show()
-    return view
+    try:
+        yield {"listeners": [view], "capture": view.capture}
+    finally:
+        view.finish()
 
 
 def show_kernelflow_error(

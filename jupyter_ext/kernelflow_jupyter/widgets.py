@@ -1,51 +1,64 @@
 """The live progress view of a run: an engine listener drawn with ipywidgets.
 
-An overall bar, one row per task (state, duration, cached, error) and the DAG,
+An overall bar, one collapsible row per task (its state and time in the title,
+what it printed and displayed inside, in an ``Output`` widget) and the DAG,
 updated as events arrive. The same output also carries a ``text/plain`` form,
 refreshed as the run goes on, so that where widgets cannot render (papermill,
 nbconvert, a terminal) a text progress line shows instead.
+
+When the run ends, :meth:`ProgressView.finish` replaces the widgets in the
+notebook with a static HTML snapshot (``snapshot.py``): widget models die with
+the kernel, HTML does not.
 """
 
 from __future__ import annotations
 
 import html
+import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from kernelflow.api import Event, Graph
-from kernelflow.render import STATE_COLOURS, dag_svg, seconds
+from kernelflow.render import dag_svg, seconds
+from kernelflow_jupyter.captured import CapturedOutputs, Output
+from kernelflow_jupyter.rows import Row
+from kernelflow_jupyter.snapshot import snapshot_html
 
 _TEXT_REFRESH_SECONDS = 1.0
-
-
-@dataclass
-class _Row:
-    state: str = "pending"
-    duration: float | None = None
-    cached: bool = False
-    error: str = ""
-    items: str = ""  # "300/10000" while a map node runs
+_TEXT_LINES = 40  # of each task's printed text, in the text form of the snapshot
+_SYNC_SECONDS = 0.2  # a task's output reaches its widget in batches, this far apart at most
 
 
 class ProgressView:
-    """Listener + widget. Create it, ``show()`` it, pass it to the engine as a listener."""
+    """Listener + widget + output sink.
+
+    Create it, ``show()`` it, pass it to the engine as a listener and
+    :meth:`capture` as the run's output sink, and call :meth:`finish` when the
+    run is over, however it ended.
+    """
 
     def __init__(self, graph: Graph, title: str) -> None:
         import ipywidgets as widgets
 
         self.graph = graph
         self.title = title
-        self.rows = {node_id: _Row() for node_id in graph.order}
+        self.rows = {node_id: Row() for node_id in graph.order}
+        self.captured = {node_id: CapturedOutputs() for node_id in graph.order}
+        self.output_widgets = {node_id: widgets.Output() for node_id in graph.order}
         self.bar = widgets.IntProgress(
             value=0, min=0, max=max(1, len(self.rows)), description="0/" + str(len(self.rows))
         )
         self.header = widgets.HTML(f"<b>{html.escape(title)}</b>: starting")
-        self.table = widgets.HTML(self._table_html())
+        self.tasks = widgets.Accordion()
         self.dag = widgets.HTML(dag_svg(graph))
-        self.box = widgets.VBox([self.header, self.bar, self.table, self.dag])
+        self.box = widgets.VBox([self.header, self.bar, self.tasks, self.dag])
+        self.box.add_class("kernelflow-progress")
+        self._lay_out_tasks()
         self._handle: Any = None
         self._last_text = 0.0
+        self._lock = threading.RLock()  # outputs arrive from the tasks' threads
+        self._finished = False
+        self._timer: threading.Timer | None = None
 
     def show(self) -> None:
         from IPython.display import display
@@ -53,54 +66,98 @@ class ProgressView:
         self._handle = display(self._bundle(), raw=True, display_id=True)
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "run_started" and event.nodes is not None:
-            self._restrict(event.nodes)
-            self.header.value = f"<b>{html.escape(self.title)}</b>: run {event.run_id}"
-        elif event.node in self.rows:
-            self._update_row(event)
-        elif event.kind == "run_finished":
-            self.header.value = (
-                f"<b>{html.escape(self.title)}</b>: run {event.run_id} "
-                f"{event.status} in {seconds(event.duration)}"
-            )
-        self._refresh(final=event.kind == "run_finished")
+        with self._lock:
+            if event.kind == "run_started" and event.nodes is not None:
+                self._restrict(event.nodes)
+                self.header.value = f"<b>{html.escape(self.title)}</b>: run {event.run_id}"
+            elif event.node in self.rows:
+                self.rows[event.node].apply(event)
+                self._sync_outputs(event.node)
+                self._open_if_failed(event.node)
+            elif event.kind == "run_finished":
+                self.header.value = (
+                    f"<b>{html.escape(self.title)}</b>: run {event.run_id} "
+                    f"{event.status} in {seconds(event.duration)}"
+                )
+            self._refresh(final=event.kind == "run_finished")
+
+    def capture(self, node: str, output: Output) -> None:
+        """The run's output sink: ``output`` was printed or displayed by task ``node``."""
+        captured = self.captured.get(node)
+        if captured is None:
+            return
+        captured.add(output)
+        with self._lock:
+            if self._timer is None and not self._finished:  # one batch for what comes next
+                self._timer = threading.Timer(_SYNC_SECONDS, self._sync_changed)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _sync_changed(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._finished:
+                return
+            for node, captured in self.captured.items():
+                if captured.changed and node in self.rows:
+                    self._sync_outputs(node)
+
+    def finish(self) -> None:
+        """Replace the live view by its static snapshot, and free the widgets' models."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            if self._timer is not None:
+                self._timer.cancel()
+            for node in self.rows:
+                self._sync_outputs(node)
+            if self._handle is not None:
+                snapshot = {"text/html": self.snapshot(), "text/plain": self.text(outputs=True)}
+                self._handle.update(snapshot, raw=True)
+            for widget in (*self.output_widgets.values(), self.tasks, self.dag, self.bar):
+                widget.close()
+            self.header.close()
+            self.box.close()
+
+    def snapshot(self) -> str:
+        """The static HTML of the view as it is now."""
+        outputs = {node: self.captured[node].outputs() for node in self.rows}
+        states = {node: row.state for node, row in self.rows.items()}
+        return snapshot_html(self.header.value, self.rows, outputs, dag_svg(self.graph, states))
 
     def _restrict(self, nodes: tuple[str, ...]) -> None:
-        self.rows = {node_id: self.rows.get(node_id, _Row()) for node_id in nodes}
+        self.rows = {node_id: self.rows.get(node_id, Row()) for node_id in nodes}
         self.bar.max = max(1, len(self.rows))
+        self._lay_out_tasks()
 
-    def _update_row(self, event: Event) -> None:
-        row = self.rows[event.node]  # type: ignore[index]
-        states = {
-            "task_started": "running",
-            "task_finished": "succeeded",
-            "task_cached": "cached",
-            "task_failed": "failed",
-            "task_skipped": "skipped",
-            "task_retrying": "running",
-        }
-        if event.kind == "task_progress":
-            row.items = f"{event.done}/{event.total} items"
-            return
-        row.state = states.get(event.kind, row.state)
-        if event.kind == "task_cached":
-            row.cached, row.duration = True, event.saved
-        elif event.kind in ("task_finished", "task_failed"):
-            row.duration = event.duration
-        if event.error:
-            row.error = event.error.splitlines()[0]
+    def _lay_out_tasks(self) -> None:
+        self.tasks.children = [self.output_widgets[node] for node in self.rows]
+        self.tasks.titles = self._titles()
+
+    def _titles(self) -> tuple[str, ...]:
+        return tuple(f"{node}: {row.summary()}" for node, row in self.rows.items())
+
+    def _sync_outputs(self, node: str) -> None:
+        captured = self.captured[node]
+        if len(captured) or self.output_widgets[node].outputs:
+            self.output_widgets[node].outputs = captured.outputs()
+
+    def _open_if_failed(self, node: str) -> None:
+        if self.rows[node].state == "failed" and self.tasks.selected_index is None:
+            self.tasks.selected_index = list(self.rows).index(node)
 
     def _refresh(self, *, final: bool) -> None:
-        done = sum(
-            row.state in ("succeeded", "cached", "failed", "skipped") for row in self.rows.values()
-        )
+        done = sum(row.finished for row in self.rows.values())
         self.bar.value = done
         self.bar.description = f"{done}/{len(self.rows)}"
         if any(row.state == "failed" for row in self.rows.values()):
             self.bar.bar_style = "danger"
         elif final:
             self.bar.bar_style = "success"
-        self.table.value = self._table_html()
+        titles = self._titles()
+        if titles != tuple(self.tasks.titles):
+            self.tasks.titles = titles
         self.dag.value = dag_svg(self.graph, {n: r.state for n, r in self.rows.items()})
         now = time.monotonic()
         if self._handle is not None and (final or now - self._last_text > _TEXT_REFRESH_SECONDS):
@@ -117,35 +174,21 @@ class ProgressView:
             "text/plain": self.text(),
         }
 
-    def text(self) -> str:
-        """The text form: an overall line, then one line per task."""
+    def text(self, *, outputs: bool = False) -> str:
+        """The text form: an overall line, then one line per task (with its printed text)."""
         done = sum(row.state not in ("pending", "running") for row in self.rows.values())
         lines = [f"{self.title}: {done}/{len(self.rows)} tasks done"]
         for node_id, row in self.rows.items():
-            detail = (
-                ""
-                if row.duration is None
-                else (
-                    f" (saved {seconds(row.duration)})"
-                    if row.cached
-                    else f" in {seconds(row.duration)}"
-                )
-            )
-            error = f": {row.error}" if row.error else ""
-            items = f" [{row.items}]" if row.items else ""
-            lines.append(f"  {node_id}: {row.state}{items}{detail}{error}")
+            lines.append(f"  {node_id}: {row.summary()}")
+            if outputs:
+                lines += [f"    | {line}" for line in _printed(self.captured[node_id].outputs())]
         return "\n".join(lines)
 
-    def _table_html(self) -> str:
-        cells = []
-        for node_id, row in self.rows.items():
-            colour = STATE_COLOURS.get(row.state, "#eee")
-            cells.append(
-                f"<tr><td>{html.escape(node_id)}</td><td style='background:{colour}'>{row.state}"
-                f" {row.items}</td><td>{seconds(row.duration)}</td>"
-                f"<td>{'yes' if row.cached else ''}</td><td>{html.escape(row.error)}</td></tr>"
-            )
-        return (
-            "<table style='font-size:12px'><tr><th>task</th><th>state</th><th>time</th>"
-            f"<th>cached</th><th>error</th></tr>{''.join(cells)}</table>"
-        )
+
+def _printed(outputs: tuple[Output, ...]) -> list[str]:
+    """The last lines a task printed (streams), for the text form of the snapshot."""
+    text = "".join(o["text"] for o in outputs if o.get("output_type") == "stream")
+    lines = text.splitlines()
+    if len(lines) <= _TEXT_LINES:
+        return lines
+    return [f"[{len(lines) - _TEXT_LINES} earlier lines]", *lines[-_TEXT_LINES:]]

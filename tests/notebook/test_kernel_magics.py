@@ -45,10 +45,11 @@ def test_show_run_lineage_cache_and_displays(tmp_path: Path) -> None:
     assert any(o.get("data", {}).get("text/plain") == "3" for o in chart_outputs)
     svg = cells[5].outputs[0]["data"]["image/svg+xml"]
     assert "<svg" in svg and "numbers" in svg and "doubled" in svg and "chart" in svg
-    view = cells[6].outputs[0]["data"]
-    assert "application/vnd.jupyter.widget-view+json" in view
-    assert "3/3 tasks done" in view["text/plain"]
-    assert "numbers: cached" in view["text/plain"]
+    [view] = cells[6].outputs  # the live view became its snapshot: one output, no widget
+    assert "application/vnd.jupyter.widget-view+json" not in view["data"]
+    assert "3/3 tasks done" in view["data"]["text/plain"]
+    assert "numbers: cached" in view["data"]["text/plain"]
+    assert "chart" in view["data"]["text/html"] and "image/png" in view["data"]["text/html"]
     bars = [s for s in _widget_states(notebook) if s.get("_model_name") == "IntProgressModel"]
     assert bars and bars[-1]["value"] == 3 and bars[-1]["max"] == 3
     assert "[10, 20, 30]" in outputs_text(cells[7])  # -p scale 10 reached the task
@@ -60,6 +61,62 @@ def test_show_run_lineage_cache_and_displays(tmp_path: Path) -> None:
     assert "succeeded" in outputs_text(cells[10])
     usage = outputs_text(cells[11])
     assert usage.startswith("usage: %workflow") and "lineage" in usage and "required" not in usage
+
+
+def test_workflow_run_puts_each_tasks_output_in_its_row_and_leaves_a_snapshot(
+    tmp_path: Path,
+) -> None:
+    """Issue 12, point 7: prints, tables and plots in their task's row, HTML at the end."""
+    notebook = execute(
+        make_notebook(
+            [
+                "%load_ext kernelflow\n%matplotlib inline",
+                "import sys\nimport matplotlib.pyplot as plt\nimport pandas as pd\nn = 3",
+                "%%task table --defer\ndf = pd.DataFrame({'x': range(n)})\n"
+                "print('table has', len(df), 'rows')\ndf",
+                "%%task chart --defer\nprint('charting', file=sys.stderr)\n"
+                "fig, ax = plt.subplots()\nax.plot(df['x']);",
+                "%%task broken --defer\nprint('about to fail')\nbad = len(df) / 0",
+                "%workflow run",
+            ]
+        ),
+        cwd=tmp_path,
+        allow_errors=True,
+    )
+    run_cell = notebook.cells[5]
+    # The snapshot, then the one-paragraph error: no task output below the view.
+    assert [o.output_type for o in run_cell.outputs] == ["display_data", "error"]
+    data = run_cell.outputs[0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" not in data
+    snapshot = data["text/html"]
+    for text in ("table", "chart", "broken", "succeeded", "failed", "table has 3 rows"):
+        assert text in snapshot
+    assert "charting" in snapshot and "about to fail" in snapshot
+    assert "<table border" in snapshot  # the DataFrame's own HTML, in its row
+    assert "data:image/png;base64," in snapshot  # the plot, in its row
+    assert "<details open><summary>broken" in snapshot and "ZeroDivisionError" in snapshot
+    assert "    | table has 3 rows" in data["text/plain"]
+    # While the run went on, each task's output was in that task's Output widget.
+    by_task = _outputs_by_task(notebook)
+    assert by_task["table"][0] == {
+        "output_type": "stream",
+        "name": "stdout",
+        "text": "table has 3 rows\n",
+    }
+    assert "text/html" in by_task["table"][1]["data"]
+    assert [o.get("name") for o in by_task["chart"]] == ["stderr", None]
+    assert "image/png" in by_task["chart"][1]["data"]
+    assert [o["output_type"] for o in by_task["broken"]] == ["stream", "error"]
+
+
+def _outputs_by_task(notebook: object) -> dict[str, list[dict]]:
+    """The outputs of each task's Output widget, by task name (the accordion's titles)."""
+    state = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    [accordion] = [m["state"] for m in state.values() if m["model_name"] == "AccordionModel"]
+    found = {}
+    for title, child in zip(accordion["titles"], accordion["children"]):
+        found[title.split(":")[0]] = state[child.removeprefix("IPY_MODEL_")]["state"]["outputs"]
+    return found
 
 
 def test_failures_and_wrong_types_are_one_paragraph_naming_the_task(tmp_path: Path) -> None:

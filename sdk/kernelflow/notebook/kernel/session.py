@@ -11,6 +11,7 @@ those values as the loader types an unannotated parameters cell.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import sys
 import types
@@ -30,6 +31,7 @@ from kernelflow.notebook.build import build_graph, code_statements
 from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_file_name
 from kernelflow.notebook.cells import NotebookCell, TaskSpec, parse_header
 from kernelflow.notebook.environment import is_code
+from kernelflow.notebook.kernel.capture import OutputSink, capture_task_outputs, figures_of_task
 from kernelflow.notebook.kernel.states import TaskStates, TaskStatus
 from kernelflow.notebook.parameters import ParameterDecl, infer_type
 
@@ -68,10 +70,11 @@ class KernelEnvironment:
     def execute(self, code: str, filename: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         self.shell.user_ns.update(inputs)
         compiled = self._compile(code)
-        if compiled is None:
-            self._run_as_cell(code)
-        else:
-            self._run(compiled)
+        with figures_of_task(self.shell):  # a no-op unless %workflow run captures outputs
+            if compiled is None:
+                self._run_as_cell(code)
+            else:
+                self._run(compiled)
         return self.shell.user_ns
 
     def _run_as_cell(self, code: str) -> None:
@@ -416,37 +419,46 @@ def run_in_kernel(
     parallel: int = 1,
     backend: str = "threading",
     stale_only: bool = False,
+    capture: OutputSink | None = None,
 ) -> RunResult:
     """Run through the engine and bind the produced values into the namespace.
 
     ``attach_to`` records the nodes in a run that is already open (an exported
     notebook's run) instead of opening a new one. ``stale_only``: tasks that are
     up to date in this kernel are restored from what they last made, not run.
+    ``capture`` receives what each task prints and displays, by node, instead
+    of the cell (``capture.py``).
     """
-    if attach_to is not None:
-        from kernelflow.engine.runner import Engine
-        from kernelflow.store.home import open_store
+    capturing = (
+        capture_task_outputs(session.shell, capture, target.graph.nodes)
+        if capture is not None
+        else contextlib.nullcontext()
+    )
+    with capturing:
+        if attach_to is not None:
+            from kernelflow.engine.runner import Engine
+            from kernelflow.store.home import open_store
 
-        engine = Engine(open_store(), listeners=listeners)
-        result = engine.run(target, params, force=force, run_id=attach_to, attach=True)
-    else:
-        from kernelflow.engine.launch import run_target
+            engine = Engine(open_store(), listeners=listeners)
+            result = engine.run(target, params, force=force, run_id=attach_to, attach=True)
+        else:
+            from kernelflow.engine.launch import run_target
 
-        result = run_target(
-            target,
-            params,
-            listeners=listeners,
-            force=force,
-            tasks=tasks or None,
-            resume=resume,
-            parallel=parallel,
-            backend=backend,
-            restore=(
-                session.states.fresh_executions(target, params)
-                if stale_only and not force
-                else None
-            ),
-        )
+            result = run_target(
+                target,
+                params,
+                listeners=listeners,
+                force=force,
+                tasks=tasks or None,
+                resume=resume,
+                parallel=parallel,
+                backend=backend,
+                restore=(
+                    session.states.fresh_executions(target, params)
+                    if stale_only and not force
+                    else None
+                ),
+            )
     session.last_run = result
     session.states.record(target, result)
     session.run_ids.append(result.run_id)
