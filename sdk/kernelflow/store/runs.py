@@ -25,7 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
-import json
+import heapq
 import os
 import sqlite3
 import threading
@@ -43,6 +43,9 @@ from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
 from kernelflow.store._schema import (
     CACHE_COLUMNS,
+    CLAIM_ENTRY,
+    HITS_OF_RUN,
+    INSERT_HIT,
     INSERT_NODE,
     NODE_COLUMNS,
     REPLAY_NODE,
@@ -52,8 +55,10 @@ from kernelflow.store._schema import (
     dumps,
     dumps_record,
     ensure_schema,
+    hit_dict,
     iso,
     loads,
+    loads_record,
     node_dict,
 )
 
@@ -105,6 +110,9 @@ _REPLAYED = {
     "run": _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1),
     "node": REPLAY_NODE,
 }
+# Not a statement: a cache hit, written by RunStore._insert_hit as a compact hit, or
+# as a full node record when its entry no longer holds what the hit used.
+_HIT = "cache hit"
 _WITH_DEFERRED: weakref.WeakSet[RunStore] = weakref.WeakSet()  # committed at exit
 MAX_DEFER_SECONDS = 0.05  # a deferred write is committed at most this much later
 
@@ -167,6 +175,7 @@ class RunStore:
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA recursive_triggers = ON")  # a REPLACE retires a used entry
             ensure_schema(conn, self.path)
         except BaseException:
             conn.close()
@@ -378,11 +387,15 @@ class RunStore:
         """The statements in one transaction; the row count of the last one."""
         conn = self._connection()
         changed = 0
+        numbers: dict[str, int] = {}  # run id -> its number in run_numbers, for hits
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
-                    changed = conn.execute(sql, params).rowcount
+                    if sql is _HIT:
+                        changed = _insert_hit(conn, params, numbers)
+                    else:
+                        changed = conn.execute(sql, params).rowcount
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -583,10 +596,50 @@ class RunStore:
         else:
             self._write(INSERT_NODE, row)
 
+    def record_hit(
+        self,
+        *,
+        run_id: str,
+        node: str,
+        task: str,
+        cache_key: str,
+        code_hash: str,
+        inputs: Mapping[str, Mapping[str, object]],
+        outputs: Mapping[str, Mapping[str, object]] | Encoded,
+        started: float,
+        defer: bool = False,
+    ) -> None:
+        """Record a node restored from the cache entry under ``cache_key``, by reference.
+
+        Read back, it is the record :meth:`record_node` would have written (status
+        ``cached``); stored, it names the entry and the run by number, and its node
+        and inputs only where they differ from those of the node that filled the
+        entry: about 60 bytes, not 700. When the entry no longer holds ``outputs``
+        (replaced or deleted meanwhile) it is written as a full record. Never
+        journaled: were it lost in a crash, the resumed run would only look the
+        cache up again.
+        """
+        row = (
+            run_id, node, task, 1, "cached", True, cache_key, code_hash, dumps_record(inputs),
+            dumps_record(outputs), iso(started), started, 0.0, None,
+        )  # fmt: skip
+        if defer:
+            self._defer(_HIT, row, journal=False)
+        else:
+            self._flush_with((_HIT, row))
+
     def node_executions(self, run_id: str) -> list[dict]:
-        """Every attempt of every node of a run, in the order they were recorded."""
+        """Every attempt of every node of a run, in the order they were recorded.
+
+        Compact cache hits are merged in by their start time (full records keep the
+        order they were written in, which is the order of their ends).
+        """
         sql = f"SELECT {NODE_COLUMNS} FROM node_executions WHERE run_id = ? ORDER BY id"
-        return [node_dict(row) for row in self._query(sql, (run_id,))]
+        rows = [node_dict(row) for row in self._query(sql, (run_id,))]
+        hits = [hit_dict(run_id, row) for row in self._query(HITS_OF_RUN, (run_id,), fresh=False)]
+        if not hits:
+            return rows
+        return list(heapq.merge(rows, hits, key=lambda row: row["started_ts"]))
 
     def finished_nodes(self, run_id: str) -> dict[str, dict]:
         """Node id -> its last succeeded or cached execution, for resuming ``run_id``.
@@ -642,7 +695,7 @@ class RunStore:
         if row is None:
             return None
         text, duration = row
-        return CacheHit(json.loads(text), Encoded(text), float(duration or 0.0))
+        return CacheHit(loads_record(text), Encoded(text), float(duration or 0.0))
 
     def cache_put(
         self,
@@ -695,6 +748,21 @@ class RunStore:
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def _insert_hit(conn: sqlite3.Connection, row: tuple[Any, ...], numbers: dict[str, int]) -> int:
+    """Write a cache hit (a node record's parameters) compactly, else as a full record."""
+    run_id = row[0]
+    number = numbers.get(run_id)
+    if number is None:
+        conn.execute("INSERT OR IGNORE INTO run_numbers (run_id) VALUES (?)", (run_id,))
+        found = conn.execute("SELECT number FROM run_numbers WHERE run_id = ?", (run_id,))
+        number = numbers[run_id] = found.fetchone()[0]
+    conn.execute(CLAIM_ENTRY, (row[1], row[8], row[6]))
+    hit = (number, row[1], row[2], row[6], row[7], row[8], row[9], row[11])
+    if conn.execute(INSERT_HIT, hit).rowcount:
+        return 1
+    return int(conn.execute(INSERT_NODE, row).rowcount)
 
 
 def _store_error(path: Path, exc: BaseException) -> StoreError:
