@@ -353,6 +353,11 @@ def test_a_hit_keeps_what_it_used_when_its_entry_is_replaced_then_deleted(
     assert records[0]["inputs"] == {"n": {"hash": "h-n", "source": {"param": "n"}}}
     with sqlite3.connect(store.path) as raw:  # the version r1 used, kept for r1 alone
         assert raw.execute("SELECT COUNT(*) FROM cache_retired").fetchone()[0] == 1
+    assert store.forget_runs(["r1"]) == ([], 0)  # never a run that is still running
+    store.finish_run("r1", status="succeeded")
+    assert store.forget_runs(["r1"]) == (["r1"], 2)
+    with sqlite3.connect(store.path) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM cache_retired").fetchone()[0] == 0
 
 
 def test_cache_entries_and_delete_by_task_key_or_all(store: RunStore) -> None:

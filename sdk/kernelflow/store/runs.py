@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -41,6 +41,7 @@ from kernelflow._core.status import NODE_STATUSES, RUN_STATUSES, NodeStatus, Run
 from kernelflow.store._journal import Journal, Line, crash_point, orphans, read
 from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
+from kernelflow.store._maintenance import Forgotten, compact, forget, referenced
 from kernelflow.store._schema import (
     CACHE_COLUMNS,
     CLAIM_ENTRY,
@@ -513,7 +514,8 @@ class RunStore:
         return [self._run_dict(row) for row in self._query(sql, (run_id,))]
 
     def list_runs(self, workflow: str | None = None, limit: int | None = None) -> list[dict]:
-        """Runs, newest first, with ``duration`` in seconds (``None`` while unfinished).
+        """Runs, newest first, with ``duration`` in seconds (``None`` while unfinished)
+        and the run each resumed (``resumed_from``).
 
         A ``running`` run whose process is gone from this host is reported, and
         recorded, as ``died``.
@@ -523,6 +525,7 @@ class RunStore:
         if limit is not None:
             sql, params = sql + " LIMIT ?", (*params, int(limit))
         keys = ("run_id", "workflow", "version", "status", "started", "finished", "params")
+        keys += ("started_ts", "resumed_from")
         runs = []
         for row in self._query(sql, params):
             run = self._run_dict(row)
@@ -730,6 +733,38 @@ class RunStore:
         self.flush()  # entries not yet committed are deleted too
         return self._write(f"DELETE FROM cache{where}", values)
 
+    # -- maintenance (kernelflow gc) ------------------------------------------------
+
+    def forget_runs(self, run_ids: Collection[str], *, dry_run: bool = False) -> Forgotten:
+        """Remove these runs' records (run, node records, cache hits), never one whose
+        row still says ``running``; which runs may go is the caller's policy
+        (:mod:`kernelflow.store.gc`). ``dry_run`` counts and removes nothing."""
+        self._replay_orphans()  # a dead process's last records belong to its run
+        return self._maintain(functools.partial(forget, run_ids=run_ids, dry_run=dry_run))
+
+    def artifact_paths(self, *, without: Collection[str] = ()) -> set[str]:
+        """The artifact files that the records (but those of the runs ``without``) and
+        the cache entries name."""
+        return self._maintain(functools.partial(referenced, without=without))
+
+    def compact(self) -> None:
+        """Give the space of removed records back to the file system (VACUUM)."""
+        self._maintain(compact)
+
+    def file_size(self) -> int:
+        """Bytes on disk: the database file and its write-ahead log."""
+        return sum(_size_of(self.path.with_name(self.path.name + end)) for end in ("", "-wal"))
+
+    def _maintain(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
+        self.flush()
+        conn = self._connection()
+
+        def locked() -> _T:
+            with self._lock:
+                return action(conn)
+
+        return self._retry(locked)
+
     # -- lineage -------------------------------------------------------------------
 
     def lineage(self, run_id: str, node: str) -> dict[str, object]:
@@ -763,6 +798,13 @@ def _insert_hit(conn: sqlite3.Connection, row: tuple[Any, ...], numbers: dict[st
     if conn.execute(INSERT_HIT, hit).rowcount:
         return 1
     return int(conn.execute(INSERT_NODE, row).rowcount)
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _store_error(path: Path, exc: BaseException) -> StoreError:
