@@ -18,5 +18,6 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("parallel", "Parallel runs"),
     ("scale", "Scale"),
     ("imports", "Import time"),
+    ("store_growth", "Store growth"),
 )
 """(module name, short title) of each figure, in report order."""

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,88 @@ def test_a_store_path_of_the_wrong_kind_is_one_paragraph_exit_1(
     assert str(path) in error
     assert f"is a {kind}" in error or "Is a directory" in error
     assert "\n  Fix: " in done.stderr
+
+
+# A cached task whose outputs are files (larger than an inline ref), and an uncached
+# one whose output is a file that only its run refers to.
+SIZED = """
+from kernelflow import task, workflow
+
+
+@task(cache=True)
+def fill(n: int) -> bytes:
+    return bytes([n]) * 8192
+
+
+@task
+def tail(data: bytes, n: int) -> bytes:
+    return data[:4096] + bytes([n + 1]) * 4096
+
+
+@workflow
+def sized(n: int = 1) -> bytes:
+    return tail(data=fill(n=n), n=n)
+"""
+
+
+def _age_files(home: Path) -> None:
+    """As if the runs were an hour ago: gc keeps files written in its last seconds."""
+    then = time.time() - 3600
+    for path in (home / "artifacts").rglob("*"):
+        os.utime(path, (then, then))
+
+
+def _file_count(home: Path) -> int:
+    return sum(1 for path in (home / "artifacts").rglob("*") if path.is_file())
+
+
+def test_gc_keeps_the_newest_runs_and_says_what_it_removed(
+    tmp_path: Path, store_home: Path
+) -> None:
+    (tmp_path / "flow.py").write_text(SIZED)
+    for n in (1, 2, 3):
+        ran = kernelflow_cli("run", "flow.py:sized", "-p", "n", str(n), "--quiet", cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+    _age_files(store_home)
+    assert _file_count(store_home) == 6
+
+    dry = kernelflow_cli("gc", "--keep-runs", "1", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "Would remove 2 runs of 3 (4 node records)" in dry.stdout
+    assert "2 artifact files" in dry.stdout and "nothing was removed" in dry.stdout
+    assert len(kernelflow_cli("runs").stdout.splitlines()) == 4  # header and three runs
+    assert _file_count(store_home) == 6
+
+    done = kernelflow_cli("gc", "--keep-runs", "1")
+    assert done.returncode == 0, done.stderr
+    assert "Removed 2 runs of 3 (4 node records)" in done.stdout
+    assert "2 artifact files" in done.stdout and "Freed " in done.stdout
+    assert len(kernelflow_cli("runs").stdout.splitlines()) == 2
+    assert _file_count(store_home) == 4  # fill's three, kept by the cache, and the last tail
+    again = kernelflow_cli("run", "flow.py:sized", "-p", "n", "1", cwd=tmp_path)
+    assert "fill cached" in again.stderr, again.stderr
+
+
+def test_gc_with_a_negative_count_exits_2() -> None:
+    done = kernelflow_cli("gc", "--keep-runs", "-1")
+    assert done.returncode == 2
+    assert "must not be negative" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cache_clear_frees_the_files_only_the_cache_kept(tmp_path: Path, store_home: Path) -> None:
+    (tmp_path / "flow.py").write_text(SIZED)
+    for n in (1, 2, 3):
+        ran = kernelflow_cli("run", "flow.py:sized", "-p", "n", str(n), "--quiet", cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+    _age_files(store_home)
+    assert kernelflow_cli("gc", "--keep-runs", "1").returncode == 0
+    assert _file_count(store_home) == 4  # fill's three, and tail's output in the kept run
+    records = (store_home / "runs.sqlite").stat().st_size
+
+    cleared = kernelflow_cli("cache", "clear", "fill")
+
+    assert cleared.returncode == 0, cleared.stderr
+    assert "removed 3 cache entries, then 2 artifact files" in cleared.stdout
+    assert "Freed " in cleared.stdout
+    assert _file_count(store_home) == 2  # what the kept run used: fill's and tail's output
+    assert (store_home / "runs.sqlite").stat().st_size <= records

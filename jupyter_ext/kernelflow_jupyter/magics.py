@@ -183,8 +183,7 @@ class KernelflowMagics(Magics):
 
     def _cache(self, args: argparse.Namespace) -> Any:
         if args.action == "clear":
-            removed = api.cache_clear(args.task)
-            print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+            print(api.cache_clear(args.task).summary())
             return None
         import pandas as pd
 

@@ -30,6 +30,7 @@ from kernelflow.notebook.lineage import LINEAGE_COLUMNS, lineage_rows
 from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs
 from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
+from kernelflow.store.gc import GcReport, clear_cache, collect
 from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ __all__ = [
     "PARAM_OPTION",
     "Event",
     "Export",
+    "GcReport",
     "Graph",
     "HOME_ENV",
     "LINEAGE_COLUMNS",
@@ -57,6 +59,7 @@ __all__ = [
     "describe",
     "diff",
     "export",
+    "gc",
     "lineage",
     "lineage_table",
     "load_target",
@@ -245,9 +248,26 @@ def cache_entries(task: str | None = None, *, store: Store | str | None = None) 
     return _store(store).runs.cache_entries(task)
 
 
-def cache_clear(task: str | None = None, *, store: Store | str | None = None) -> int:
-    """Remove the cache entries (of ``task``, if given); return how many."""
-    return _store(store).runs.cache_delete(task=task)
+def cache_clear(task: str | None = None, *, store: Store | str | None = None) -> GcReport:
+    """Remove the cache entries (of ``task``, if given), then the artifacts that only
+    they referred to, and compact the store; ``.cache_entries`` is how many went."""
+    return clear_cache(_store(store), task)
+
+
+def gc(
+    *,
+    keep_runs: int | None = None,
+    older_than_days: float | None = None,
+    dry_run: bool = False,
+    store: Store | str | None = None,
+) -> GcReport:
+    """Remove old runs, their checkpoints, and the artifacts nothing kept refers to;
+    compact the store. ``keep_runs`` keeps the newest N runs, ``older_than_days``
+    the younger ones (a run goes when no option given keeps it). Never removes a
+    cache entry, a running run, or a run that a kept run resumed."""
+    return collect(
+        _store(store), keep_runs=keep_runs, older_than_days=older_than_days, dry_run=dry_run
+    )
 
 
 def write_executed_copy(

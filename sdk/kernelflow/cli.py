@@ -109,6 +109,21 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=["ls", "clear"])
     cache.add_argument("task", nargs="?", help="only this task's entries")
     cache.set_defaults(handler=_cache)
+
+    gc = commands.add_parser(
+        "gc",
+        help="remove old runs and what nothing kept refers to; compact the store",
+        description="Remove the runs no option keeps (with both, a run goes when neither "
+        "keeps it), their records and checkpoints, then the artifacts no kept run or cache "
+        "entry refers to, and compact the run store. Never removes a cache entry, a "
+        "running run, or a run that a kept run resumed.",
+    )
+    gc.add_argument("--keep-runs", type=int, metavar="N", help="keep the N newest runs")
+    gc.add_argument(
+        "--older-than", type=float, metavar="DAYS", help="remove runs started over DAYS days ago"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="report what would go; remove nothing")
+    gc.set_defaults(handler=_gc)
     return parser
 
 
@@ -220,8 +235,7 @@ def _cache(args: argparse.Namespace) -> int:
     from kernelflow import api
 
     if args.action == "clear":
-        removed = api.cache_clear(args.task)
-        print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+        print(api.cache_clear(args.task).summary())
         return EXIT_OK
     entries = api.cache_entries(args.task)
     if not entries:
@@ -231,6 +245,14 @@ def _cache(args: argparse.Namespace) -> int:
             f"{entry['task']:<24} {str(entry['key'])[:16]}  created {entry.get('created')}  "
             f"hits {entry.get('hits', 0)}"
         )
+    return EXIT_OK
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from kernelflow import api
+
+    report = api.gc(keep_runs=args.keep_runs, older_than_days=args.older_than, dry_run=args.dry_run)
+    print(report.summary())
     return EXIT_OK
 
 

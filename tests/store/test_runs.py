@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import pickle
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kernelflow.errors import KernelflowError, StoreError
+from kernelflow.store._schema import NODE_COLUMNS, SCHEMA_VERSION
 from kernelflow.store.runs import RunStore
 
 
@@ -320,6 +322,44 @@ def test_cache_put_get_hit_and_replace(store: RunStore) -> None:
     assert store.cache_get("k1")["outputs"] == _output("model2")  # type: ignore[index]
 
 
+def _hit(store: RunStore, run_id: str, key: str, outputs: object, node: str = "train") -> None:
+    store.record_hit(
+        run_id=run_id, node=node, task="train", cache_key=key, code_hash="code-train",
+        inputs={"n": {"hash": "h-n", "source": {"param": "n"}}}, outputs=outputs,  # type: ignore[arg-type]
+        started=time.time(),
+    )  # fmt: skip
+
+
+def test_a_hit_keeps_what_it_used_when_its_entry_is_replaced_then_deleted(
+    store: RunStore,
+) -> None:
+    manifest = {"code_hash": "code-train"}
+    store.cache_put("k", task="train", outputs=_output("v1"), manifest=manifest, duration=1.0)
+    _start(store, "r1")
+    used = store.cache_lookup("k")
+    assert used is not None
+    _hit(store, "r1", "k", used.outputs_json)
+    _hit(store, "r1", "k", _output("elsewhere"), node="other")  # not what the entry holds
+    store.cache_put("k", task="train", outputs=_output("v2"), manifest=manifest, duration=1.0)
+
+    records = store.node_executions("r1")
+    assert [(r["node"], r["outputs"]) for r in records] == [
+        ("train", _output("v1")),
+        ("other", _output("elsewhere")),
+    ]
+    assert store.cache_get("k")["hits"] == 1  # type: ignore[index]  # the full record's
+    store.cache_delete(key="k")
+    assert store.node_executions("r1") == records
+    assert records[0]["inputs"] == {"n": {"hash": "h-n", "source": {"param": "n"}}}
+    with sqlite3.connect(store.path) as raw:  # the version r1 used, kept for r1 alone
+        assert raw.execute("SELECT COUNT(*) FROM cache_retired").fetchone()[0] == 1
+    assert store.forget_runs(["r1"]) == ([], 0)  # never a run that is still running
+    store.finish_run("r1", status="succeeded")
+    assert store.forget_runs(["r1"]) == (["r1"], 2)
+    with sqlite3.connect(store.path) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM cache_retired").fetchone()[0] == 0
+
+
 def test_cache_entries_and_delete_by_task_key_or_all(store: RunStore) -> None:
     for key, task in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("c1", "c")]:
         store.cache_put(key, task=task, outputs={}, manifest={}, duration=0.1)
@@ -518,26 +558,52 @@ def test_a_store_from_a_newer_kernelflow_is_refused(tmp_path: Path) -> None:
         RunStore(path)
 
 
+# The tables of schema version 2 as kernelflow wrote them (version 1 had the same,
+# but for the cache's hits columns and the partial index on hits).
+_V2_RECORDS = """
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, version TEXT NOT NULL,
+    status TEXT NOT NULL, started TEXT NOT NULL, started_ts REAL NOT NULL,
+    finished TEXT, finished_ts REAL, params TEXT NOT NULL, environment TEXT NOT NULL,
+    outputs TEXT, error TEXT, pid INTEGER, host TEXT, boot_id TEXT, resumed_from TEXT);
+CREATE INDEX runs_by_workflow ON runs (workflow, started_ts);
+CREATE INDEX runs_by_start ON runs (started_ts);
+CREATE TABLE node_executions (
+    id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, node TEXT NOT NULL,
+    task TEXT NOT NULL, attempt INTEGER NOT NULL, status TEXT NOT NULL,
+    cache_hit INTEGER NOT NULL, cache_key TEXT, code_hash TEXT NOT NULL,
+    inputs TEXT NOT NULL, outputs TEXT NOT NULL, started TEXT NOT NULL,
+    started_ts REAL NOT NULL, duration REAL NOT NULL, error TEXT);
+CREATE INDEX node_executions_by_run ON node_executions (run_id)
+"""
+_V2_CACHE = """
+CREATE TABLE cache (
+    key TEXT PRIMARY KEY, task TEXT NOT NULL, outputs TEXT NOT NULL, manifest TEXT NOT NULL,
+    duration REAL, created TEXT NOT NULL, created_ts REAL NOT NULL);
+CREATE INDEX cache_by_task ON cache (task);
+CREATE INDEX node_executions_hits ON node_executions (cache_key) WHERE cache_hit = 1
+"""
+
+
+def _old_store(path: Path, version: int, script: str) -> None:
+    with sqlite3.connect(path) as raw:
+        for statement in (_V2_RECORDS + ";" + script).split(";"):
+            raw.execute(statement)
+        raw.execute(f"PRAGMA user_version = {version}")
+
+
 def test_a_version_1_store_is_migrated_and_keeps_its_cache(tmp_path: Path) -> None:
     path = tmp_path / "runs.sqlite"
-    with sqlite3.connect(path) as raw:  # the cache table as kernelflow 0.1 wrote it
-        raw.execute(
-            "CREATE TABLE cache (key TEXT PRIMARY KEY, task TEXT NOT NULL, outputs TEXT NOT NULL,"
-            " manifest TEXT NOT NULL, duration REAL, created TEXT NOT NULL,"
-            " created_ts REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, last_used TEXT,"
-            " last_used_ts REAL)"
-        )
-        raw.execute(
-            "INSERT INTO cache VALUES ('old', 't', '{}', '{}', 1.0, '2026-01-01', 0.0, 7, NULL,"
-            " NULL)"
-        )
-    with sqlite3.connect(path) as raw:  # the other tables of version 1 are today's
-        from kernelflow.store._schema import SCHEMA
-
-        for statement in filter(str.strip, SCHEMA.split(";")):
-            if "cache" not in statement.split("(")[0] and "hits" not in statement:
-                raw.execute(statement)
-        raw.execute("PRAGMA user_version = 1")
+    _old_store(  # the cache table as kernelflow 0.1 wrote it
+        path,
+        1,
+        "CREATE TABLE cache (key TEXT PRIMARY KEY, task TEXT NOT NULL, outputs TEXT NOT NULL,"
+        " manifest TEXT NOT NULL, duration REAL, created TEXT NOT NULL,"
+        " created_ts REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, last_used TEXT,"
+        " last_used_ts REAL);"
+        "INSERT INTO cache VALUES ('old', 't', '{}', '{}', 1.0, '2026-01-01', 0.0, 7, NULL,"
+        " NULL)",
+    )
 
     with RunStore(path) as store:
         store.cache_put("new", task="t", outputs={}, manifest={}, duration=1.0)
@@ -546,7 +612,52 @@ def test_a_version_1_store_is_migrated_and_keeps_its_cache(tmp_path: Path) -> No
         assert store.cache_get("old") is not None
         assert store.cache_get("new")["hits"] == 1  # type: ignore[index]
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_version_2_store_keeps_its_hits_readable_and_records_new_ones_compactly(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.sqlite"
+    outputs = _output("model")
+    _old_store(path, 2, _V2_CACHE)
+    with sqlite3.connect(path) as raw:  # a run that filled the entry, one that hit it
+        raw.execute(
+            "INSERT INTO cache VALUES ('k', 'train', ?, ?, 2.0, '2026-01-01T00:00:00.000+00:00',"
+            " 1767225600.0)",
+            (json.dumps(outputs), json.dumps({"code_hash": "code-train"})),
+        )
+        for run_id, status, hit in (("r1", "succeeded", 0), ("r2", "cached", 1)):
+            raw.execute(
+                "INSERT INTO runs (run_id, workflow, version, status, started, started_ts,"
+                " params, environment) VALUES (?, 'wf', 'v1', 'succeeded', 'then', 1.0, '{}',"
+                " '{}')",
+                (run_id,),
+            )
+            raw.execute(
+                f"INSERT INTO node_executions ({NODE_COLUMNS}) VALUES (?, 'train', 'train', 1,"
+                " ?, ?, 'k', 'code-train', '{}', ?, '2026-01-01T00:00:00.000+00:00', 1.0, 0.0,"
+                " NULL)",
+                (run_id, status, hit, json.dumps(outputs)),
+            )
+
+    with RunStore(path) as store:
+        assert store.cache_get("k")["hits"] == 1  # type: ignore[index]
+        assert store.finished_nodes("r2")["train"]["outputs"] == outputs
+        _start(store, "r3")
+        hit = store.cache_lookup("k")
+        assert hit is not None
+        store.record_hit(
+            run_id="r3", node="train", task="train", cache_key="k", code_hash="code-train",
+            inputs={}, outputs=hit.outputs_json, started=time.time(),
+        )  # fmt: skip
+        assert store.cache_get("k")["hits"] == 2  # type: ignore[index]
+        [record] = store.node_executions("r3")
+        assert (record["node"], record["status"], record["outputs"]) == ("train", "cached", outputs)
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert raw.execute("SELECT COUNT(*) FROM cache_hits").fetchone()[0] == 1
+        assert raw.execute("SELECT COUNT(*) FROM node_executions").fetchone()[0] == 2
 
 
 def test_reopening_keeps_the_history(tmp_path: Path) -> None:

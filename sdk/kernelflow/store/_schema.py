@@ -13,7 +13,7 @@ import contextlib
 import functools
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,10 @@ import orjson
 
 from kernelflow._core.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _ENCODE = json.JSONEncoder(default=repr).encode  # for values plain JSON refuses
 
-SCHEMA = """
+_RECORDS = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, version TEXT NOT NULL,
     status TEXT NOT NULL, started TEXT NOT NULL, started_ts REAL NOT NULL,
@@ -42,25 +42,80 @@ CREATE TABLE IF NOT EXISTS node_executions (
 CREATE INDEX IF NOT EXISTS node_executions_by_run ON node_executions (run_id);
 CREATE INDEX IF NOT EXISTS node_executions_hits ON node_executions (cache_key)
     WHERE cache_hit = 1;
+"""
+# The cache index (version 3). ``num`` names one version of an entry: replacing an
+# entry gives it a new num, so a cache hit recorded earlier still names what it
+# used. ``node`` and ``inputs`` are those of the node execution that filled it (or,
+# for an entry older than version 3, of its first hit): hits refer to them.
+_CACHE = """
 CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY, task TEXT NOT NULL, outputs TEXT NOT NULL, manifest TEXT NOT NULL,
-    duration REAL, created TEXT NOT NULL, created_ts REAL NOT NULL);
+    num INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, task TEXT NOT NULL,
+    outputs TEXT NOT NULL, manifest TEXT NOT NULL, duration REAL, created TEXT NOT NULL,
+    created_ts REAL NOT NULL, node TEXT, inputs TEXT);
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (task);
 """
+# Cache hits (version 3), the bulk of an all-cached rerun: about 60 bytes each,
+# indexes included, where a full node_executions row took ~700. A hit names the
+# run by a small number (run_numbers) and the entry version it used by its num;
+# its node and inputs are NULL when they are the entry's own (a rerun of the
+# workflow that filled it). Its task, code hash and outputs are the entry's.
+#
+# Two triggers keep such records whole whatever writes the cache (this process,
+# a journal replay, another process): the execution that fills an entry claims
+# it (node, inputs), and an entry deleted or replaced while hits name it is kept
+# in cache_retired, never again looked up but still read as those hits' record.
+# A REPLACE fires the delete trigger only with PRAGMA recursive_triggers on,
+# which every connection of RunStore sets.
+_HITS = """
+CREATE TABLE IF NOT EXISTS cache_retired (
+    num INTEGER PRIMARY KEY, key TEXT NOT NULL, task TEXT NOT NULL, outputs TEXT NOT NULL,
+    manifest TEXT NOT NULL, node TEXT, inputs TEXT);
+CREATE TABLE IF NOT EXISTS run_numbers (number INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS cache_hits (
+    id INTEGER PRIMARY KEY, run INTEGER NOT NULL, entry INTEGER NOT NULL, node TEXT,
+    inputs TEXT, started_ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS cache_hits_by_run ON cache_hits (run);
+CREATE INDEX IF NOT EXISTS cache_hits_by_entry ON cache_hits (entry, started_ts);
+CREATE TRIGGER IF NOT EXISTS cache_claimed AFTER INSERT ON node_executions
+    WHEN NEW.status = 'succeeded' AND NEW.cache_key IS NOT NULL
+BEGIN
+    UPDATE cache SET node = NEW.node, inputs = NEW.inputs
+    WHERE key = NEW.cache_key AND node IS NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS cache_retired_while_used BEFORE DELETE ON cache
+    WHEN EXISTS (SELECT 1 FROM cache_hits WHERE entry = OLD.num)
+BEGIN
+    INSERT OR IGNORE INTO cache_retired (num, key, task, outputs, manifest, node, inputs)
+    VALUES (OLD.num, OLD.key, OLD.task, OLD.outputs, OLD.manifest, OLD.node, OLD.inputs);
+END;
+"""
+SCHEMA = _RECORDS + _CACHE + _HITS
 # What turns version N into N + 1, for stores written by an older kernelflow.
 _MIGRATIONS: dict[int, str] = {
     # Hits are counted from the cached nodes' own records, not by an UPDATE per hit
     # (which cost a cache hit a fifth of its time); v1's hits columns stay, unused.
     1: "CREATE INDEX IF NOT EXISTS node_executions_hits ON node_executions (cache_key)"
     " WHERE cache_hit = 1",
+    # Cache hits get a compact table of their own, which names entries by num: the
+    # cache table is rebuilt with it (SQLite cannot add a primary key in place).
+    # Hits recorded before stay full node_executions rows, and are read as before.
+    2: "ALTER TABLE cache RENAME TO cache_v2; DROP INDEX IF EXISTS cache_by_task;"
+    + _CACHE
+    + "INSERT INTO cache (key, task, outputs, manifest, duration, created, created_ts)"
+    " SELECT key, task, outputs, manifest, duration, created, created_ts FROM cache_v2"
+    " ORDER BY created_ts; DROP TABLE cache_v2;" + _HITS,
 }
-# A cache entry with its use: hits and last use come from the nodes that hit it.
+# A cache entry with its use: hits and last use come from the nodes that hit it,
+# recorded as full rows (before version 3, or a hit whose entry changed meanwhile)
+# or as compact hits of this version of the entry.
 CACHE_COLUMNS = (
     "key, task, outputs, manifest, duration, created,"
     " (SELECT COUNT(*) FROM node_executions n WHERE n.cache_key = cache.key"
-    " AND n.cache_hit = 1) AS hits,"
+    " AND n.cache_hit = 1)"
+    " + (SELECT COUNT(*) FROM cache_hits h WHERE h.entry = cache.num) AS hits,"
     " (SELECT MAX(n.started) FROM node_executions n WHERE n.cache_key = cache.key"
-    " AND n.cache_hit = 1) AS last_used"
+    " AND n.cache_hit = 1) AS last_used,"
+    " (SELECT MAX(h.started_ts) FROM cache_hits h WHERE h.entry = cache.num) AS last_hit"
 )
 
 INSERT_NODE = (
@@ -81,6 +136,33 @@ REPLAY_NODE = (
     " AND attempt = ?4 AND status = ?5 AND started_ts = ?12)"
 )
 
+# An entry that no execution claimed (made before version 3) is claimed by its first
+# hit, so that the hits after it are compact too. Parameters: node, inputs, cache key.
+CLAIM_ENTRY = "UPDATE cache SET node = ?1, inputs = ?2 WHERE key = ?3 AND node IS NULL"
+# A cache hit as a reference to the entry version it used, for the run numbered ?1:
+# inserted only if that entry still holds exactly these outputs, for this task and
+# code (else the hit is recorded as a full row). Parameters: run number, node,
+# task, cache key, code hash, inputs, outputs, start time.
+INSERT_HIT = (
+    "INSERT INTO cache_hits (run, entry, node, inputs, started_ts)"
+    " SELECT ?1, num, CASE WHEN node IS ?2 THEN NULL ELSE ?2 END,"
+    " CASE WHEN inputs IS ?6 THEN NULL ELSE ?6 END, ?8 FROM cache"
+    " WHERE key = ?4 AND outputs = ?7 AND task = ?3"
+    " AND json_extract(manifest, '$.code_hash') = ?5"
+)
+# The hits of one run, with what they share with their entry filled in from it.
+HITS_OF_RUN = (
+    "SELECT h.id, COALESCE(h.node, c.node, r.node) AS node, COALESCE(c.task, r.task) AS task,"
+    " COALESCE(c.key, r.key) AS cache_key,"
+    " json_extract(COALESCE(c.manifest, r.manifest), '$.code_hash') AS code_hash,"
+    " COALESCE(h.inputs, c.inputs, r.inputs) AS inputs,"
+    " COALESCE(c.outputs, r.outputs) AS outputs, h.started_ts"
+    " FROM cache_hits h LEFT JOIN cache c ON c.num = h.entry"
+    " LEFT JOIN cache_retired r ON r.num = h.entry"
+    " WHERE h.run = (SELECT number FROM run_numbers WHERE run_id = ?)"
+    " AND (c.num IS NOT NULL OR r.num IS NOT NULL) ORDER BY h.id"
+)
+
 
 def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Create the tables once; refuse a file written by a newer kernelflow."""
@@ -97,18 +179,30 @@ def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")  # one process creates, the others wait and see it done
     try:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
-        if current == 0:
-            for statement in filter(str.strip, SCHEMA.split(";")):
+        scripts = [SCHEMA] if current == 0 else map(_MIGRATIONS.get, range(current, SCHEMA_VERSION))
+        for script in scripts:
+            for statement in _statements(str(script)):
                 conn.execute(statement)
-        else:
-            for step in range(current, SCHEMA_VERSION):
-                conn.execute(_MIGRATIONS[step])
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script, one by one (a trigger's body holds semicolons too).
+
+    ``executescript`` would commit the transaction the schema is made in.
+    """
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                yield buffer
+            buffer = ""
 
 
 def iso(timestamp: float) -> str:
@@ -172,15 +266,38 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def loads_record(text: str) -> Any:
+    """A record made by :func:`dumps_record`, read back in a third of ``json``'s time
+    (``cache ls`` reads two per entry); what orjson refuses (NaN) goes the general way."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def node_dict(row: dict[str, Any]) -> dict[str, Any]:
     row["cache_hit"] = bool(row["cache_hit"])
-    row["inputs"] = json.loads(row["inputs"])
-    row["outputs"] = json.loads(row["outputs"])
+    row["inputs"] = loads_record(row["inputs"])
+    row["outputs"] = loads_record(row["outputs"])
     return row
+
+
+def hit_dict(run_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A compact cache hit (a row of :data:`HITS_OF_RUN`) as the node record it stands for."""
+    started = row["started_ts"]
+    return {
+        "run_id": run_id, "node": row["node"], "task": row["task"], "attempt": 1,
+        "status": "cached", "cache_hit": True, "cache_key": row["cache_key"],
+        "code_hash": row["code_hash"], "inputs": loads_record(row["inputs"]),
+        "outputs": loads_record(row["outputs"]), "started": iso(started),
+        "started_ts": started, "duration": 0.0, "error": None,
+    }  # fmt: skip
 
 
 def cache_dict(row: dict[str, Any]) -> dict[str, object]:
     keys = ("key", "task", "created", "hits", "duration", "last_used")
     entry: dict[str, object] = {k: row[k] for k in keys}
-    entry.update(outputs=json.loads(row["outputs"]), manifest=json.loads(row["manifest"]))
+    if row["last_hit"] is not None:  # ISO texts of one format compare as times do
+        entry["last_used"] = max(filter(None, (row["last_used"], iso(row["last_hit"]))))
+    entry.update(outputs=loads_record(row["outputs"]), manifest=loads_record(row["manifest"]))
     return entry

@@ -38,7 +38,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +47,7 @@ import xxhash
 
 from kernelflow._core.errors import IntegrityError, StoreError
 
-__all__ = ["ArtifactRef", "ArtifactStore", "Format"]
+__all__ = ["ArtifactRef", "ArtifactStore", "Format", "referenced_paths"]
 
 Format = Literal["parquet", "npy", "pickle"]
 Chunk = bytes | bytearray | memoryview
@@ -112,6 +112,11 @@ class ArtifactRef:
             raise _integrity_error(str(data), reason) from error
 
 
+def referenced_paths(text: str) -> set[str]:
+    """The artifact files a record (refs as JSON, of any shape) names; inline refs name none."""
+    return {match.group(0) for match in _PATH.finditer(text)}
+
+
 def _integrity_error(path: str, reason: str) -> IntegrityError:
     return IntegrityError(
         f"artifact {path} is {reason}; it is not loaded, and the value will be recomputed",
@@ -163,9 +168,12 @@ class ArtifactStore:
             return ArtifactRef(f"inline:{checksum}", format_, size, checksum, signature, inline)
         relative = f"artifacts/{checksum[:2]}/{checksum}.{_EXTENSIONS[format_]}"
         final = self.root / relative
-        if not _has_size(final, size):  # an intact copy is already there: share it
+        if not _has_size(final, size):
             self._ensure_root()
             _write_atomic(final, chunks)
+        else:  # an intact copy is already there: share it, marked as just used, so that
+            with contextlib.suppress(OSError):  # a gc running meanwhile keeps it
+                os.utime(final)
         return ArtifactRef(relative, format_, size, checksum, signature)
 
     def get(self, ref: ArtifactRef) -> object:
@@ -205,6 +213,15 @@ class ArtifactStore:
             return
         with contextlib.suppress(FileNotFoundError):
             self._path_of(ref).unlink()
+
+    def files(self) -> Iterator[tuple[str, bool]]:
+        """Each file under ``artifacts/``: its path relative to the root, and whether it
+        is an artifact (the others are temporary files that writers left)."""
+        for directory in sorted((self.root / "artifacts").glob("[0-9a-f][0-9a-f]")):
+            for path in sorted(directory.iterdir()):
+                relative = f"artifacts/{directory.name}/{path.name}"
+                if path.is_file():
+                    yield relative, _PATH.fullmatch(relative) is not None
 
     # -- internals --
 

@@ -78,6 +78,20 @@ class RunRecords(Protocol):
         defer: bool = False,
     ) -> None: ...
 
+    def record_hit(
+        self,
+        *,
+        run_id: str,
+        node: str,
+        task: str,
+        cache_key: str,
+        code_hash: str,
+        inputs: Mapping[str, Mapping[str, object]],
+        outputs: Mapping[str, Mapping[str, object]] | Encoded,
+        started: float,
+        defer: bool = False,
+    ) -> None: ...
+
     def cache_lookup(self, key: str) -> CacheHit | None: ...
 
     def cache_put(

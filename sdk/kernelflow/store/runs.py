@@ -25,14 +25,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
-import json
+import heapq
 import os
 import sqlite3
 import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -41,8 +41,12 @@ from kernelflow._core.status import NODE_STATUSES, RUN_STATUSES, NodeStatus, Run
 from kernelflow.store._journal import Journal, Line, crash_point, orphans, read
 from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
+from kernelflow.store._maintenance import Forgotten, compact, forget, referenced
 from kernelflow.store._schema import (
     CACHE_COLUMNS,
+    CLAIM_ENTRY,
+    HITS_OF_RUN,
+    INSERT_HIT,
     INSERT_NODE,
     NODE_COLUMNS,
     REPLAY_NODE,
@@ -52,8 +56,10 @@ from kernelflow.store._schema import (
     dumps,
     dumps_record,
     ensure_schema,
+    hit_dict,
     iso,
     loads,
+    loads_record,
     node_dict,
 )
 
@@ -105,6 +111,9 @@ _REPLAYED = {
     "run": _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1),
     "node": REPLAY_NODE,
 }
+# Not a statement: a cache hit, written by RunStore._insert_hit as a compact hit, or
+# as a full node record when its entry no longer holds what the hit used.
+_HIT = "cache hit"
 _WITH_DEFERRED: weakref.WeakSet[RunStore] = weakref.WeakSet()  # committed at exit
 MAX_DEFER_SECONDS = 0.05  # a deferred write is committed at most this much later
 
@@ -167,6 +176,7 @@ class RunStore:
             conn.execute("PRAGMA busy_timeout = 30000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA recursive_triggers = ON")  # a REPLACE retires a used entry
             ensure_schema(conn, self.path)
         except BaseException:
             conn.close()
@@ -378,11 +388,15 @@ class RunStore:
         """The statements in one transaction; the row count of the last one."""
         conn = self._connection()
         changed = 0
+        numbers: dict[str, int] = {}  # run id -> its number in run_numbers, for hits
         with self._lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
-                    changed = conn.execute(sql, params).rowcount
+                    if sql is _HIT:
+                        changed = _insert_hit(conn, params, numbers)
+                    else:
+                        changed = conn.execute(sql, params).rowcount
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -500,7 +514,8 @@ class RunStore:
         return [self._run_dict(row) for row in self._query(sql, (run_id,))]
 
     def list_runs(self, workflow: str | None = None, limit: int | None = None) -> list[dict]:
-        """Runs, newest first, with ``duration`` in seconds (``None`` while unfinished).
+        """Runs, newest first, with ``duration`` in seconds (``None`` while unfinished)
+        and the run each resumed (``resumed_from``).
 
         A ``running`` run whose process is gone from this host is reported, and
         recorded, as ``died``.
@@ -510,6 +525,7 @@ class RunStore:
         if limit is not None:
             sql, params = sql + " LIMIT ?", (*params, int(limit))
         keys = ("run_id", "workflow", "version", "status", "started", "finished", "params")
+        keys += ("started_ts", "resumed_from")
         runs = []
         for row in self._query(sql, params):
             run = self._run_dict(row)
@@ -583,10 +599,50 @@ class RunStore:
         else:
             self._write(INSERT_NODE, row)
 
+    def record_hit(
+        self,
+        *,
+        run_id: str,
+        node: str,
+        task: str,
+        cache_key: str,
+        code_hash: str,
+        inputs: Mapping[str, Mapping[str, object]],
+        outputs: Mapping[str, Mapping[str, object]] | Encoded,
+        started: float,
+        defer: bool = False,
+    ) -> None:
+        """Record a node restored from the cache entry under ``cache_key``, by reference.
+
+        Read back, it is the record :meth:`record_node` would have written (status
+        ``cached``); stored, it names the entry and the run by number, and its node
+        and inputs only where they differ from those of the node that filled the
+        entry: about 60 bytes, not 700. When the entry no longer holds ``outputs``
+        (replaced or deleted meanwhile) it is written as a full record. Never
+        journaled: were it lost in a crash, the resumed run would only look the
+        cache up again.
+        """
+        row = (
+            run_id, node, task, 1, "cached", True, cache_key, code_hash, dumps_record(inputs),
+            dumps_record(outputs), iso(started), started, 0.0, None,
+        )  # fmt: skip
+        if defer:
+            self._defer(_HIT, row, journal=False)
+        else:
+            self._flush_with((_HIT, row))
+
     def node_executions(self, run_id: str) -> list[dict]:
-        """Every attempt of every node of a run, in the order they were recorded."""
+        """Every attempt of every node of a run, in the order they were recorded.
+
+        Compact cache hits are merged in by their start time (full records keep the
+        order they were written in, which is the order of their ends).
+        """
         sql = f"SELECT {NODE_COLUMNS} FROM node_executions WHERE run_id = ? ORDER BY id"
-        return [node_dict(row) for row in self._query(sql, (run_id,))]
+        rows = [node_dict(row) for row in self._query(sql, (run_id,))]
+        hits = [hit_dict(run_id, row) for row in self._query(HITS_OF_RUN, (run_id,), fresh=False)]
+        if not hits:
+            return rows
+        return list(heapq.merge(rows, hits, key=lambda row: row["started_ts"]))
 
     def finished_nodes(self, run_id: str) -> dict[str, dict]:
         """Node id -> its last succeeded or cached execution, for resuming ``run_id``.
@@ -665,7 +721,7 @@ class RunStore:
         if row is None:
             return None
         text, duration = row
-        return CacheHit(json.loads(text), Encoded(text), float(duration or 0.0))
+        return CacheHit(loads_record(text), Encoded(text), float(duration or 0.0))
 
     def cache_put(
         self,
@@ -700,6 +756,38 @@ class RunStore:
         self.flush()  # entries not yet committed are deleted too
         return self._write(f"DELETE FROM cache{where}", values)
 
+    # -- maintenance (kernelflow gc) ------------------------------------------------
+
+    def forget_runs(self, run_ids: Collection[str], *, dry_run: bool = False) -> Forgotten:
+        """Remove these runs' records (run, node records, cache hits), never one whose
+        row still says ``running``; which runs may go is the caller's policy
+        (:mod:`kernelflow.store.gc`). ``dry_run`` counts and removes nothing."""
+        self._replay_orphans()  # a dead process's last records belong to its run
+        return self._maintain(functools.partial(forget, run_ids=run_ids, dry_run=dry_run))
+
+    def artifact_paths(self, *, without: Collection[str] = ()) -> set[str]:
+        """The artifact files that the records (but those of the runs ``without``) and
+        the cache entries name."""
+        return self._maintain(functools.partial(referenced, without=without))
+
+    def compact(self) -> None:
+        """Give the space of removed records back to the file system (VACUUM)."""
+        self._maintain(compact)
+
+    def file_size(self) -> int:
+        """Bytes on disk: the database file and its write-ahead log."""
+        return sum(_size_of(self.path.with_name(self.path.name + end)) for end in ("", "-wal"))
+
+    def _maintain(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
+        self.flush()
+        conn = self._connection()
+
+        def locked() -> _T:
+            with self._lock:
+                return action(conn)
+
+        return self._retry(locked)
+
     # -- lineage -------------------------------------------------------------------
 
     def lineage(self, run_id: str, node: str) -> dict[str, object]:
@@ -718,6 +806,28 @@ class RunStore:
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+def _insert_hit(conn: sqlite3.Connection, row: tuple[Any, ...], numbers: dict[str, int]) -> int:
+    """Write a cache hit (a node record's parameters) compactly, else as a full record."""
+    run_id = row[0]
+    number = numbers.get(run_id)
+    if number is None:
+        conn.execute("INSERT OR IGNORE INTO run_numbers (run_id) VALUES (?)", (run_id,))
+        found = conn.execute("SELECT number FROM run_numbers WHERE run_id = ?", (run_id,))
+        number = numbers[run_id] = found.fetchone()[0]
+    conn.execute(CLAIM_ENTRY, (row[1], row[8], row[6]))
+    hit = (number, row[1], row[2], row[6], row[7], row[8], row[9], row[11])
+    if conn.execute(INSERT_HIT, hit).rowcount:
+        return 1
+    return int(conn.execute(INSERT_NODE, row).rowcount)
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _store_error(path: Path, exc: BaseException) -> StoreError:
