@@ -382,11 +382,9 @@ class Session:
             setup_refs=tuple(sorted(set(setup_refs))),
             environment=self.environment,
             map_over=spec.map,
-            copies=tuple(
-                m.name
-                for m in cell.analysis.mutations
-                if m.name in inputs and m.name not in cell.analysis.defs
-            ),
+            # No copies of inputs changed in place: a cell run on its own is the only
+            # task of its run, and its input is the kernel's own object, which a
+            # plain cell would change too; the copy would only cost time.
         )
 
 
