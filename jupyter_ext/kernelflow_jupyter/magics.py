@@ -58,6 +58,11 @@ def _workflow_parser() -> argparse.ArgumentParser:
     export = command("export", "write a versioned notebook papermill can run")
     export.add_argument("--out", default="exports", metavar="DIR")
     export.add_argument("--from", dest="source", metavar="NOTEBOOK", help="the saved notebook")
+    export.add_argument(
+        "--force",
+        action="store_true",
+        help="export the saved file even if this kernel ran other code",
+    )
     command("runs", "the run history, newest first")
     lineage = command("lineage", "where a value came from: a table of it and its inputs")
     lineage.add_argument("name", metavar="NAME", help="a task, or a value a task made")
@@ -162,6 +167,14 @@ class KernelflowMagics(Magics):
             raise ParameterError(
                 "cannot tell which notebook this kernel runs",
                 fix="save the notebook and pass its path: %workflow export --from NOTEBOOK.ipynb",
+            )
+        differences = self.session.differences_from(source)
+        if differences and not args.force:
+            raise ParameterError(
+                f"the saved notebook {source} is not what this kernel ran: "
+                + "; ".join(differences),
+                fix="save the notebook (File > Save) and export again, or pass --force to "
+                "export the saved file as it is",
             )
         done = api.export(source, args.out)
         state = "exported" if done.new else "unchanged, already exported"

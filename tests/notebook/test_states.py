@@ -83,3 +83,26 @@ def test_show_draws_the_states_with_a_legend(shell: InteractiveShell) -> None:
     assert states == {"load": "stale", "double": "stale", "total": "stale"}
     picture = dag_svg(session.workflow().graph, states, legend=True)
     assert "kf-legend" in picture and picture.count("#f6b26b") >= 4  # 3 boxes + the legend
+
+
+def test_export_refuses_a_saved_file_that_is_not_what_the_kernel_ran(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    from notebook_runner import make_notebook, write
+    from shell_runner import fails
+
+    saved = write(
+        make_notebook(
+            ["def log(name):\n    pass", ("n: int = 3", ["parameters"]), *CELLS.values()]
+        ),
+        tmp_path / "saved.ipynb",
+    )
+    run(shell, "n = 3")
+    run(shell, CELLS["load"])
+    run(shell, CELLS["double"].replace("2 * x", "5 * x"))  # edited and run, not saved
+    error = fails(shell, f"%workflow export --from {saved} --out {tmp_path / 'exports'}")
+    assert "task 'double' has other code in the file" in str(error)
+    assert not (tmp_path / "exports").exists()
+    run(shell, CELLS["double"])  # the saved code again: the export goes through
+    run(shell, f"%workflow export --from {saved} --out {tmp_path / 'exports'}")
+    assert list((tmp_path / "exports").glob("*/*.ipynb"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import os
 import sys
 import types
 from collections import deque
@@ -222,6 +223,25 @@ class Session:
         self.cells.pop(spec.name, None)  # re-running a cell moves it to the end
         self.cells[spec.name] = cell
         return cell
+
+    def differences_from(self, path: str | os.PathLike[str]) -> list[str]:
+        """How the task cells this kernel ran differ from those of the saved ``path``.
+
+        An export is made from the saved file; if the kernel ran other code (a
+        cell edited and run, not saved), the export would not be what the user
+        just saw: each task whose code differs, or that the file lacks, is named.
+        """
+        from kernelflow.notebook.load import load_notebook
+
+        saved = load_notebook(path).built.tasks
+        found = []
+        for name, cell in self.cells.items():
+            task = saved.get(name)
+            if task is None:
+                found.append(f"task {name!r} is not in the file")
+            elif task.analysis.code_hash != cell.analysis.code_hash:
+                found.append(f"task {name!r} has other code in the file")
+        return found
 
     def statuses(self) -> dict[str, TaskStatus]:
         """Each task's state in this kernel now: ran, cached, failed, stale (why), never run."""
