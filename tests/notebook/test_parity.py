@@ -78,3 +78,32 @@ def test_command_line_then_kernel_cells_say_cached(tmp_path: Path) -> None:
     task_cells = [c for c in done.cells if c.source.startswith("%%task")]
     lines = [outputs_text(c).strip().splitlines()[-1] for c in task_cells]
     assert all(re.search(r": cached", line) for line in lines), lines
+
+
+def test_the_export_run_by_papermill_after_the_kernel_is_all_cache_hits(tmp_path: Path) -> None:
+    """The fourth way: papermill on the exported notebook, on the same store, reruns nothing."""
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    work.mkdir()
+    path = write(make_notebook(PATTERNS[:-1], name="patterns"), work / "patterns.ipynb")
+    executed = execute(nbformat.read(path, as_version=4), cwd=work)
+    done = kernelflow.export(path, work / "exports")
+    out = work / "out.ipynb"
+    ran = subprocess.run(
+        [sys.executable, "-m", "papermill", str(done.path), str(out), "--no-progress-bar"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=work,
+    )
+    assert ran.returncode == 0, ran.stderr
+    cells = [c for c in nbformat.read(out, as_version=4).cells if c.source.startswith("%%task")]
+    lines = [outputs_text(c).strip().splitlines()[0] for c in cells]
+    assert lines and all(": cached" in line for line in lines), lines
+    kernel_total = next(
+        outputs_text(c) for c in executed.cells if c.source.startswith("%%task read")
+    )
+    assert ": cached" in kernel_total or ": ran" in kernel_total
+    assert kernelflow.read_outputs(out)["total"] == round(sum(v**0.5 for v in range(4)) + 10, 3)
