@@ -6,10 +6,35 @@ magics and session, without a process or messages.
 
 from __future__ import annotations
 
+import atexit
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+
+@contextmanager
+def kernel_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    """A fresh shell (it is a singleton) with the extension loaded; unloaded afterwards."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)  # else IPython may edit sys.path
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database in the user's home
+    InteractiveShell.clear_instance()
+    ipython = InteractiveShell.instance(config=config)
+    try:
+        ipython.run_line_magic("load_ext", "kernelflow")
+        yield ipython
+    finally:
+        if "kernelflow" in ipython.extension_manager.loaded:
+            ipython.run_line_magic("unload_ext", "kernelflow")
+        atexit.unregister(ipython.atexit_operations)
+        ipython.restore_sys_module_state()  # sys.modules["__main__"] is pytest's again
+        InteractiveShell.clear_instance()
 
 
 def run(shell: InteractiveShell, source: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
-from kernel_shell import fails, kernel_shell, run
+from shell_runner import fails, kernel_shell, run
 
 from kernelflow_jupyter.snapshot import output_html
 from kernelflow_jupyter.widgets import ProgressView
