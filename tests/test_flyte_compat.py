@@ -116,6 +116,15 @@ def test_attribute_and_index_access_on_promises() -> None:
     assert wf() == ("BANANA", "BANANA", "BANANA", "banana", "cherry")
 
 
+def test_access_on_a_workflow_input_and_slices() -> None:
+    @workflow
+    def wf(fruit: Fruit) -> (str, str):  # type: ignore[syntax]
+        return shout(message=fruit.name), join(words=fruits()[0:1], extra={})
+
+    assert wf(fruit=Fruit(name="kiwi")) == ("KIWI", "apple")
+    assert "fruit.name" in wf.graph.nodes
+
+
 def test_an_attribute_a_dataclass_lacks_fails_at_definition() -> None:
     with pytest.raises(KernelflowError, match="has no such attribute"):
 

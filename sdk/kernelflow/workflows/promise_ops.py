@@ -84,6 +84,8 @@ def result_type(source: Any, step: Step, where: str) -> Any:
     kind, key = step
     origin, args = get_origin(source) or source, get_args(source)
     if kind == "item":
+        if isinstance(key, slice):  # out[1:3]: a list of the same kind
+            return source if origin in (list, tuple, Sequence) else Any
         if origin in (list, Sequence, typing.List) and args:  # noqa: UP006
             return args[0]
         if origin is tuple and args and isinstance(key, int):

@@ -103,7 +103,10 @@ class Promise:
         where = self.producer
         result = result_type(self.type, step, where)
         getter = GetTask(step, self.type, result)
-        base = self.binding.node if isinstance(self.binding, NodeOutput) else "input"
+        binding = self.binding
+        base = (
+            binding.node if isinstance(binding, NodeOutput) else getattr(binding, "name", "value")
+        )
         node = builder.add_node(
             Node(
                 builder.unique_id(f"{base}{node_suffix(step)}"),
