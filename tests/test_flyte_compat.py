@@ -279,6 +279,9 @@ def test_on_failure_runs_the_cleanup_with_the_inputs_and_the_error() -> None:
     assert len(CLEANED) == 1
     assert CLEANED[0][0] == "my_cluster" and "Fail on my_cluster!" in CLEANED[0][1]
 
+    result = kernelflow.run(wf, {"name": "other"})  # the same through kernelflow.run
+    assert result.status == "failed" and CLEANED[1][0] == "other"
+
 
 # --- current_context() ---------------------------------------------------------------
 

@@ -198,6 +198,7 @@ class RunLoop:
             error,
             duration,
             values,
+            dict(self.values.params),
         )
 
     def _cancel_running(self) -> None:

@@ -171,8 +171,7 @@ class Workflow:
 
         result = run_target(self, kwargs)
         if result.error is not None and self.on_failure is not None:
-            inputs = {**self.interface.defaults, **kwargs}
-            run_on_failure(self.on_failure, inputs, result.error)
+            run_on_failure(self.on_failure, result.params, result.error)
         result.raise_for_status()
         return self.interface.pack(result.outputs)
 
