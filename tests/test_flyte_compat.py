@@ -49,6 +49,20 @@ def test_an_unsupported_flyte_name_fails_with_one_message(module: str, name: str
     assert not hasattr(kernelflow, "no_such_name")  # other names: a plain AttributeError
 
 
+@pytest.mark.parametrize(
+    ("statement", "feature"),
+    [
+        ("from kernelflow.extras.tasks.shell import ShellTask", "flytekit.extras"),
+        ("import kernelflow.plugins.nosuchplugin", "flytekitplugins"),
+    ],
+)
+def test_an_unsupported_flyte_module_fails_with_one_message(statement: str, feature: str) -> None:
+    with pytest.raises(UnsupportedFeatureError, match=f"does not support {feature};"):
+        exec(statement, {})
+    with pytest.raises(ModuleNotFoundError):  # not one of Flyte's paths: Python's own error
+        exec("import kernelflow.no_such_module", {})
+
+
 # --- signatures as Flyte writes them -----------------------------------------------
 
 

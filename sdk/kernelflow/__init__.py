@@ -37,7 +37,7 @@ from kernelflow._version import __version__
 # Imported eagerly (they are light): the names shadow the submodules of the same
 # name, so ``kernelflow._core.task`` is always the decorator.
 from kernelflow.engine.context import current_context
-from kernelflow.exceptions.unsupported import refuse
+from kernelflow.exceptions.unsupported import install_finder, refuse
 from kernelflow.workflows.failure import WorkflowFailurePolicy
 from kernelflow.workflows.map_task import map_task
 from kernelflow.workflows.task import task
@@ -149,6 +149,9 @@ _FLYTE_NAMES = frozenset(
         "wait_for_input",
     ]
 )
+
+
+install_finder()  # ``import kernelflow.extras.x`` (Flyte's path, not ours): one clear message
 
 
 def __getattr__(name: str) -> Any:
