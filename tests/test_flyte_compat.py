@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import pickle
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,8 @@ def test_flyte_paths_resolve() -> None:
     assert Base is FlyteRecoverableException
     assert issubclass(FlyteRecoverableException, Exception)
     assert FlyteError("boom", "n0").message == "boom"
+    copy = pickle.loads(pickle.dumps(FlyteRecoverableException("flaky", timestamp=1.5)))
+    assert (type(copy), str(copy), copy.timestamp) == (FlyteRecoverableException, "flaky", 1.5)
 
 
 @pytest.mark.parametrize(

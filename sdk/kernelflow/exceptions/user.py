@@ -30,8 +30,8 @@ class FlyteRecoverableException(RecoverableError):
     """A failure worth another attempt: the task is retried within its ``retries``."""
 
     def __init__(self, *args: Any, timestamp: float | None = None) -> None:
-        super().__init__(", ".join(str(arg) for arg in args))
-        self.timestamp = timestamp
+        # ``timestamp`` is a field, so that it survives pickling from a worker.
+        super().__init__(", ".join(str(arg) for arg in args), timestamp=timestamp)
 
 
 class FlyteTypeException(FlyteUserException, TypeError):

@@ -55,10 +55,6 @@ _builder: contextvars.ContextVar[GraphBuilder | None] = contextvars.ContextVar(
 _SCALARS = (int, float, bool, complex, str, bytes, type(None))
 
 
-def key_of(step: Step) -> Any:
-    return step[1]
-
-
 def current_builder() -> GraphBuilder | None:
     """The graph being traced, when called from inside a ``@workflow`` body."""
     return _builder.get()
@@ -98,7 +94,7 @@ class Promise:
     def _access(self, step: Step) -> Promise:
         """``out.field`` / ``out[0]`` / ``out["k"]``: a getter node, run with the workflow."""
         builder = current_builder()
-        if builder is None or self.type in _SCALARS or isinstance(key_of(step), Promise):
+        if builder is None or self.type in _SCALARS or isinstance(step[1], Promise):
             self._no_value()
         where = self.producer
         result = result_type(self.type, step, where)
