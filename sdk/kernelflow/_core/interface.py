@@ -101,9 +101,10 @@ def _output_error(owner: str, expected: str, actual: str) -> OutputTypeError:
 def interface_from_function(fn: Callable[..., object], *, kind: str = "task") -> Interface:
     """Read a task's or workflow's interface from its signature and annotations.
 
-    Every parameter and the return value must be annotated: the annotations are
-    what the engine checks and what edges are matched by, so a missing one is an
-    error at definition time rather than a silent ``Any``.
+    Every parameter must be annotated: the annotations are what the engine
+    checks and what edges are matched by, so a missing one is an error at
+    definition time rather than a silent ``Any``. No return annotation means no
+    outputs (Flyte's rule); ``-> (A, B)`` means two.
     """
     name = getattr(fn, "__name__", repr(fn))
     hints = _type_hints(fn, kind, name)

@@ -117,8 +117,9 @@ def task(
 ) -> Any:
     """Turn a typed function into a task (``@task`` or ``@task(cache=True, ...)``).
 
-    Every parameter and the return value must be annotated: the annotations are the
-    task's interface, checked when a workflow is defined and when values are produced.
+    Every parameter must be annotated (no return annotation: no outputs): the
+    annotations are the task's interface, checked when a workflow is defined and
+    when values are produced. ``timeout`` is seconds or a ``timedelta``; 0 is none.
     """
     options = TaskOptions(
         cache=cache,
