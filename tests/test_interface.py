@@ -499,12 +499,12 @@ def test_missing_parameter_annotation_is_refused_with_a_fix() -> None:
     assert caught.value.variable == "path"
 
 
-def test_missing_return_annotation_is_refused() -> None:
+def test_missing_return_annotation_declares_no_outputs() -> None:
     def load(path: str):  # type: ignore[no-untyped-def]
         return path
 
-    with pytest.raises(SignatureError, match="task 'load' has no return annotation"):
-        interface_from_function(load)
+    interface = interface_from_function(load)  # as in Flyte: no annotation, no outputs
+    assert (dict(interface.outputs), interface.output_kind) == ({}, "none")
 
 
 @pytest.mark.parametrize("star", ["*args: int", "**kwargs: int", "x: int, /"])

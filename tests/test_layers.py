@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("kernelflow._core", "kernelflow._version")),
     ("store", ("kernelflow.store",)),
     ("engine", ("kernelflow.engine",)),
-    ("workflows", ("kernelflow.workflows",)),
+    # Flyte's public paths (README "Flyte compatibility") sit with the SDK front end.
+    ("workflows", ("kernelflow.workflows", "kernelflow.exceptions", "kernelflow.types")),
     ("notebook", ("kernelflow.notebook",)),
     ("api", ("kernelflow.api", "kernelflow.errors", "kernelflow")),
     (

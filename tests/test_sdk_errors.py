@@ -49,12 +49,13 @@ def test_missing_parameter_annotation_names_the_parameter() -> None:
     assert "untyped" in str(info.value)
 
 
-def test_missing_return_annotation_is_refused() -> None:
-    with pytest.raises(SignatureError, match="untyped_return"):
+def test_without_return_annotation_a_returned_value_is_an_error_naming_the_task() -> None:
+    @task  # as in Flyte: no return annotation declares no outputs
+    def untyped_return(n: int):  # type: ignore[no-untyped-def]
+        return n
 
-        @task
-        def untyped_return(n: int):  # type: ignore[no-untyped-def]
-            return n
+    with pytest.raises(OutputTypeError, match="task 'untyped_return' should return None"):
+        untyped_return(n=1)
 
 
 def test_output_feeding_an_input_of_another_type_fails_at_definition() -> None:

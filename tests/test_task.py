@@ -27,11 +27,21 @@ class MinMax(NamedTuple):
 # --- TaskOptions -----------------------------------------------------------------
 
 
+def test_a_zero_timeout_means_none_in_task_but_not_in_task_options() -> None:
+    with pytest.raises(DefinitionError, match="timeout must be a positive number of seconds"):
+        TaskOptions(timeout=0)
+
+    @task(timeout=0)  # Flyte's spelling of "no timeout"
+    def body(n: int) -> int:
+        return n
+
+    assert body.options.timeout is None
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"retries": -1}, "retries must be >= 0, got -1"),
-        ({"timeout": 0}, "timeout must be a positive number of seconds, got 0"),
         ({"timeout": -2.5}, "timeout must be a positive number of seconds, got -2.5"),
     ],
 )

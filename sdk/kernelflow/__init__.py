@@ -37,6 +37,8 @@ from kernelflow._version import __version__
 # Imported eagerly (they are light): the names shadow the submodules of the same
 # name, so ``kernelflow._core.task`` is always the decorator.
 from kernelflow.engine.context import current_context
+from kernelflow.exceptions.unsupported import install_finder, refuse
+from kernelflow.workflows.failure import WorkflowFailurePolicy
 from kernelflow.workflows.map_task import map_task
 from kernelflow.workflows.task import task
 from kernelflow.workflows.workflow import workflow
@@ -55,6 +57,7 @@ __all__ = [
     "map_task",
     "current_context",
     "Schema",
+    "WorkflowFailurePolicy",
     # running and inspecting them
     "run",
     "RunResult",
@@ -81,9 +84,81 @@ _LAZY = {
 }
 
 
+# Public names of ``flytekit`` (README "Flyte compatibility"). A Flyte program
+# whose imports are rewritten (``flytekit`` -> ``kernelflow``) and that uses one
+# kernelflow does not provide stops with one message naming it, not a bare
+# "cannot import name". A name kernelflow gains is found before this list is read.
+_FLYTE_NAMES = frozenset(
+    [
+        "Annotations",
+        "Artifact",
+        "BatchSize",
+        "Cache",
+        "CachePolicy",
+        "Config",
+        "ContainerTask",
+        "CronSchedule",
+        "Deck",
+        "Description",
+        "Documentation",
+        "Email",
+        "Environment",
+        "FixedRate",
+        "FlyteContext",
+        "FlyteContextManager",
+        "FlyteDirectory",
+        "FlyteFile",
+        "HashMethod",
+        "ImageSpec",
+        "Labels",
+        "LaunchPlan",
+        "LaunchPlanReference",
+        "Literal",
+        "LiteralType",
+        "Options",
+        "PagerDuty",
+        "PodTemplate",
+        "PythonFunctionTask",
+        "PythonInstanceTask",
+        "Resources",
+        "SQLTask",
+        "Scalar",
+        "Secret",
+        "SecurityContext",
+        "Slack",
+        "SourceCode",
+        "StructuredDataset",
+        "StructuredDatasetFormat",
+        "StructuredDatasetTransformerEngine",
+        "StructuredDatasetType",
+        "TaskMetadata",
+        "TaskReference",
+        "Workflow",
+        "WorkflowExecutionPhase",
+        "WorkflowReference",
+        "approve",
+        "conditional",
+        "create_node",
+        "dynamic",
+        "eager",
+        "kwtypes",
+        "reference_launch_plan",
+        "reference_task",
+        "reference_workflow",
+        "sleep",
+        "wait_for_input",
+    ]
+)
+
+
+install_finder()  # ``import kernelflow.extras.x`` (Flyte's path, not ours): one clear message
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
+        if name in _FLYTE_NAMES:
+            refuse("kernelflow", name)
         raise AttributeError(f"module 'kernelflow' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

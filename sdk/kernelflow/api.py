@@ -32,6 +32,7 @@ from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.gc import GcReport, clear_cache, collect
 from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
+from kernelflow.workflows.failure import run_on_failure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,7 +112,7 @@ def run(
     results. Call ``result.raise_for_status()`` to raise on failure.
     """
     resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
-    return run_target(
+    result = run_target(
         resolved,
         params,
         parallel=parallel,
@@ -123,6 +124,10 @@ def run(
         listeners=listeners,
         store=store,
     )
+    cleanup = getattr(resolved, "on_failure", None)  # Flyte's @workflow(on_failure=...)
+    if result.error is not None and cleanup is not None:
+        run_on_failure(cleanup, result.params, result.error)
+    return result
 
 
 def load_target(spec: str | os.PathLike[str]) -> RunTarget:

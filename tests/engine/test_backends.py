@@ -31,7 +31,13 @@ from kernelflow.engine.backends import (
     get_executor,
     portable,
 )
-from kernelflow.errors import OutputTypeError, ParameterError, TaskFailedError, TaskTimeoutError
+from kernelflow.errors import (
+    OutputTypeError,
+    ParameterError,
+    RecoverableError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
 from kernelflow.notebook.load import NotebookWorkflow, workflow_from_cells
 
 BACKENDS = ["loky", "threading", "dask"]
@@ -201,7 +207,7 @@ def test_an_input_that_cannot_reach_the_worker_names_the_variable() -> None:
 def flaky_in_worker(marker: str) -> int:
     if current_context().attempt == 1:
         Path(marker).write_text(str(os.getpid()))
-        raise ConnectionError("first attempt fails")
+        raise RecoverableError("first attempt fails")  # a flaky service: retried
     return int(Path(marker).read_text())
 
 

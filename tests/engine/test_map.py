@@ -8,7 +8,7 @@ import kernelflow
 from kernelflow import current_context, map_task, task, workflow
 from kernelflow.engine.events import Event
 from kernelflow.engine.mapping import batches
-from kernelflow.errors import TaskFailedError
+from kernelflow.errors import RecoverableError, TaskFailedError
 
 COMPUTED: list[int] = []
 
@@ -132,7 +132,7 @@ def train_and_crash_once(seed: int) -> int:
     state = context.checkpoint.restore() or {"epoch": 0, "acc": seed}
     for epoch in range(state["epoch"], 3):
         if seed == 2 and epoch == 1 and context.attempt == 1:
-            raise RuntimeError("worker lost")
+            raise RecoverableError("worker lost")
         EPOCHS_RUN.append((seed, epoch + 1))
         state = {"epoch": epoch + 1, "acc": state["acc"] + 10 ** (epoch + 1)}
         context.checkpoint.save(state)

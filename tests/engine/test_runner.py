@@ -11,7 +11,7 @@ import pytest
 import kernelflow
 from kernelflow import current_context, task, workflow
 from kernelflow.engine.events import Event
-from kernelflow.errors import TaskFailedError, TaskTimeoutError
+from kernelflow.errors import RecoverableError, TaskFailedError, TaskTimeoutError
 from kernelflow.store.home import open_store
 from kernelflow.store.runs import RunStore
 
@@ -23,7 +23,7 @@ def flaky(n: int) -> int:
     attempt = current_context().attempt
     ATTEMPTS.append(attempt)
     if attempt < 3:
-        raise ConnectionError(f"attempt {attempt} failed")
+        raise RecoverableError(f"attempt {attempt} failed")
     return n
 
 

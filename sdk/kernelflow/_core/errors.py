@@ -33,6 +33,8 @@ __all__ = [
     "TaskFailedError",
     "OutputTypeError",
     "TaskTimeoutError",
+    "RecoverableError",
+    "UnsupportedFeatureError",
     "StoreError",
     "IntegrityError",
     "UnhashableValueError",
@@ -163,6 +165,19 @@ class TaskTimeoutError(TaskError, TimeoutError):
     """A task ran longer than its ``timeout``."""
 
 
+class RecoverableError(KernelflowError):
+    """Raise it in a task for a failure worth another attempt (a flaky service).
+
+    Retries follow Flyte: a task's ``retries`` are spent on this error (Flyte's
+    ``FlyteRecoverableException``) and on system failures (a worker that died, a
+    timeout); any other exception a task raises fails it at once, because running
+    the same code on the same inputs again would fail the same way.
+    """
+
+    def __init__(self, message: str = "", *, fix: str | None = None, **fields: Any) -> None:
+        super().__init__(message, fix=fix, **fields)
+
+
 # --- the store on disk ------------------------------------------------------------
 
 
@@ -176,6 +191,21 @@ class IntegrityError(StoreError):
 
 class UnhashableValueError(KernelflowError):
     """A value has no content hash, so the task using it cannot be cached."""
+
+
+class UnsupportedFeatureError(KernelflowError, ImportError):
+    """A Flyte name kernelflow does not provide, at the path Flyte has it.
+
+    An ``ImportError`` (not an ``AttributeError``, which ``from x import y`` would
+    turn into a bare "cannot import name"), so the message reaches the user whole.
+    """
+
+    def __init__(self, feature: str, *, why: str = "") -> None:
+        reason = f" ({why})" if why else ""
+        super().__init__(
+            f"kernelflow does not support {feature}{reason}; see README 'Flyte compatibility'",
+            feature=feature,
+        )
 
 
 class KernelflowWarning(UserWarning):

@@ -17,6 +17,7 @@ descriptions), :mod:`kernelflow._core.typecheck` (:class:`Schema`, value checks)
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -100,9 +101,10 @@ def _output_error(owner: str, expected: str, actual: str) -> OutputTypeError:
 def interface_from_function(fn: Callable[..., object], *, kind: str = "task") -> Interface:
     """Read a task's or workflow's interface from its signature and annotations.
 
-    Every parameter and the return value must be annotated: the annotations are
-    what the engine checks and what edges are matched by, so a missing one is an
-    error at definition time rather than a silent ``Any``.
+    Every parameter must be annotated: the annotations are what the engine
+    checks and what edges are matched by, so a missing one is an error at
+    definition time rather than a silent ``Any``. No return annotation means no
+    outputs (Flyte's rule); ``-> (A, B)`` means two.
     """
     name = getattr(fn, "__name__", repr(fn))
     hints = _type_hints(fn, kind, name)
@@ -113,25 +115,43 @@ def interface_from_function(fn: Callable[..., object], *, kind: str = "task") ->
         if param.default is not EMPTY:
             _check_default(param, inputs[param.name], kind, name)
             defaults[param.name] = param.default
-    if "return" not in hints:
-        raise SignatureError(
-            f"{kind} {name!r} has no return annotation",
-            fix=f"annotate it, e.g. `def {name}(...) -> float` (or `-> None`)",
-            **{kind: name},
-        )
-    outputs, output_kind, nt_type = _outputs(hints["return"])
+    # As in Flyte, no return annotation declares no outputs (a returned value is
+    # then an error when the task runs, not a silent ``Any``).
+    outputs, output_kind, nt_type = _outputs(hints.get("return"))
     return Interface(inputs, outputs, defaults, output_kind, nt_type)
 
 
 def _type_hints(fn: Callable[..., object], kind: str, name: str) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(fn, include_extras=True)
+        return _tuple_literal_hints(fn) or typing.get_type_hints(fn, include_extras=True)
     except NameError as error:  # a string annotation naming something not importable
         raise SignatureError(
             f"{kind} {name!r} has an annotation that cannot be resolved: {error}",
             fix="import the types used in annotations at module level",
             **{kind: name},
         ) from error
+
+
+def _tuple_literal_hints(fn: Callable[..., object]) -> dict[str, Any] | None:
+    """Hints of a function whose return annotation is Flyte's tuple literal, ``-> (A, B)``.
+
+    Under ``from __future__ import annotations`` the literal is the string
+    ``"(A, B)"``, which :func:`typing.get_type_hints` refuses (not a type): its
+    elements are resolved one by one here. None for any other function.
+    """
+    annotations = dict(getattr(fn, "__annotations__", None) or {})
+    returned = annotations.get("return")
+    if not (isinstance(returned, str) and returned.lstrip().startswith("(")):
+        return None
+    namespace = getattr(inspect.unwrap(fn), "__globals__", {})
+    value = eval(returned, namespace)
+    if not isinstance(value, tuple):
+        return None
+    del annotations["return"]
+    stub = types.SimpleNamespace(__annotations__=annotations, __globals__=namespace)
+    hints = typing.get_type_hints(stub, include_extras=True)
+    hints["return"] = value
+    return hints
 
 
 def _parameter_type(param: inspect.Parameter, hints: dict[str, Any], kind: str, name: str) -> Any:
@@ -173,6 +193,8 @@ def _check_default(param: inspect.Parameter, tp: object, kind: str, name: str) -
 def _outputs(tp: object) -> tuple[dict[str, object], OutputKind, type | None]:
     if tp is None or tp is NONE_TYPE:
         return {}, "none", None
+    if isinstance(tp, tuple):  # Flyte's ``-> (int, str)``: a tuple literal, two outputs
+        return {f"o{i}": arg for i, arg in enumerate(tp)}, "tuple", None
     if is_namedtuple(tp):
         return namedtuple_fields(tp), "namedtuple", tp  # type: ignore[arg-type, return-value]
     args = get_args(tp)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kernelflow._core.errors import DefinitionError
+from kernelflow._core.errors import DefinitionError, TaskFailedError
 from kernelflow._core.interface import Interface
 
 
@@ -51,6 +51,9 @@ class Task:
     name: str
     interface: Interface
     options: TaskOptions
+    # For a map task: the fraction of items that must succeed (Flyte's
+    # ``min_success_ratio``); below 1, a failed item's outputs are None.
+    min_success_ratio: float = 1.0
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Compute the outputs (by name) from the inputs (by name)."""
@@ -101,3 +104,14 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+
+def check_success_ratio(name: str, total: int, failed: int, ratio: float) -> None:
+    """Fail a map when fewer than ``ratio`` of its ``total`` items succeeded."""
+    if total and (total - failed) / total < ratio:
+        raise TaskFailedError(
+            f"map task {name!r}: {failed} of {total} items failed, more than "
+            f"min_success_ratio={ratio:g} allows",
+            task=name,
+            fix="fix the failing items, or lower min_success_ratio",
+        )

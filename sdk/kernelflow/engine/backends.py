@@ -542,7 +542,8 @@ def _unpickle(data: bytes, label: str, what: str) -> Any:
 def _as_task_error(error: BaseException, label: str) -> KernelflowError:
     if isinstance(error, KernelflowError):
         return error
-    if isinstance(error, BrokenExecutor) or type(error).__name__ == "KilledWorker":
+    died = isinstance(error, BrokenExecutor) or type(error).__name__ == "KilledWorker"
+    if died:
         what, fix = f"the worker process running task {label!r} died", "it may be out of memory"
     else:
         what, fix = f"task {label!r} failed in a worker", "run it with --parallel 1 to debug it"
@@ -550,6 +551,7 @@ def _as_task_error(error: BaseException, label: str) -> KernelflowError:
         f"{what}: {type(error).__name__}: {error}",
         task=label,
         error_type=type(error).__name__,
+        recoverable=died,  # a system failure: retried, as in Flyte
         fix=fix,
     )
 

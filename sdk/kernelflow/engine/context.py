@@ -11,14 +11,20 @@ the next attempt of the same node in the same run (after a retry or a resume)::
     for epoch in range(state["epoch"], 100):
         state = {"epoch": epoch + 1, "weights": train_one_epoch(state["weights"])}
         ctx.checkpoint.save(state)
+
+Flyte's names are there too: ``execution_id.name`` (the run id),
+``working_directory`` (a scratch directory of this attempt), ``logging`` (a
+logger named after the task) and ``checkpoint.read()`` / ``checkpoint.write(bytes)``.
 """
 
 from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import os
 import secrets
+import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +68,17 @@ class Checkpoint:
                 path=str(self.pointer),
             ) from error
 
+    def write(self, data: bytes) -> None:
+        """Flyte's spelling of :meth:`save`, for bytes."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"checkpoint.write() takes bytes, got {type(data).__name__}")
+        self.save(bytes(data))
+
+    def read(self) -> bytes | None:
+        """Flyte's spelling of :meth:`restore`: the bytes last written, or None."""
+        data = self.restore()
+        return data if isinstance(data, bytes) else None
+
     def restore(self) -> Any | None:
         """The last saved state, or None when nothing was saved (or it is damaged)."""
         from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
@@ -71,6 +88,15 @@ class Checkpoint:
             return ArtifactStore(self.store_root).get(ref)
         except (OSError, ValueError, KeyError, TypeError, IntegrityError):
             return None  # nothing saved yet, or damaged: the attempt starts afresh
+
+
+@dataclass(frozen=True)
+class ExecutionId:
+    """Flyte's ``execution_id``: ``name`` is the run id."""
+
+    name: str
+    project: str = "default"
+    domain: str = "development"
 
 
 @dataclass(frozen=True)
@@ -95,6 +121,29 @@ class ExecutionContext:
     def checkpoint(self) -> Checkpoint:
         slot = self.node if self.item is None else f"{self.node}[{self.item}]"
         return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, slot)
+
+    @property
+    def execution_id(self) -> ExecutionId:
+        return ExecutionId(self.run_id)
+
+    @property
+    def working_directory(self) -> str:
+        """A scratch directory of this attempt (of this item), created on first use."""
+        slot = self.node if self.item is None else f"{self.node}[{self.item}]"
+        path = Path(
+            tempfile.gettempdir(),
+            "kernelflow-work",
+            self.run_id,
+            urllib.parse.quote(slot, safe=""),
+            f"attempt-{self.attempt}",
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    @property
+    def logging(self) -> logging.Logger:
+        """A logger named after the task (``kernelflow.task.NAME``)."""
+        return logging.getLogger(f"kernelflow.task.{self.task_name}")
 
 
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(

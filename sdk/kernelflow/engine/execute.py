@@ -14,7 +14,13 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from kernelflow._core.errors import KernelflowError, OutputTypeError, StoreError, TaskFailedError
+from kernelflow._core.errors import (
+    KernelflowError,
+    OutputTypeError,
+    RecoverableError,
+    StoreError,
+    TaskFailedError,
+)
 from kernelflow._core.interface import check_value, type_name
 from kernelflow._core.task import Task
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
@@ -29,6 +35,8 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
         outputs = task.run(inputs)
     except StoreError as error:  # a checkpoint that could not be saved: the disk is full...
         raise _store_failed(task, context, error) from error
+    except RecoverableError as error:  # the user asks for another attempt
+        raise _task_failed(task, context, error, recoverable=True) from error
     except KernelflowError:
         raise
     except Exception as error:
@@ -70,11 +78,15 @@ def _store_failed(task: Task, context: ExecutionContext, error: StoreError) -> T
         node=context.node,
         error_type=type(error).__name__,
         path=getattr(error, "path", None),
+        recoverable=True,  # a system failure: another attempt may find room
         fix=error.fix or "free space in the store, or point $KERNELFLOW_HOME elsewhere",
     )
 
 
-def _task_failed(task: Task, context: ExecutionContext, error: Exception) -> TaskFailedError:
+def _task_failed(
+    task: Task, context: ExecutionContext, error: Exception, *, recoverable: bool = False
+) -> TaskFailedError:
+    """The user's exception as a picklable error; ``recoverable`` lets the loop retry it."""
     error.__traceback__ = user_traceback(error.__traceback__)
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     return TaskFailedError(
@@ -83,6 +95,7 @@ def _task_failed(task: Task, context: ExecutionContext, error: Exception) -> Tas
         node=context.node,
         error_type=type(error).__name__,
         traceback=text,
+        recoverable=recoverable,
         fix="read the traceback above; fix the task and run again "
         "(finished tasks are not lost: resume the run, or rely on the cache)",
     )

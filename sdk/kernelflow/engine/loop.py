@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelflow._core.cache_key import CacheKey
 from kernelflow._core.errors import (
-    DefinitionError,
     KernelflowError,
-    OutputTypeError,
     StoreError,
     TaskFailedError,
     TaskTimeoutError,
@@ -30,7 +28,7 @@ from kernelflow._core.errors import (
 from kernelflow._core.graph import Const, Node, NodeId, NodeOutput, Param
 from kernelflow._core.hashing import hash_or_none
 from kernelflow._core.status import RunStatus
-from kernelflow._core.task import Task
+from kernelflow._core.task import Task, check_success_ratio
 from kernelflow.engine.compute import NodeCompute, OutputMeta
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus
@@ -97,6 +95,20 @@ class Values:
         if key not in self.fixed_hashes:
             self.fixed_hashes[key] = hash_or_none(value)
         return self.fixed_hashes[key]
+
+
+def retryable(error: KernelflowError) -> bool:
+    """Whether a failed attempt may be retried: Flyte's rule.
+
+    Recoverable failures are retried: what the body raised as
+    ``RecoverableError`` (``FlyteRecoverableException``), system failures (a
+    worker that died, a store that could not be written) and timeouts. Any other
+    exception from a task's body is a user error: the same code on the same
+    inputs would fail again, so it fails the task at once, its retries unspent.
+    """
+    if isinstance(error, TaskTimeoutError):
+        return True
+    return bool(getattr(error, "recoverable", False))
 
 
 class RunLoop:
@@ -186,6 +198,7 @@ class RunLoop:
             error,
             duration,
             values,
+            dict(self.values.params),
         )
 
     def _cancel_running(self) -> None:
@@ -404,16 +417,18 @@ class RunLoop:
         node = self.graph.nodes[attempt.node]
         self._abort_map(node.id)
         if not isinstance(error, KernelflowError):
+            # Not raised by the task's body: a system failure (a worker died, a value
+            # could not be sent to it). As in Flyte, it may be retried.
             error = TaskFailedError(
                 f"task {node.id!r} could not run: {type(error).__name__}: {error}",
                 task=node.id,
                 error_type=type(error).__name__,
+                recoverable=True,
                 fix="check that the task's inputs and outputs can be sent to the worker",
             )
         duration = time.perf_counter() - attempt.clock
         self._report_attempt(attempt, "failed", {}, duration, error=str(error))
-        retryable = not isinstance(error, (OutputTypeError, DefinitionError))
-        if retryable and attempt.attempt <= node.task.options.retries:
+        if retryable(error) and attempt.attempt <= node.task.options.retries:
             delay = min(self.engine.retry_delay * 2 ** (attempt.attempt - 1), 60.0)
             self.delayed.append((time.monotonic() + delay, node.id, attempt.attempt + 1))
             self.bus.emit(
@@ -485,6 +500,7 @@ class RunLoop:
                 [items[i] for i in batch],
                 batch,
                 context,
+                node.task.min_success_ratio < 1.0,
                 timeout=node.task.options.timeout,
                 label=node.id,
             )
@@ -505,8 +521,15 @@ class RunLoop:
             return
         if mapped.finished:
             del self.maps[attempt.node]
-            names = list(self.graph.nodes[attempt.node].task.interface.outputs)
-            self._succeeded(attempt, mapped.outputs(names))
+            task = self.graph.nodes[attempt.node].task
+            try:
+                check_success_ratio(
+                    attempt.node, len(mapped.results), len(mapped.failed), task.min_success_ratio
+                )
+            except TaskFailedError as error:
+                self._attempt_failed(attempt, error)
+                return
+            self._succeeded(attempt, mapped.outputs(list(task.interface.outputs)))
 
     def _abort_map(self, node_id: str) -> None:
         mapped = self.maps.pop(node_id, None)

@@ -28,28 +28,41 @@ _BATCHES_PER_WORKER = 4
 _MAX_BATCH = 2_000
 
 
+class FailedItem:
+    """What a batch returns for an item that failed in a map allowed to lose some."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
 def execute_batch(
     task: Task,
     items: Sequence[Mapping[str, Any]],
     indexes: Sequence[int],
     context: ExecutionContext,
-) -> list[dict[str, Any]]:
+    tolerate: bool = False,
+) -> list[dict[str, Any] | FailedItem]:
     """Run ``task`` once per item; a failure names the item's index in the map.
 
     Each item runs with its own context (``item=index``), so its checkpoint is
-    its own: items never restore each other's state.
+    its own: items never restore each other's state. With ``tolerate`` (a map
+    with ``min_success_ratio`` below 1), a failed item is a :class:`FailedItem`.
     """
-    results = []
+    results: list[dict[str, Any] | FailedItem] = []
     for index, item in zip(indexes, items):
         try:
             results.append(execute_task(task, item, replace(context, item=index)))
         except KernelflowError as error:
+            if tolerate:
+                results.append(FailedItem(error.message))
+                continue
             raise TaskFailedError(
                 f"map task {context.node!r} failed at item [{index}]: {error.message}",
                 task=context.node,
                 index=index,
                 error_type=getattr(error, "error_type", type(error).__name__),
                 traceback=getattr(error, "traceback", ""),
+                recoverable=getattr(error, "recoverable", False),
                 fix=f"fix the task for the input at index {index}, then rerun "
                 "(items that finished are cached when the task has cache=True)",
             ) from error
@@ -87,6 +100,7 @@ class MapRun:
         self.bus = bus
         self.results: list[dict[str, Any] | None] = [None] * len(items)
         self.keys: list[CacheKey | None] = [None] * len(items)
+        self.failed: set[int] = set()  # items that failed in a map allowed to lose some
         self._batches: dict[Future[Any], tuple[list[int], float]] = {}
 
     @property
@@ -128,6 +142,10 @@ class MapRun:
         results = future.result()
         per_item = (time.perf_counter() - submitted) / max(1, len(batch))
         for index, result in zip(batch, results):
+            if isinstance(result, FailedItem):
+                self.failed.add(index)
+                self.results[index] = dict.fromkeys(self.item_task.interface.outputs)
+                continue
             self.results[index] = result
             key = self.keys[index]
             if key is not None:

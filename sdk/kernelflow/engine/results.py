@@ -73,6 +73,8 @@ class RunResult:
     duration: float = 0.0
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Every value produced or restored in the run: node id -> output name -> value."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """The workflow's inputs, parsed and with their defaults (what ``on_failure`` gets)."""
 
     def raise_for_status(self) -> None:
         """Raise the first task error, if the run failed."""

@@ -8,6 +8,7 @@ be in a workflow.
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -94,6 +95,13 @@ class FunctionTask(CallableTask):
         return (task_by_value, (type(self), payload))
 
 
+def _seconds(timeout: float | datetime.timedelta | None) -> float | None:
+    """A timeout in seconds; Flyte's ``timedelta``, and 0 meaning none, are accepted."""
+    if isinstance(timeout, datetime.timedelta):
+        timeout = timeout.total_seconds()
+    return None if timeout == 0 else timeout
+
+
 def _keywords(interface: Interface) -> str:
     return ", ".join(f"{name}=..." for name in interface.inputs)
 
@@ -104,16 +112,20 @@ def task(
     cache: bool = False,
     cache_version: str = "",
     retries: int = 0,
-    timeout: float | None = None,
+    timeout: float | datetime.timedelta | None = None,
     name: str | None = None,
 ) -> Any:
     """Turn a typed function into a task (``@task`` or ``@task(cache=True, ...)``).
 
-    Every parameter and the return value must be annotated: the annotations are the
-    task's interface, checked when a workflow is defined and when values are produced.
+    Every parameter must be annotated (no return annotation: no outputs): the
+    annotations are the task's interface, checked when a workflow is defined and
+    when values are produced. ``timeout`` is seconds or a ``timedelta``; 0 is none.
     """
     options = TaskOptions(
-        cache=cache, cache_version=str(cache_version), retries=retries, timeout=timeout
+        cache=cache,
+        cache_version=str(cache_version),
+        retries=retries,
+        timeout=_seconds(timeout),
     )
 
     def decorate(function: Callable[..., Any]) -> FunctionTask:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from kernelflow._core.errors import DefinitionError, SignatureError, TypeMismatchError
@@ -35,10 +36,23 @@ from kernelflow._core.interface import (
 )
 from kernelflow._core.task import Task
 from kernelflow._core.version import graph_version
+from kernelflow.workflows.failure import WorkflowFailurePolicy, run_on_failure
+from kernelflow.workflows.promise_ops import (
+    CollectTask,
+    GetTask,
+    Step,
+    describe_step,
+    node_suffix,
+    result_type,
+)
 
 _builder: contextvars.ContextVar[GraphBuilder | None] = contextvars.ContextVar(
     "kernelflow_builder", default=None
 )
+
+
+# Values of these types have no items or attributes a workflow would read.
+_SCALARS = (int, float, bool, complex, str, bytes, type(None))
 
 
 def current_builder() -> GraphBuilder | None:
@@ -69,8 +83,38 @@ class Promise:
             "a workflow body only wires tasks together",
         )
 
+    def __getattr__(self, name: str) -> Promise:
+        if name.startswith("_"):  # copy, pickle and friends probe for dunders
+            raise AttributeError(name)
+        return self._access(("attr", name))
+
+    def __getitem__(self, key: Any) -> Promise:
+        return self._access(("item", key))
+
+    def _access(self, step: Step) -> Promise:
+        """``out.field`` / ``out[0]`` / ``out["k"]``: a getter node, run with the workflow."""
+        builder = current_builder()
+        if builder is None or self.type in _SCALARS or isinstance(step[1], Promise):
+            self._no_value()
+        where = self.producer
+        result = result_type(self.type, step, where)
+        getter = GetTask(step, self.type, result)
+        binding = self.binding
+        base = (
+            binding.node if isinstance(binding, NodeOutput) else getattr(binding, "name", "value")
+        )
+        node = builder.add_node(
+            Node(
+                builder.unique_id(f"{base}{node_suffix(step)}"),
+                getter,
+                {"value": self.binding},
+                label=f"{where}{describe_step(step)}",
+            )
+        )
+        return Promise(NodeOutput(node.id, "o0"), result, f"{where}{describe_step(step)}")
+
     __bool__ = __len__ = __iter__ = __index__ = __float__ = __int__ = _no_value
-    __getitem__ = __contains__ = __round__ = __abs__ = __neg__ = __pos__ = _no_value
+    __contains__ = __round__ = __abs__ = __neg__ = __pos__ = _no_value
     # ``==`` too: object's would answer False, so ``if n == 0`` would pick a branch
     # silently. str() and f-strings would make a constant of the promise's repr.
     __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __str__ = __format__ = _no_value
@@ -85,9 +129,18 @@ class Promise:
 class Workflow:
     """A traced, typed DAG of tasks. Call it with keyword arguments to run it."""
 
-    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        *,
+        on_failure: Any = None,
+        failure_policy: WorkflowFailurePolicy | None = None,
+    ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
+        self.on_failure = on_failure  # a task or workflow run after a failed run
+        self.failure_policy = failure_policy or WorkflowFailurePolicy.FAIL_IMMEDIATELY
         self.interface: Interface = interface_from_function(fn, kind="workflow")
         self.graph: Graph = _trace(fn, self.name, self.interface)
         functools.update_wrapper(self, fn)
@@ -113,6 +166,8 @@ class Workflow:
         from kernelflow.engine.launch import run_target  # the engine loads on first run
 
         result = run_target(self, kwargs)
+        if result.error is not None and self.on_failure is not None:
+            run_on_failure(self.on_failure, result.params, result.error)
         result.raise_for_status()
         return self.interface.pack(result.outputs)
 
@@ -120,11 +175,23 @@ class Workflow:
         return f"<Workflow {self.name}: {len(self.graph.nodes)} tasks>"
 
 
-def workflow(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-    """Trace a typed function into a :class:`Workflow` (``@workflow``)."""
+def workflow(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    on_failure: Any = None,
+    failure_policy: WorkflowFailurePolicy | None = None,
+) -> Any:
+    """Trace a typed function into a :class:`Workflow` (``@workflow``).
+
+    ``on_failure`` (a task or workflow) runs after a failed run with the inputs
+    it declares and ``err``; ``failure_policy`` is Flyte's, accepted (see
+    :class:`~kernelflow.workflows.failure.WorkflowFailurePolicy`).
+    """
+    options = {"on_failure": on_failure, "failure_policy": failure_policy}
     if fn is None:
-        return lambda function: Workflow(function, name=name)
-    return Workflow(fn, name=name)
+        return lambda function: Workflow(function, name=name, **options)
+    return Workflow(fn, name=name, **options)
 
 
 # --- tracing --------------------------------------------------------------------
@@ -142,10 +209,11 @@ def _trace(fn: Callable[..., Any], name: str, interface: Interface) -> Graph:
     token = _builder.set(builder)
     try:
         result = fn(**promises)
+        # Still tracing: a returned list or dict of promises adds a node that builds it.
+        for output_name, binding in _returned_bindings(name, interface, result):
+            builder.set_output(output_name, binding)
     finally:
         _builder.reset(token)
-    for output_name, binding in _returned_bindings(name, interface, result):
-        builder.set_output(output_name, binding)
     return builder.build()
 
 
@@ -184,13 +252,45 @@ def _bind(value: Any, expected: Any, *, where: str) -> Binding:
             )
         return value.binding
     if _contains_promise(value):
-        raise DefinitionError(
-            f"{where} got a {type(value).__name__} containing promises; "
-            "a promise can only be passed on its own",
-            fix="pass the list through a task that builds it, or use map_task",
-        )
+        return _collect(value, expected, where=where)
     _check_constant(value, expected, where=where)
     return Const(value)
+
+
+def _collect(value: Any, expected: Any, *, where: str) -> Binding:
+    """A list or dict holding promises: a node that builds it when the workflow runs."""
+    builder = current_builder()
+    if builder is None or not isinstance(value, (list, dict)):
+        raise DefinitionError(
+            f"{where} got a {type(value).__name__} containing promises; "
+            "only a list or a dict of promises can be passed",
+            fix="pass the values through a task that builds them, or use map_task",
+        )
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if isinstance(value, list):
+        keys: list[Any] = list(range(len(value)))
+        items = value
+        element = args[0] if origin in (list, Sequence) and args else Any
+    else:
+        keys, items = list(value), list(value.values())
+        element = args[1] if origin in (dict, Mapping) and len(args) == 2 else Any
+    kind = "list" if isinstance(value, list) else "dict"
+    if element is Any and expected is not Any and origin is None and expected is not object:
+        raise TypeMismatchError(
+            f"{where} expects {type_name(expected)}, got a {kind}",
+            expected=type_name(expected),
+            actual=kind,
+            fix="pass a value of the declared type",
+        )
+    collector = CollectTask(kind, keys, [element] * len(items), expected)
+    bindings = {
+        f"i{index}": _bind(item, element, where=f"{where}[{key!r}]")
+        for index, (key, item) in enumerate(zip(keys, items))
+    }
+    node = builder.add_node(
+        Node(builder.unique_id(f"collect_{kind}"), collector, bindings, label=f"{kind} for {where}")
+    )
+    return NodeOutput(node.id, "o0")
 
 
 def _check_constant(value: Any, expected: Any, *, where: str) -> None:
@@ -208,7 +308,7 @@ def _contains_promise(value: Any) -> bool:
     if isinstance(value, (list, tuple, set)):
         return any(isinstance(item, Promise) or _contains_promise(item) for item in value)
     if isinstance(value, dict):
-        return any(_contains_promise(item) for item in value.values())
+        return any(isinstance(item, Promise) or _contains_promise(item) for item in value.values())
     return False
 
 

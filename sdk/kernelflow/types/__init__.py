@@ -1,0 +1,1 @@
+"""Flyte's ``flytekit.types`` at the same path (``kernelflow.types.*``)."""
