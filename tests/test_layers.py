@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("kernelflow._core", "kernelflow._version")),
     ("store", ("kernelflow.store",)),
     ("engine", ("kernelflow.engine",)),
-    ("workflows", ("kernelflow.workflows",)),
+    ("workflows", ("kernelflow.workflows", "kernelflow.types")),
     ("notebook", ("kernelflow.notebook",)),
     ("api", ("kernelflow.api", "kernelflow.errors", "kernelflow")),
     (

@@ -97,6 +97,9 @@ class NodeCompute:
         for name, meta in outputs.items():
             try:
                 loaded[name] = self.artifacts.get(ArtifactRef.from_dict(meta["artifact"]))
+                verify = getattr(type(loaded[name]), "__kernelflow_verify__", None)
+                if verify is not None:  # a stored file: is the copy still intact?
+                    verify(loaded[name])
             except IntegrityError as error:
                 warn_about(
                     f"{what} output {name!r} of task {label!r} is damaged "
@@ -117,6 +120,9 @@ class NodeCompute:
         for name, value in outputs.items():
             digest = hash_or_none(value)
             try:
+                keep = getattr(type(value), "__kernelflow_persist__", None)
+                if keep is not None:  # a file: its content is copied into the store
+                    value = keep(value, getattr(self.artifacts, "root", None))
                 ref = self.artifacts.put(value)
             except Exception as error:
                 warn_about(

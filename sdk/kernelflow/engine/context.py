@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelflow._core.errors import IntegrityError, KernelflowError, StoreError
+from kernelflow.engine.secrets import Secrets
 
 
 class Checkpoint:
@@ -90,6 +91,11 @@ class ExecutionContext:
     store_root: str
     checkpoint_run: str = ""
     item: int | None = None
+
+    @property
+    def secrets(self) -> Secrets:
+        """The task's secrets, read from the environment on request (never stored)."""
+        return Secrets()
 
     @property
     def checkpoint(self) -> Checkpoint:

@@ -14,6 +14,7 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
+from kernelflow._core.adapt import adapt_all
 from kernelflow._core.errors import KernelflowError, OutputTypeError, StoreError, TaskFailedError
 from kernelflow._core.interface import check_value, type_name
 from kernelflow._core.task import Task
@@ -26,7 +27,10 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
     token = set_context(context)
     try:
-        outputs = task.run(inputs)
+        # A path where a FlyteFile is declared becomes one (kernelflow._core.adapt).
+        outputs = adapt_all(
+            task.run(adapt_all(inputs, task.interface.inputs)), task.interface.outputs
+        )
     except StoreError as error:  # a checkpoint that could not be saved: the disk is full...
         raise _store_failed(task, context, error) from error
     except KernelflowError:
