@@ -188,3 +188,31 @@ def test_the_image_and_resources_are_recorded_with_the_run(store_home: Path) -> 
     environment = json.dumps(record["environment"])
     assert '"weather"' in environment and "localhost:30000" in environment
     assert '"200Mi"' in environment and "weather-api/token" in environment
+
+
+def test_with_overrides_changes_the_request_of_one_node(store_home: Path) -> None:
+    result = kernelflow.run(resources.lowered_wf, {"x": 3})
+    assert result.outputs["o0"] == 3
+    record = open_store(str(store_home)).runs.get_run(result.run_id)
+    assert record is not None and "lean:1" in json.dumps(record["environment"])
+    with pytest.raises(ResourceError, match="token_length"):
+        resources.raised_wf()
+    with pytest.raises(kernelflow.errors.DefinitionError, match="colour"):
+
+        @kernelflow.workflow
+        def bad() -> int:
+            return resources.greedy(x=1).with_overrides(colour="blue")
+
+
+def test_map_task_items_that_are_paths_are_keyed_by_content(tmp_path: Path) -> None:
+    files.CALLS.clear()
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"part-{i}.csv"
+        path.write_text("r\n" * (i + 1))
+        paths.append(str(path))
+    counted = kernelflow.map_task(files.count_rows)
+    assert counted(data=paths) == [1, 2, 3]
+    Path(paths[1]).write_text("r\n" * 5)
+    assert counted(data=paths) == [1, 5, 3]
+    assert files.CALLS == ["count_rows"] * 4  # only the edited file ran again

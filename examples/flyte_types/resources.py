@@ -39,3 +39,14 @@ def hungry(x: int) -> int:
 @workflow
 def greedy_wf(x: int = 1) -> int:
     return greedy(x=x)
+
+
+@workflow
+def lowered_wf(x: int = 1) -> int:
+    # The task asks for more CPUs than any machine here has; this use asks for one.
+    return greedy(x=x).with_overrides(requests=Resources(cpu="1"), container_image="lean:1")
+
+
+@workflow
+def raised_wf(x: int = 1) -> int:
+    return token_length(city="x").with_overrides(requests=Resources(mem="64Ti"))

@@ -15,27 +15,35 @@ Flyte lets a task declared ``-> FlyteFile`` return a plain path, and one declare
   when that copy is damaged (:mod:`kernelflow.engine.compute`).
 
 The engine adapts a node's inputs before they are hashed, and a task's outputs
-in the process that ran it, before they are checked and persisted.
+in the process that ran it, before they are checked and persisted. What to do
+for a declared type is worked out once per annotation: for ``int`` or
+``list[int]`` it is nothing, so ordinary tasks pay one dict look-up per value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import collections.abc as cabc
+from collections.abc import Callable, Mapping
+from typing import Any, get_args, get_origin
 
 from kernelflow._core.typecheck import unwrap
 
 __all__ = ["adapt", "adapt_all"]
 
+_Plan = Callable[[Any], Any] | None
+_PLANS: dict[int, tuple[object, _Plan]] = {}
+_PLANS_LIMIT = 4096
+
 
 def adapt(value: Any, declared: Any) -> Any:
     """``value`` in the form ``declared`` wants, when one of the two knows how; else as is."""
-    base = unwrap(declared)
     convert = getattr(type(value), "__kernelflow_convert_to__", None)
-    if convert is not None and not (isinstance(base, type) and isinstance(value, base)):
-        value = convert(value, declared)
-    adapter = getattr(base, "__kernelflow_adapt__", None) if isinstance(base, type) else None
-    return value if adapter is None else adapter(value, declared)
+    if convert is not None:
+        base = unwrap(declared)
+        if not (isinstance(base, type) and isinstance(value, base)):
+            value = convert(value, declared)
+    plan = _plan(declared)
+    return value if plan is None else plan(value)
 
 
 def adapt_all(values: Mapping[str, Any], declared: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -47,3 +55,45 @@ def adapt_all(values: Mapping[str, Any], declared: Mapping[str, Any]) -> Mapping
             changed = changed if changed is not None else dict(values)
             changed[name] = new
     return values if changed is None else changed
+
+
+def _plan(declared: Any) -> _Plan:
+    entry = _PLANS.get(id(declared))
+    if entry is not None and entry[0] is declared:
+        return entry[1]
+    if len(_PLANS) >= _PLANS_LIMIT:
+        _PLANS.clear()
+    plan = _make_plan(declared)
+    _PLANS[id(declared)] = (declared, plan)
+    return plan
+
+
+def _make_plan(declared: Any) -> _Plan:
+    base = unwrap(declared)
+    if isinstance(base, type):
+        adapter = getattr(base, "__kernelflow_adapt__", None)
+        if adapter is not None:
+            return lambda value: adapter(value, declared)
+        return None
+    origin, args = get_origin(base), get_args(base)
+    if origin in (list, cabc.Sequence, cabc.MutableSequence) and len(args) == 1:
+        item = _plan(args[0])
+        return None if item is None else lambda value: _each(value, item)
+    if origin in (dict, cabc.Mapping, cabc.MutableMapping) and len(args) == 2:
+        item = _plan(args[1])
+        return None if item is None else lambda value: _each_value(value, item)
+    return None
+
+
+def _each(value: Any, item: Callable[[Any], Any]) -> Any:
+    if not isinstance(value, list):
+        return value
+    items = [item(element) for element in value]
+    return items if any(new is not old for new, old in zip(items, value)) else value
+
+
+def _each_value(value: Any, item: Callable[[Any], Any]) -> Any:
+    if not isinstance(value, dict):
+        return value
+    entries = {key: item(element) for key, element in value.items()}
+    return entries if any(entries[k] is not v for k, v in value.items()) else value
