@@ -216,3 +216,27 @@ def test_map_task_items_that_are_paths_are_keyed_by_content(tmp_path: Path) -> N
     Path(paths[1]).write_text("r\n" * 5)
     assert counted(data=paths) == [1, 5, 3]
     assert files.CALLS == ["count_rows"] * 4  # only the edited file ran again
+
+
+# --- decks ------------------------------------------------------------------------------
+
+
+def test_decks_are_kept_per_node_and_run_without_secrets(
+    monkeypatch: pytest.MonkeyPatch, store_home: Path, tmp_path: Path
+) -> None:
+    value = "deck-" + os.urandom(8).hex()
+    monkeypatch.setenv("_FSEC_WEATHER-API_TOKEN", value)
+    result = kernelflow.run(resources.deck_wf, {"rows": 4})
+    assert result.outputs["o0"] == 8
+    page = kernelflow.api.deck(result.run_id, "profile")
+    assert "<p>4 rows</p>" in page and "Details" in page and "[secret]" in page
+    assert value not in page and value.encode() not in store_bytes(store_home)
+    with pytest.raises(kernelflow.errors.KernelflowError, match="no deck for task 'quiet'"):
+        kernelflow.api.deck(result.run_id, "quiet")
+
+    out = tmp_path / "deck.html"
+    from kernelflow.cli import main
+
+    assert main(["deck", result.run_id, "profile", "--out", str(out)]) == 0
+    assert out.read_text() == page
+    assert main(["deck", result.run_id, "quiet"]) != 0

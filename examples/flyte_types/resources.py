@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from kernelflow import ImageSpec, Resources, Secret, current_context, task, workflow
+from kernelflow.deck import Deck
 
 TOKEN = Secret(group="weather-api", key="token")
 IMAGE = ImageSpec(name="weather", packages=["pandas"], registry="localhost:30000")
@@ -50,3 +51,22 @@ def lowered_wf(x: int = 1) -> int:
 @workflow
 def raised_wf(x: int = 1) -> int:
     return token_length(city="x").with_overrides(requests=Resources(mem="64Ti"))
+
+
+@task(enable_deck=True, secret_requests=[TOKEN])
+def profile(rows: int) -> int:
+    token = current_context().secrets.get("weather-api", "token")
+    current_context().default_deck.append(f"<p>{rows} rows</p>")
+    Deck("Details", f"<p>token used: {token}</p>")  # the page shows [secret] instead
+    return rows * 2
+
+
+@task
+def quiet(rows: int) -> int:
+    Deck("Ignored", "<p>not kept: this task has no deck</p>")
+    return rows
+
+
+@workflow
+def deck_wf(rows: int = 3) -> int:
+    return quiet(rows=profile(rows=rows))

@@ -44,6 +44,7 @@ from kernelflow.workflows.workflow import workflow
 if TYPE_CHECKING:
     from kernelflow._core.resources import ImageSpec, Resources, Secret
     from kernelflow.api import lineage, load_target, run, runs
+    from kernelflow.engine.decks import Deck
     from kernelflow.engine.runner import RunResult
     from kernelflow.notebook.export import export
     from kernelflow.notebook.load import load_notebook
@@ -65,6 +66,7 @@ __all__ = [
     "Resources",
     "Secret",
     "ImageSpec",
+    "Deck",
     # running and inspecting them
     "run",
     "RunResult",
@@ -95,6 +97,7 @@ _LAZY = {
     "Resources": "kernelflow._core.resources",
     "Secret": "kernelflow._core.resources",
     "ImageSpec": "kernelflow._core.resources",
+    "Deck": "kernelflow.engine.decks",
 }
 
 

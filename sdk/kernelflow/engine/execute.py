@@ -17,8 +17,10 @@ from typing import Any
 from kernelflow._core.adapt import adapt_all
 from kernelflow._core.errors import KernelflowError, OutputTypeError, StoreError, TaskFailedError
 from kernelflow._core.interface import check_value, type_name
+from kernelflow._core.resources import requirements_of
 from kernelflow._core.task import Task
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
+from kernelflow.engine.decks import DeckCollector
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,11 +28,20 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
     token = set_context(context)
+    requirements = requirements_of(task)
+    slot = context.node if context.item is None else f"{context.node}[{context.item}]"
+    decks = DeckCollector(
+        enabled=requirements is not None and requirements.enable_deck,
+        store_root=context.store_root,
+        run_id=context.run_id,
+        slot=slot,
+    )
     try:
-        # A path where a FlyteFile is declared becomes one (kernelflow._core.adapt).
-        outputs = adapt_all(
-            task.run(adapt_all(inputs, task.interface.inputs)), task.interface.outputs
-        )
+        with decks:
+            # A path where a FlyteFile is declared becomes one (kernelflow._core.adapt).
+            outputs = adapt_all(
+                task.run(adapt_all(inputs, task.interface.inputs)), task.interface.outputs
+            )
     except StoreError as error:  # a checkpoint that could not be saved: the disk is full...
         raise _store_failed(task, context, error) from error
     except KernelflowError:

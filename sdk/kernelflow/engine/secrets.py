@@ -10,13 +10,38 @@ reaches a cache key, the store, the run record or a deck.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from kernelflow._core.errors import SecretError
 
-__all__ = ["Secrets", "env_names", "secrets_dir"]
+__all__ = ["Secrets", "collect_revealed", "env_names", "secrets_dir"]
+
+# The values read during the current attempt, so that a deck can hide them.
+_revealed: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "kernelflow_revealed_secrets", default=None
+)
+
+
+@contextlib.contextmanager
+def collect_revealed(into: set[str]) -> Iterator[set[str]]:
+    """Within the block, every secret value read is added to ``into``."""
+    token = _revealed.set(into)
+    try:
+        yield into
+    finally:
+        _revealed.reset(token)
+
+
+def _reveal(value: str) -> None:
+    bucket = _revealed.get()
+    if bucket is not None:
+        bucket.add(value)
+
 
 FLYTE_PREFIX = "_FSEC_"
 _NON_WORD = re.compile(r"[^0-9A-Za-z]")
@@ -55,10 +80,12 @@ class Secrets:
         for name in env_names(group, key):
             if name in os.environ:
                 value = os.environ[name]
+                _reveal(value)
                 return value.encode() if "b" in encode_mode else value
         path = self.file_of(group, key)
         if path.is_file():
             data = path.read_bytes()
+            _reveal(data.decode(errors="replace").rstrip("\n"))
             return data if "b" in encode_mode else data.decode().rstrip("\n")
         raise SecretError(
             f"secret group={group!r} key={key!r} was not found: no environment variable "
