@@ -129,9 +129,8 @@ def test_a_dataset_reaches_a_dataframe_input_and_dataclasses_are_checked() -> No
     def wrong() -> tables.Summary:
         return {"rows": 1, "total": 2.0}  # type: ignore[return-value]
 
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(OutputTypeError, match="expected Summary, got dict"):
         wrong()
-    assert isinstance(caught.value, OutputTypeError) or "Summary" in str(caught.value)
 
 
 # --- resources, images, secrets -----------------------------------------------------------
@@ -240,3 +239,14 @@ def test_decks_are_kept_per_node_and_run_without_secrets(
     assert main(["deck", result.run_id, "profile", "--out", str(out)]) == 0
     assert out.read_text() == page
     assert main(["deck", result.run_id, "quiet"]) != 0
+
+
+def test_files_in_lists_and_dataclasses_are_kept_in_the_store() -> None:
+    chunks, parts = files.split(n=3)
+    assert parts.first == chunks[0]
+    for chunk in chunks:
+        os.remove(chunk.path)  # the originals are gone
+    cached, cached_parts = files.split(n=3)  # a cache hit: the store's copies
+    assert [Path(c.path).read_text() for c in cached] == [f"chunk {i}\n" for i in range(3)]
+    assert Path(cached_parts.first.path).read_text() == "chunk 0\n"
+    assert cached_parts.count == 3

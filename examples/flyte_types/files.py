@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import typing
+from dataclasses import dataclass
 
 from kernelflow import task, workflow
 from kernelflow.types.directory import FlyteDirectory
@@ -49,3 +50,21 @@ def make_folder(n: int) -> FlyteDirectory:
         with open(os.path.join(folder, f"part-{i}.txt"), "w") as file:
             file.write("x" * (i + 1))
     return FlyteDirectory(folder)
+
+
+@dataclass
+class Parts:
+    first: FlyteFile
+    count: int
+
+
+@task(cache=True)
+def split(n: int) -> tuple[list[FlyteFile], Parts]:
+    folder = tempfile.mkdtemp()
+    paths = []
+    for i in range(n):
+        path = os.path.join(folder, f"chunk-{i}.txt")
+        with open(path, "w") as file:
+            file.write(f"chunk {i}\n")
+        paths.append(FlyteFile(path))
+    return paths, Parts(first=paths[0], count=n)

@@ -23,12 +23,13 @@ for a declared type is worked out once per annotation: for ``int`` or
 from __future__ import annotations
 
 import collections.abc as cabc
+import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, get_args, get_origin
+from typing import Any, TypeVar, get_args, get_origin
 
 from kernelflow._core.typecheck import unwrap
 
-__all__ = ["adapt", "adapt_all"]
+__all__ = ["adapt", "adapt_all", "keep"]
 
 _Plan = Callable[[Any], Any] | None
 _PLANS: dict[int, tuple[object, _Plan]] = {}
@@ -97,3 +98,44 @@ def _each_value(value: Any, item: Callable[[Any], Any]) -> Any:
         return value
     entries = {key: item(element) for key, element in value.items()}
     return entries if any(entries[k] is not v for k, v in value.items()) else value
+
+
+def keep(value: Any, declared: Any, root: Any) -> Any:
+    """``value`` with every file in it (by ``__kernelflow_persist__``) copied into the store.
+
+    Files are found where the declared type says they can be: the value itself,
+    the items of a ``list[...]``, the values of a ``dict[..., ...]``, the fields
+    of a dataclass; anything else is left as it is, so a ``list[int]`` is not walked.
+    """
+    hook = getattr(type(value), "__kernelflow_persist__", None)
+    if hook is not None:
+        return hook(value, root)
+    base = unwrap(declared)
+    origin, args = get_origin(base), get_args(base)
+    if isinstance(value, list) and origin in (list, cabc.Sequence) and len(args) == 1:
+        if not _may_hold_files(args[0]):
+            return value
+        items = [keep(item, args[0], root) for item in value]
+        return items if any(new is not old for new, old in zip(items, value)) else value
+    if isinstance(value, dict) and origin in (dict, cabc.Mapping) and len(args) == 2:
+        if not _may_hold_files(args[1]):
+            return value
+        entries = {key: keep(item, args[1], root) for key, item in value.items()}
+        return entries if any(entries[k] is not v for k, v in value.items()) else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for field in dataclasses.fields(value):
+            item = getattr(value, field.name)
+            if hasattr(type(item), "__kernelflow_persist__"):
+                changes[field.name] = keep(item, Any, root)
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
+
+
+def _may_hold_files(declared: Any) -> bool:
+    base = unwrap(declared)
+    if base is Any or isinstance(base, TypeVar):
+        return True
+    if isinstance(base, type):
+        return hasattr(base, "__kernelflow_persist__") or dataclasses.is_dataclass(base)
+    return any(_may_hold_files(arg) for arg in get_args(base) if arg is not Ellipsis)

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from kernelflow._core.adapt import keep
 from kernelflow._core.cache_key import CacheKey, cache_key
 from kernelflow._core.errors import IntegrityError, KernelflowWarning
 from kernelflow._core.hashing import hash_or_none
@@ -120,9 +121,8 @@ class NodeCompute:
         for name, value in outputs.items():
             digest = hash_or_none(value)
             try:
-                keep = getattr(type(value), "__kernelflow_persist__", None)
-                if keep is not None:  # a file: its content is copied into the store
-                    value = keep(value, getattr(self.artifacts, "root", None))
+                # A file (also in a list or a dataclass) is copied into the store.
+                value = keep(value, declared.get(name), getattr(self.artifacts, "root", None))
                 ref = self.artifacts.put(value)
             except Exception as error:
                 warn_about(

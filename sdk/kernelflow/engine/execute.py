@@ -8,6 +8,7 @@ traceback text starts in the user's code, not in the engine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 import types
@@ -28,14 +29,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
     token = set_context(context)
-    requirements = requirements_of(task)
-    slot = context.node if context.item is None else f"{context.node}[{context.item}]"
-    decks = DeckCollector(
-        enabled=requirements is not None and requirements.enable_deck,
-        store_root=context.store_root,
-        run_id=context.run_id,
-        slot=slot,
-    )
+    decks = _decks(task, context)
     try:
         with decks:
             # A path where a FlyteFile is declared becomes one (kernelflow._core.adapt).
@@ -52,6 +46,17 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
         reset_context(token)
     check_outputs(task, outputs)
     return outputs
+
+
+def _decks(task: Task, context: ExecutionContext) -> contextlib.AbstractContextManager[Any]:
+    """What collects the attempt's deck pages; nothing for a task without a deck."""
+    requirements = requirements_of(task)
+    if requirements is None or not requirements.enable_deck:
+        return contextlib.nullcontext()
+    slot = context.node if context.item is None else f"{context.node}[{context.item}]"
+    return DeckCollector(
+        enabled=True, store_root=context.store_root, run_id=context.run_id, slot=slot
+    )
 
 
 def check_outputs(task: Task, outputs: Mapping[str, Any]) -> None:
