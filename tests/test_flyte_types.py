@@ -240,6 +240,10 @@ def test_decks_are_kept_per_node_and_run_without_secrets(
     assert out.read_text() == page
     assert main(["deck", result.run_id, "quiet"]) != 0
 
+    kernelflow.api.gc(keep_runs=0)  # a removed run's decks go with it
+    with pytest.raises(kernelflow.errors.KernelflowError, match="no deck"):
+        kernelflow.api.deck(result.run_id, "profile")
+
 
 def test_files_in_lists_and_dataclasses_are_kept_in_the_store() -> None:
     chunks, parts = files.split(n=3)

@@ -14,15 +14,20 @@ from pathlib import Path
 
 from kernelflow._core.errors import StoreError
 
-__all__ = ["deck_path", "list_decks", "read_deck", "write_deck"]
+__all__ = ["deck_folder", "deck_path", "list_decks", "read_deck", "write_deck"]
 
 
 def _name(text: str) -> str:
     return urllib.parse.quote(text, safe="") or "_"
 
 
+def deck_folder(root: str | os.PathLike[str], run_id: str) -> Path:
+    """The decks of one run (removed with the run by ``kernelflow gc``)."""
+    return Path(root, "decks", _name(run_id))
+
+
 def deck_path(root: str | os.PathLike[str], run_id: str, node: str) -> Path:
-    return Path(root, "decks", _name(run_id), f"{_name(node)}.html")
+    return deck_folder(root, run_id) / f"{_name(node)}.html"
 
 
 def write_deck(root: str | os.PathLike[str], run_id: str, node: str, html: str) -> Path:
@@ -52,7 +57,7 @@ def read_deck(root: str | os.PathLike[str], run_id: str, node: str) -> str | Non
 
 def list_decks(root: str | os.PathLike[str], run_id: str) -> list[str]:
     """The nodes of ``run_id`` that have a deck."""
-    folder = Path(root, "decks", _name(run_id))
+    folder = deck_folder(root, run_id)
     if not folder.is_dir():
         return []
     return sorted(urllib.parse.unquote(path.stem) for path in folder.glob("*.html"))
