@@ -44,11 +44,14 @@ from kernelflow.workflows.task import task
 from kernelflow.workflows.workflow import workflow
 
 if TYPE_CHECKING:
+    from kernelflow._core.resources import ImageSpec, Resources, Secret
     from kernelflow.api import lineage, load_target, run, runs
+    from kernelflow.engine.decks import Deck
     from kernelflow.engine.runner import RunResult
     from kernelflow.notebook.export import export
     from kernelflow.notebook.load import load_notebook
     from kernelflow.notebook.outputs import read_outputs
+    from kernelflow.types import FlyteDirectory, FlyteFile, StructuredDataset, kwtypes
 
 __all__ = [
     # defining workflows
@@ -58,6 +61,15 @@ __all__ = [
     "current_context",
     "Schema",
     "WorkflowFailurePolicy",
+    # Flyte types and resources (issue 15)
+    "FlyteFile",
+    "FlyteDirectory",
+    "StructuredDataset",
+    "kwtypes",
+    "Resources",
+    "Secret",
+    "ImageSpec",
+    "Deck",
     # running and inspecting them
     "run",
     "RunResult",
@@ -81,6 +93,14 @@ _LAZY = {
     "load_notebook": "kernelflow.notebook.load",
     "read_outputs": "kernelflow.notebook.outputs",
     "export": "kernelflow.notebook.export",
+    "FlyteFile": "kernelflow.types.file",
+    "FlyteDirectory": "kernelflow.types.directory",
+    "StructuredDataset": "kernelflow.types.structured",
+    "kwtypes": "kernelflow.types.structured",
+    "Resources": "kernelflow._core.resources",
+    "Secret": "kernelflow._core.resources",
+    "ImageSpec": "kernelflow._core.resources",
+    "Deck": "kernelflow.engine.decks",
 }
 
 

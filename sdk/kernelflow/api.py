@@ -231,6 +231,26 @@ def lineage_table(
     return lineage_rows(name, _store(store), run_ids=run_ids, namespace=namespace)
 
 
+def deck(run_id: str, task: str, *, store: Store | str | None = None) -> str:
+    """The HTML deck a task (a node id) wrote in a run (``@task(enable_deck=True)``)."""
+    from kernelflow._core.errors import KernelflowError
+    from kernelflow.store.decks import list_decks, read_deck
+
+    home = _store(store).home
+    page = read_deck(home, run_id, task)
+    if page is None:
+        found = list_decks(home, run_id)
+        raise KernelflowError(
+            f"run {run_id!r} has no deck for task {task!r}"
+            + (f" (decks: {', '.join(found)})" if found else ""),
+            run_id=run_id,
+            task=task,
+            fix="check the run id (kernelflow runs) and the task name; a task writes a deck "
+            "when declared @task(enable_deck=True) and it adds to one",
+        )
+    return page
+
+
 def _store(store: Store | str | os.PathLike[str] | None) -> Store:
     return store if isinstance(store, Store) else open_store(store)
 

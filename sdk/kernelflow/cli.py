@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from kernelflow.api import BACKENDS, PARAM_OPTION
@@ -104,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     lineage.add_argument("run_id")
     lineage.add_argument("task")
     lineage.set_defaults(handler=_lineage)
+
+    deck = commands.add_parser("deck", help="the HTML deck a task wrote in a run")
+    deck.add_argument("run_id")
+    deck.add_argument("task")
+    deck.add_argument("--out", metavar="FILE.html", help="write it here (default: stdout)")
+    deck.set_defaults(handler=_deck)
 
     cache = commands.add_parser("cache", help="inspect or clear the cache")
     cache.add_argument("action", choices=["ls", "clear"])
@@ -228,6 +235,18 @@ def _lineage(args: argparse.Namespace) -> int:
     from kernelflow import api
 
     print(json.dumps(api.lineage(args.run_id, args.task), indent=2, default=str))
+    return EXIT_OK
+
+
+def _deck(args: argparse.Namespace) -> int:
+    from kernelflow import api
+
+    page = api.deck(args.run_id, args.task)
+    if args.out:
+        Path(args.out).write_text(page, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(page)
     return EXIT_OK
 
 

@@ -73,6 +73,8 @@ def _class_and_args(tp: object) -> tuple[object, tuple[Any, ...]]:
 def _class_compatible(source: type, target: type) -> bool:
     if source is bool and target in (int, float, complex):
         return False  # check_value refuses a bool where a number is expected
+    if hasattr(target, "__kernelflow_adapt__") or hasattr(source, "__kernelflow_convert_to__"):
+        return True  # a path feeds a FlyteFile, a dataset a DataFrame (kernelflow._core.adapt)
     if (target is float and source is int) or (target is complex and source in (int, float)):
         return True
     try:

@@ -27,6 +27,7 @@ __all__ = [
     "UndefinedNameError",
     "CellParseError",
     "TargetError",
+    "ResourceError",
     "ParameterError",
     "ResumeError",
     "TaskError",
@@ -38,6 +39,7 @@ __all__ = [
     "StoreError",
     "IntegrityError",
     "UnhashableValueError",
+    "SecretError",
     "KernelflowWarning",
 ]
 
@@ -138,6 +140,10 @@ class TargetError(DefinitionError):
 # --- bad input to a run (CLI exit 2) ---------------------------------------------
 
 
+class ResourceError(DefinitionError):
+    """A task asks for more than this machine has; refused before the run starts."""
+
+
 class ParameterError(KernelflowError, ValueError):
     """A workflow parameter is unknown, missing, unparsable or of the wrong type."""
 
@@ -206,6 +212,13 @@ class UnsupportedFeatureError(KernelflowError, ImportError):
             f"kernelflow does not support {feature}{reason}; see README 'Flyte compatibility'",
             feature=feature,
         )
+
+
+class SecretError(KernelflowError, KeyError):
+    """A secret a task asked for is in no environment variable and no secrets file."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return KernelflowError.__str__(self)
 
 
 class KernelflowWarning(UserWarning):

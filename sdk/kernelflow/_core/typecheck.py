@@ -245,6 +245,13 @@ def _compile(tp: object) -> _Checker:
 
 def _compile_class(cls: type) -> _Checker:
     exact = _EXACT.get(cls, frozenset({cls}))
+    accepts = getattr(cls, "__kernelflow_accepts__", None)  # see kernelflow._core.adapt
+    if accepts is not None:
+
+        def check_adapted(value: object) -> _Mismatch | None:
+            return None if accepts(value) else ("", describe_value(value))
+
+        return check_adapted
 
     def check(value: object) -> _Mismatch | None:
         if type(value) in exact or _is_instance(value, cls):

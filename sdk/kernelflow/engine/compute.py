@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from kernelflow._core.adapt import keep
 from kernelflow._core.cache_key import CacheKey, cache_key
 from kernelflow._core.errors import IntegrityError, KernelflowWarning
 from kernelflow._core.hashing import hash_or_none
@@ -97,6 +98,9 @@ class NodeCompute:
         for name, meta in outputs.items():
             try:
                 loaded[name] = self.artifacts.get(ArtifactRef.from_dict(meta["artifact"]))
+                verify = getattr(type(loaded[name]), "__kernelflow_verify__", None)
+                if verify is not None:  # a stored file: is the copy still intact?
+                    verify(loaded[name])
             except IntegrityError as error:
                 warn_about(
                     f"{what} output {name!r} of task {label!r} is damaged "
@@ -117,6 +121,8 @@ class NodeCompute:
         for name, value in outputs.items():
             digest = hash_or_none(value)
             try:
+                # A file (also in a list or a dataclass) is copied into the store.
+                value = keep(value, declared.get(name), getattr(self.artifacts, "root", None))
                 ref = self.artifacts.put(value)
             except Exception as error:
                 warn_about(

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from kernelflow._core.errors import IntegrityError, KernelflowError, StoreError
+from kernelflow.engine.decks import Deck, current_decks, default_deck
+from kernelflow.engine.secrets import Secrets
 
 
 class Checkpoint:
@@ -116,6 +118,20 @@ class ExecutionContext:
     store_root: str
     checkpoint_run: str = ""
     item: int | None = None
+
+    @property
+    def default_deck(self) -> Deck:
+        """The task's default deck page (written when ``@task(enable_deck=True)``)."""
+        return default_deck()
+
+    @property
+    def decks(self) -> list[Deck]:
+        return current_decks()
+
+    @property
+    def secrets(self) -> Secrets:
+        """The task's secrets, read from the environment on request (never stored)."""
+        return Secrets()
 
     @property
     def checkpoint(self) -> Checkpoint:

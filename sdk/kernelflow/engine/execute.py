@@ -8,12 +8,14 @@ traceback text starts in the user's code, not in the engine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 import types
 from collections.abc import Mapping
 from typing import Any
 
+from kernelflow._core.adapt import adapt_all
 from kernelflow._core.errors import (
     KernelflowError,
     OutputTypeError,
@@ -22,8 +24,10 @@ from kernelflow._core.errors import (
     TaskFailedError,
 )
 from kernelflow._core.interface import check_value, type_name
+from kernelflow._core.resources import requirements_of
 from kernelflow._core.task import Task
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
+from kernelflow.engine.decks import DeckCollector
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,8 +35,13 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
     token = set_context(context)
+    decks = _decks(task, context)
     try:
-        outputs = task.run(inputs)
+        with decks:
+            # A path where a FlyteFile is declared becomes one (kernelflow._core.adapt).
+            outputs = adapt_all(
+                task.run(adapt_all(inputs, task.interface.inputs)), task.interface.outputs
+            )
     except StoreError as error:  # a checkpoint that could not be saved: the disk is full...
         raise _store_failed(task, context, error) from error
     except RecoverableError as error:  # the user asks for another attempt
@@ -45,6 +54,17 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
         reset_context(token)
     check_outputs(task, outputs)
     return outputs
+
+
+def _decks(task: Task, context: ExecutionContext) -> contextlib.AbstractContextManager[Any]:
+    """What collects the attempt's deck pages; nothing for a task without a deck."""
+    requirements = requirements_of(task)
+    if requirements is None or not requirements.enable_deck:
+        return contextlib.nullcontext()
+    slot = context.node if context.item is None else f"{context.node}[{context.item}]"
+    return DeckCollector(
+        enabled=True, store_root=context.store_root, run_id=context.run_id, slot=slot
+    )
 
 
 def check_outputs(task: Task, outputs: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kernelflow._core.resources import check_fits, requirements_of
 from kernelflow.engine.backends import get_executor
 from kernelflow.engine.events import Listener
 from kernelflow.engine.runner import Engine, RunResult, RunTarget
@@ -37,6 +38,10 @@ def run_target(
     outputs are restored instead of running it: a kernel's tasks that are up to
     date (``%workflow run`` runs only what is stale).
     """
+    for node in target.graph.nodes.values():  # refused before anything is recorded
+        requirements = requirements_of(node.task)
+        if requirements is not None:
+            check_fits(node.task.name, requirements.requests)
     opened = store if isinstance(store, Store) else open_store(store)
     plan = None
     if restore:

@@ -18,6 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kernelflow._core.adapt import adapt
 from kernelflow._core.cache_key import CacheKey
 from kernelflow._core.errors import (
     KernelflowError,
@@ -27,6 +28,7 @@ from kernelflow._core.errors import (
 )
 from kernelflow._core.graph import Const, Node, NodeId, NodeOutput, Param
 from kernelflow._core.hashing import hash_or_none
+from kernelflow._core.resources import requirements_of
 from kernelflow._core.status import RunStatus
 from kernelflow._core.task import Task, check_success_ratio
 from kernelflow.engine.compute import NodeCompute, OutputMeta
@@ -324,6 +326,9 @@ class RunLoop:
         inputs, provenance, hashes = {}, {}, {}
         for name, binding in node.bindings.items():
             value, digest, source = self.values.resolve(binding)
+            adapted = adapt(value, node.task.interface.inputs.get(name))
+            if adapted is not value:  # a path where a file is declared: hash the content
+                value, digest = adapted, hash_or_none(adapted)
             inputs[name] = value
             hashes[name] = digest
             provenance[name] = {"hash": digest, "source": source}
@@ -547,10 +552,22 @@ class RunLoop:
             workflow=self.target.name,
             version=self.target.version,
             params=dict(self.values.params),
-            environment=run_environment(packages),
+            environment=self._environment(packages),
             resumed_from=self.resume.previous if self.resume is not None else None,
             new_id=self.new_id,
         )
+
+    def _environment(self, packages: Mapping[str, str]) -> dict[str, Any]:
+        """The run environment, with what tasks declared of theirs (images, resources)."""
+        environment = run_environment(packages)
+        declared = {}
+        for node_id in self.order:
+            requirements = requirements_of(self.graph.nodes[node_id].task)
+            if requirements is not None and requirements.record():
+                declared[str(node_id)] = requirements.record()
+        if declared:
+            environment["tasks"] = declared
+        return environment
 
     def _report_attempt(
         self,

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
+from kernelflow._core.adapt import adapt
 from kernelflow._core.cache_key import CacheKey
 from kernelflow._core.errors import KernelflowError, TaskFailedError
 from kernelflow._core.hashing import hash_or_none
@@ -118,9 +119,12 @@ class MapRun:
         self, inputs: Mapping[str, Any], hashes: Mapping[str, str | None], *, force: bool
     ) -> None:
         """Key every item; with ``force`` unset, take each hit's outputs instead of running it."""
+        declared = self.item_task.interface.inputs
         for index, item in enumerate(self.items):
-            item_hashes = {
-                name: hashes.get(name) if value is inputs.get(name) else hash_or_none(value)
+            item_hashes = {  # a path where a file is declared: hashed by content (adapt)
+                name: hashes.get(name)
+                if value is inputs.get(name)
+                else hash_or_none(adapt(value, declared.get(name)))
                 for name, value in item.items()
             }
             key = self.keys[index] = self.compute.key(self.item_task, self.node, item_hashes)

@@ -10,7 +10,8 @@ state a checkpoint, every new value an artifact. :func:`collect` removes, in ord
    the kept run needs them.
 2. Their records (run rows, node records, cache hits) and their checkpoint
    directories (``checkpoints/<run_id>/``, named after the first run of a resume
-   chain), and checkpoint directories of runs the store does not know.
+   chain), and checkpoint directories of runs the store does not know; their
+   decks (``decks/<run_id>/``).
 3. The artifact files that no kept record, no cache entry and no kept checkpoint
    names. A file written or reused within :data:`GRACE_SECONDS` before gc began is
    kept whatever the records say: a run that started meanwhile may use it before
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernelflow._core.errors import KernelflowError
 from kernelflow.store.artifacts import referenced_paths
+from kernelflow.store.decks import deck_folder
 
 if TYPE_CHECKING:
     from kernelflow.store.home import Store
@@ -173,6 +175,8 @@ def _collect(
     checkpoints, checkpoint_bytes = _sweep_checkpoints(store.home, gone, known, keep, old, dry_run)
     artifacts, artifact_bytes = _sweep_artifacts(store, keep, old, dry_run)
     if not dry_run:
+        for run_id in gone:  # a removed run's decks go with it (store/decks.py)
+            shutil.rmtree(deck_folder(store.home, run_id), ignore_errors=True)
         store.runs.compact()
     return GcReport(
         dry_run=dry_run,

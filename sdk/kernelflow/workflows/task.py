@@ -22,6 +22,7 @@ from kernelflow._core.pickling import (
     task_by_reference,
     task_by_value,
 )
+from kernelflow._core.resources import ImageSpec, Requirements, Resources, Secret
 from kernelflow._core.task import Task, TaskOptions
 from kernelflow.workflows.workflow import add_call, current_builder, run_task_directly
 
@@ -46,10 +47,17 @@ class CallableTask(Task):
 class FunctionTask(CallableTask):
     """A task whose body is a Python function (``@task``)."""
 
-    def __init__(self, fn: Callable[..., Any], options: TaskOptions, name: str | None = None):
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        options: TaskOptions,
+        name: str | None = None,
+        requirements: Requirements | None = None,
+    ):
         self.fn = fn
         self.name = name or fn.__name__
         self.options = options
+        self.requirements = requirements or Requirements()
         self.interface = interface_from_function(fn, kind="task")
         functools.update_wrapper(self, fn)
 
@@ -114,13 +122,28 @@ def task(
     retries: int = 0,
     timeout: float | datetime.timedelta | None = None,
     name: str | None = None,
+    requests: Resources | None = None,
+    limits: Resources | None = None,
+    container_image: str | ImageSpec | None = None,
+    secret_requests: list[Secret] | None = None,
+    enable_deck: bool = False,
 ) -> Any:
     """Turn a typed function into a task (``@task`` or ``@task(cache=True, ...)``).
 
     Every parameter must be annotated (no return annotation: no outputs): the
     annotations are the task's interface, checked when a workflow is defined and
     when values are produced. ``timeout`` is seconds or a ``timedelta``; 0 is none.
+    ``requests``/``limits`` (:class:`Resources`), ``container_image`` and
+    ``secret_requests`` are Flyte's: a request larger than this machine is refused
+    before a run starts; the image is recorded with the run.
     """
+    requirements = Requirements(
+        requests=requests,
+        limits=limits,
+        container_image=container_image,
+        secret_requests=tuple(secret_requests or ()),
+        enable_deck=enable_deck,
+    )
     options = TaskOptions(
         cache=cache,
         cache_version=str(cache_version),
@@ -129,6 +152,6 @@ def task(
     )
 
     def decorate(function: Callable[..., Any]) -> FunctionTask:
-        return FunctionTask(function, options, name=name)
+        return FunctionTask(function, options, name=name, requirements=requirements)
 
     return decorate(fn) if fn is not None else decorate

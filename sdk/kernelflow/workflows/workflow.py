@@ -37,6 +37,7 @@ from kernelflow._core.interface import (
 from kernelflow._core.task import Task
 from kernelflow._core.version import graph_version
 from kernelflow.workflows.failure import WorkflowFailurePolicy, run_on_failure
+from kernelflow.workflows.overrides import override_node
 from kernelflow.workflows.promise_ops import (
     CollectTask,
     GetTask,
@@ -124,6 +125,11 @@ class Promise:
 
     def __repr__(self) -> str:
         return f"<Promise {self.producer}: {type_name(self.type)}>"
+
+    def with_overrides(self, **overrides: Any) -> Promise:
+        """Options and resources for the task that produces this (issue 15; see overrides)."""
+        _override(self.binding, overrides)
+        return self
 
 
 class Workflow:
@@ -378,6 +384,20 @@ class NodeHandle:
 
     def __repr__(self) -> str:
         return f"<NodeHandle {self.node}>"
+
+    def with_overrides(self, **overrides: Any) -> NodeHandle:
+        _override(NodeOutput(self.node, ""), overrides)
+        return self
+
+
+def _override(binding: Any, overrides: Mapping[str, Any]) -> None:
+    builder = current_builder()
+    if builder is None or not isinstance(binding, NodeOutput):
+        raise DefinitionError(
+            "with_overrides() applies to a task called in a @workflow body",
+            fix="call it on what the task call returned, inside the workflow",
+        )
+    override_node(builder, binding.node, overrides)
 
 
 def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -> Any:

@@ -1,0 +1,1 @@
+"""Flyte programs that use files, directories, tables, resources and secrets (issue 15)."""

@@ -1,0 +1,141 @@
+"""Values that a declared type takes in another form, converted where values enter a task.
+
+Flyte lets a task declared ``-> FlyteFile`` return a plain path, and one declared
+``-> StructuredDataset`` return a DataFrame. The core knows none of those types
+(they live above it, in :mod:`kernelflow.types`); it knows a protocol instead:
+
+- a class with ``__kernelflow_adapt__(value, declared)`` (a classmethod) turns a value
+  given where it is declared into an instance (or returns the value unchanged);
+- a value whose class has ``__kernelflow_convert_to__(declared)`` turns itself into
+  another declared type (a StructuredDataset where a DataFrame is declared);
+- ``__kernelflow_accepts__(value)`` tells the type check what the adapter takes;
+- ``__kernelflow_hash__()`` gives the content hash (:mod:`kernelflow._core.hashing`);
+- ``__kernelflow_persist__(root)`` returns a copy whose data lives in the store at
+  ``root`` (an output file), and ``__kernelflow_verify__()`` raises IntegrityError
+  when that copy is damaged (:mod:`kernelflow.engine.compute`).
+
+The engine adapts a node's inputs before they are hashed, and a task's outputs
+in the process that ran it, before they are checked and persisted. What to do
+for a declared type is worked out once per annotation: for ``int`` or
+``list[int]`` it is nothing, so ordinary tasks pay one dict look-up per value.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, get_args, get_origin
+
+from kernelflow._core.typecheck import unwrap
+
+__all__ = ["adapt", "adapt_all", "keep"]
+
+_Plan = Callable[[Any], Any] | None
+_PLANS: dict[int, tuple[object, _Plan]] = {}
+_PLANS_LIMIT = 4096
+
+
+def adapt(value: Any, declared: Any) -> Any:
+    """``value`` in the form ``declared`` wants, when one of the two knows how; else as is."""
+    convert = getattr(type(value), "__kernelflow_convert_to__", None)
+    if convert is not None:
+        base = unwrap(declared)
+        if not (isinstance(base, type) and isinstance(value, base)):
+            value = convert(value, declared)
+    plan = _plan(declared)
+    return value if plan is None else plan(value)
+
+
+def adapt_all(values: Mapping[str, Any], declared: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Each value adapted to its declared type; the same mapping when nothing changed."""
+    changed = None
+    for name, value in values.items():
+        new = adapt(value, declared.get(name))
+        if new is not value:
+            changed = changed if changed is not None else dict(values)
+            changed[name] = new
+    return values if changed is None else changed
+
+
+def _plan(declared: Any) -> _Plan:
+    entry = _PLANS.get(id(declared))
+    if entry is not None and entry[0] is declared:
+        return entry[1]
+    if len(_PLANS) >= _PLANS_LIMIT:
+        _PLANS.clear()
+    plan = _make_plan(declared)
+    _PLANS[id(declared)] = (declared, plan)
+    return plan
+
+
+def _make_plan(declared: Any) -> _Plan:
+    base = unwrap(declared)
+    if isinstance(base, type):
+        adapter = getattr(base, "__kernelflow_adapt__", None)
+        if adapter is not None:
+            return lambda value: adapter(value, declared)
+        return None
+    origin, args = get_origin(base), get_args(base)
+    if origin in (list, cabc.Sequence, cabc.MutableSequence) and len(args) == 1:
+        item = _plan(args[0])
+        return None if item is None else lambda value: _each(value, item)
+    if origin in (dict, cabc.Mapping, cabc.MutableMapping) and len(args) == 2:
+        item = _plan(args[1])
+        return None if item is None else lambda value: _each_value(value, item)
+    return None
+
+
+def _each(value: Any, item: Callable[[Any], Any]) -> Any:
+    if not isinstance(value, list):
+        return value
+    items = [item(element) for element in value]
+    return items if any(new is not old for new, old in zip(items, value)) else value
+
+
+def _each_value(value: Any, item: Callable[[Any], Any]) -> Any:
+    if not isinstance(value, dict):
+        return value
+    entries = {key: item(element) for key, element in value.items()}
+    return entries if any(entries[k] is not v for k, v in value.items()) else value
+
+
+def keep(value: Any, declared: Any, root: Any) -> Any:
+    """``value`` with every file in it (by ``__kernelflow_persist__``) copied into the store.
+
+    Files are found where the declared type says they can be: the value itself,
+    the items of a ``list[...]``, the values of a ``dict[..., ...]``, the fields
+    of a dataclass; anything else is left as it is, so a ``list[int]`` is not walked.
+    """
+    hook = getattr(type(value), "__kernelflow_persist__", None)
+    if hook is not None:
+        return hook(value, root)
+    base = unwrap(declared)
+    origin, args = get_origin(base), get_args(base)
+    if isinstance(value, list) and origin in (list, cabc.Sequence) and len(args) == 1:
+        if not _may_hold_files(args[0]):
+            return value
+        items = [keep(item, args[0], root) for item in value]
+        return items if any(new is not old for new, old in zip(items, value)) else value
+    if isinstance(value, dict) and origin in (dict, cabc.Mapping) and len(args) == 2:
+        if not _may_hold_files(args[1]):
+            return value
+        entries = {key: keep(item, args[1], root) for key, item in value.items()}
+        return entries if any(entries[k] is not v for k, v in value.items()) else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for field in dataclasses.fields(value):
+            item = getattr(value, field.name)
+            if hasattr(type(item), "__kernelflow_persist__"):
+                changes[field.name] = keep(item, Any, root)
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
+
+
+def _may_hold_files(declared: Any) -> bool:
+    base = unwrap(declared)
+    if base is Any or isinstance(base, TypeVar):
+        return True
+    if isinstance(base, type):
+        return hasattr(base, "__kernelflow_persist__") or dataclasses.is_dataclass(base)
+    return any(_may_hold_files(arg) for arg in get_args(base) if arg is not Ellipsis)

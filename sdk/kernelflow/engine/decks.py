@@ -1,0 +1,114 @@
+"""Decks (Flyte's ``Deck``): HTML a task writes about itself, kept per node and run.
+
+Inside a task, ``Deck("Summary", html)`` or ``current_context().default_deck
+.append(html)`` adds a page. For a task declared ``@task(enable_deck=True)``,
+the pages of an attempt are written to the store when it ends (also when it
+fails: that is when they help most) and read back with ``kernelflow deck RUN_ID
+TASK``. Any secret value the attempt read is replaced by ``[secret]`` before
+the page is written: a deck never holds a secret.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import html as html_lib
+import warnings
+from types import TracebackType
+
+from kernelflow._core.errors import KernelflowWarning, StoreError
+from kernelflow.engine.secrets import collect_revealed
+from kernelflow.store.decks import write_deck
+
+__all__ = ["Deck", "DeckCollector", "default_deck", "render"]
+
+DEFAULT = "default"
+_decks: contextvars.ContextVar[list[Deck] | None] = contextvars.ContextVar(
+    "kernelflow_decks", default=None
+)
+
+
+class Deck:
+    """A named HTML page of the running task's deck."""
+
+    def __init__(self, name: str, html: str = "", auto_add_to_deck: bool = True) -> None:
+        self.name = name
+        self._html = html
+        collected = _decks.get()
+        if auto_add_to_deck and collected is not None:
+            collected.append(self)
+
+    def append(self, html: str) -> Deck:
+        self._html += html
+        return self
+
+    @property
+    def html(self) -> str:
+        return self._html
+
+    def __repr__(self) -> str:
+        return f"<Deck {self.name!r}: {len(self._html)} characters>"
+
+
+def default_deck() -> Deck:
+    """The task's default page (Flyte's ``current_context().default_deck``)."""
+    collected = _decks.get()
+    for deck in collected or ():
+        if deck.name == DEFAULT:
+            return deck
+    return Deck(DEFAULT)
+
+
+def current_decks() -> list[Deck]:
+    return list(_decks.get() or ())
+
+
+def render(title: str, decks: list[Deck], hidden: set[str]) -> str:
+    """One page: a section per deck; secret values replaced."""
+    sections = [
+        f'<section><h2>{html_lib.escape(deck.name)}</h2>\n<div class="deck">{deck.html}</div>'
+        "</section>"
+        for deck in decks
+    ]
+    page = (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{html_lib.escape(title)}</title></head>\n<body>\n"
+        f"<h1>{html_lib.escape(title)}</h1>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )
+    for value in sorted(hidden, key=len, reverse=True):
+        if value:
+            page = page.replace(value, "[secret]")
+    return page
+
+
+class DeckCollector:
+    """Around one attempt: collects its decks and the secrets it read; writes the page."""
+
+    def __init__(self, *, enabled: bool, store_root: str, run_id: str, slot: str) -> None:
+        self.enabled = enabled
+        self.store_root, self.run_id, self.slot = store_root, run_id, slot
+        self._token: contextvars.Token[list[Deck] | None] | None = None
+        self._revealed: set[str] = set()
+
+    def __enter__(self) -> DeckCollector:
+        self._token = _decks.set([])
+        self._secrets = collect_revealed(self._revealed)
+        self._secrets.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        decks = _decks.get() or []
+        self._secrets.__exit__(kind, error, tb)
+        assert self._token is not None
+        _decks.reset(self._token)
+        if not self.enabled or not decks:
+            return
+        page = render(f"{self.slot} ({self.run_id})", decks, self._revealed)
+        try:
+            write_deck(self.store_root, self.run_id, self.slot, page)
+        except StoreError as failure:  # the task's result matters more than its deck
+            warnings.warn(str(failure), KernelflowWarning, stacklevel=2)
