@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from kernelflow.notebook.export import export
     from kernelflow.notebook.load import load_notebook
     from kernelflow.notebook.outputs import read_outputs
+    from kernelflow.workflows.human import approve, sleep, wait_for_input
+    from kernelflow.workflows.launch_plan import CronSchedule, FixedRate, LaunchPlan
 
 __all__ = [
     # defining workflows
@@ -64,6 +66,13 @@ __all__ = [
     "load_notebook",
     "read_outputs",
     "export",
+    # launch plans, human in the loop (issue 14)
+    "LaunchPlan",
+    "CronSchedule",
+    "FixedRate",
+    "sleep",
+    "wait_for_input",
+    "approve",
     # the extension
     "load_ipython_extension",
     "__version__",
@@ -78,6 +87,12 @@ _LAZY = {
     "load_notebook": "kernelflow.notebook.load",
     "read_outputs": "kernelflow.notebook.outputs",
     "export": "kernelflow.notebook.export",
+    "LaunchPlan": "kernelflow.workflows.launch_plan",
+    "CronSchedule": "kernelflow.workflows.launch_plan",
+    "FixedRate": "kernelflow.workflows.launch_plan",
+    "sleep": "kernelflow.workflows.human",
+    "wait_for_input": "kernelflow.workflows.human",
+    "approve": "kernelflow.workflows.human",
 }
 
 

@@ -111,6 +111,7 @@ def run(
     results. Call ``result.raise_for_status()`` to raise on failure.
     """
     resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
+    _check_plan_inputs(resolved, params or {})
     return run_target(
         resolved,
         params,
@@ -181,13 +182,15 @@ def _import_script(path: Path) -> Any:
 
 
 def _workflow_in(module: Any, attribute: str, path: str) -> RunTarget:
+    from kernelflow.workflows.launch_plan import LaunchPlan
     from kernelflow.workflows.workflow import Workflow
 
     found = getattr(module, attribute, None)
-    if isinstance(found, Workflow):
+    if isinstance(found, (Workflow, LaunchPlan)):
         return found
-    workflows = sorted(n for n, v in vars(module).items() if isinstance(v, Workflow))
-    what = "is not a @workflow" if found is not None else "is not defined"
+    kinds = (Workflow, LaunchPlan)
+    workflows = sorted(n for n, v in vars(module).items() if isinstance(v, kinds))
+    what = "is not a @workflow or a LaunchPlan" if found is not None else "is not defined"
     raise TargetError(
         f"{attribute!r} in {path!r} {what}; workflows there: {', '.join(workflows) or '(none)'}",
         target=f"{path}:{attribute}",
@@ -237,7 +240,16 @@ def describe(target: RunTarget) -> str:
 
 def parse_params(target: RunTarget, texts: Mapping[str, str]) -> dict[str, Any]:
     """``-p NAME VALUE`` texts parsed by each parameter's declared type (never evaluated)."""
+    _check_plan_inputs(target, texts)
     return _parse_params(target.name, target.graph, texts)
+
+
+def _check_plan_inputs(target: Any, given: Mapping[str, Any]) -> None:
+    """A launch plan's fixed inputs cannot be given: say so, not "no such parameter"."""
+    from kernelflow.workflows.launch_plan import LaunchPlan
+
+    if isinstance(target, LaunchPlan):
+        target.check_inputs(given)
 
 
 CACHE_COLUMNS = ["task", "key", "created", "hits", "duration"]
