@@ -69,6 +69,7 @@ __all__ = [
     "outputs_record_of",
     "parse_parameter",
     "parse_params",
+    "plan_schedule",
     "pid_alive",
     "read_outputs",
     "run",
@@ -242,6 +243,18 @@ def parse_params(target: RunTarget, texts: Mapping[str, str]) -> dict[str, Any]:
     """``-p NAME VALUE`` texts parsed by each parameter's declared type (never evaluated)."""
     _check_plan_inputs(target, texts)
     return _parse_params(target.name, target.graph, texts)
+
+
+def plan_schedule(target: RunTarget) -> tuple[str | None, str | None]:
+    """A launch plan's schedule as ``(cron, kickoff input)``; ``(None, None)`` without one.
+
+    A ``FixedRate`` that is no cron step raises a :class:`ParameterError` saying so.
+    """
+    from kernelflow.workflows.launch_plan import LaunchPlan
+
+    if not isinstance(target, LaunchPlan) or target.schedule is None:
+        return None, None
+    return target.cron, target.schedule.kickoff_time_input_arg
 
 
 def _check_plan_inputs(target: Any, given: Mapping[str, Any]) -> None:

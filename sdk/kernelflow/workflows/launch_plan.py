@@ -161,21 +161,29 @@ class LaunchPlan:
                 )
             name = workflow.name
         existing = cls.CACHE.get(name)
-        if existing is None:
-            return cls.create(name, workflow, default_inputs, fixed_inputs, schedule)
-        same = (
-            existing.workflow is workflow
-            and existing.default_inputs == dict(default_inputs or {})
-            and existing.fixed_inputs == dict(fixed_inputs or {})
-            and existing.schedule == schedule
-        )
-        if not same and (default_inputs or fixed_inputs or schedule or name != workflow.name):
+        if existing is not None and existing.workflow is workflow:
+            same = (
+                existing.default_inputs == dict(default_inputs or {})
+                and existing.fixed_inputs == dict(fixed_inputs or {})
+                and existing.schedule == schedule
+            )
+            if same or not (default_inputs or fixed_inputs or schedule):
+                return existing
+        if existing is not None and existing.workflow.name != workflow.name:
+            raise DefinitionError(
+                f"a launch plan named {name!r} exists already, for workflow "
+                f"{existing.workflow.name!r}",
+                plan=name,
+                fix="choose another name for this workflow's plan",
+            )
+        if existing is not None and existing.workflow is workflow:
             raise DefinitionError(
                 f"a launch plan named {name!r} exists already, with other settings",
                 plan=name,
-                fix="choose another name, or ask with the same workflow, inputs and schedule",
+                fix="choose another name, or ask with the same inputs and schedule",
             )
-        return existing
+        # A new plan, or the same workflow defined again (its module was imported anew).
+        return cls.create(name, workflow, default_inputs, fixed_inputs, schedule)
 
     @functools.cached_property
     def version(self) -> str:
