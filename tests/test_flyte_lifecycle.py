@@ -124,3 +124,99 @@ def test_schedule_add_a_script_launch_plan_then_the_scheduler_runs_it(
 
     runs = api.runs()
     assert {"doubled", "morning"} <= set(runs["workflow"])
+
+
+# --- point 8: human in the loop -----------------------------------------------------
+
+
+def _wait_until(condition, what: str, seconds: float = 60.0):  # type: ignore[no-untyped-def]
+    """Poll ``condition`` until it returns something truthy; bounded, never a timing claim."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_wait_for_input_and_approve_get_their_values_from_the_cli(tmp_path: Path) -> None:
+    from kernelflow import api
+
+    env = {**os.environ, "SIGNALS_TIMEOUT": "120"}
+    running = subprocess.Popen(
+        [sys.executable, "-m", "kernelflow", "run", f"{SIGNALS}:review", "-p", "base", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait = _wait_until(lambda: api.waiting_nodes(), "the node to wait")[0]
+        assert (wait["name"], wait["node"], wait["type"]) == ("extra", "extra", "int")
+        run_id = wait["run_id"]
+        assert api.runs()["status"][0] == "running"
+        listed = kernelflow_cli("runs")
+        assert f"extra: waiting for signal 'extra' (int): kernelflow signal {run_id}" in (
+            listed.stdout
+        )
+        bad_run = kernelflow_cli("signal", "no-such-run", "extra", "5")
+        assert bad_run.returncode == 2 and "no run 'no-such-run'" in bad_run.stderr
+        sent = kernelflow_cli("signal", run_id, "extra", "5")
+        assert sent.returncode == 0, sent.stderr
+        approved = kernelflow_cli("approve", run_id, "proposal-ok")
+        assert approved.returncode == 0, approved.stderr
+        out, err = running.communicate(timeout=120)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert running.returncode == 0, err
+    assert "o0 = 25" in out  # 2 * 10, approved, + 5
+    assert "extra waiting for signal 'extra' (int)" in err  # the task_waiting event
+    assert api.waiting_nodes() == []
+
+
+def test_a_signal_that_does_not_come_in_time_fails_the_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kernelflow import api
+
+    monkeypatch.setenv("SIGNALS_TIMEOUT", "0.2")
+    events = []
+    result = api.run(f"{SIGNALS}:review", listeners=[events.append])
+    assert result.status == "failed"
+    assert result.tasks["extra"].status == "failed"
+    message = str(result.tasks["extra"].error)
+    assert "wait_for_input 'extra' got no value within 0.2 s" in message
+    assert f"kernelflow signal {result.run_id} extra VALUE" in message
+    waiting = [e for e in events if e.kind == "task_waiting"]
+    assert waiting and waiting[0].waiting_for == "signal 'extra' (int)"
+
+
+def test_a_rejected_approval_fails_the_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from kernelflow import api
+
+    monkeypatch.setenv("SIGNALS_TIMEOUT", "120")
+
+    def answer() -> None:
+        wait = _wait_until(lambda: api.waiting_nodes(), "the first node to wait")[0]
+        api.send_signal(wait["run_id"], "extra", "1")
+        api.send_signal(wait["run_id"], "proposal-ok", "false")
+
+    helper = threading.Thread(target=answer)
+    helper.start()
+    result = api.run(f"{SIGNALS}:review")
+    helper.join(timeout=120)
+    assert result.status == "failed"
+    assert "approval 'proposal-ok' was rejected" in str(result.tasks["proposal-ok"].error)
+
+
+def test_sleep_waits_then_the_workflow_goes_on() -> None:
+    from kernelflow import api
+
+    result = api.run(f"{SIGNALS}:nap")
+    assert result.status == "succeeded" and result.outputs == {"o0": "done"}
+    assert result.tasks["sleep"].status == "succeeded"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelflow._core.describe import describe as _describe
-from kernelflow._core.errors import TargetError
+from kernelflow._core.errors import ParameterError, TargetError
 from kernelflow._core.graph import Graph
 from kernelflow._core.interface import parse_parameter
 from kernelflow._core.names import name_from_stem, validate_name
@@ -32,6 +32,7 @@ from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.gc import GcReport, clear_cache, collect
 from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
+from kernelflow.store.signals import SignalStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +75,9 @@ __all__ = [
     "read_outputs",
     "run",
     "runs",
+    "send_signal",
     "validate_name",
+    "waiting_nodes",
     "versions",
     "write_executed_copy",
 ]
@@ -332,3 +335,46 @@ def close_kernel_session(shell: Any) -> None:
     from kernelflow.notebook.kernel.session import close_session
 
     close_session(shell)
+
+
+# --- signals: human in the loop (issue 14) ---------------------------------------------
+
+
+def send_signal(
+    run_id: str, name: str, value: str, *, store: Store | str | os.PathLike[str] | None = None
+) -> None:
+    """Give the ``wait_for_input``/``approve`` node ``name`` of a running run its value.
+
+    ``value`` is text, parsed by the waiting node as the type it expects (as a ``-p``
+    value is). It may be sent before the node starts waiting.
+    """
+    opened = _store(store)
+    run = opened.runs.get_run(run_id)
+    if run is None:
+        raise ParameterError(
+            f"no run {run_id!r} in the store {opened.home}",
+            parameter="run_id",
+            actual=run_id,
+            fix="`kernelflow runs` lists the runs; check $KERNELFLOW_HOME",
+        )
+    if run["status"] != "running":
+        raise ParameterError(
+            f"run {run_id!r} is {run['status']}, not running: nothing waits for {name!r}",
+            parameter="run_id",
+            actual=run_id,
+            fix="signal a running run (`kernelflow runs` shows the waiting ones)",
+        )
+    SignalStore(opened.home).send(run_id, name, value)
+
+
+def waiting_nodes(
+    run_id: str | None = None, *, store: Store | str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """The nodes waiting for a signal now (of ``run_id``): run_id, name, node, type, since."""
+    opened = _store(store)
+    found = []
+    for wait in SignalStore(opened.home).waits(run_id, state="waiting"):
+        run = opened.runs.get_run(wait["run_id"])
+        if run is not None and run["status"] == "running":
+            found.append(wait)
+    return found

@@ -163,6 +163,14 @@ class TaskTimeoutError(TaskError, TimeoutError):
     """A task ran longer than its ``timeout``."""
 
 
+class SignalTimeoutError(TaskError, TimeoutError):
+    """A ``wait_for_input`` or ``approve`` node was given no value within its timeout."""
+
+
+class SignalRejectedError(TaskError):
+    """An ``approve`` node was rejected (``kernelflow approve RUN NAME --reject``)."""
+
+
 # --- the store on disk ------------------------------------------------------------
 
 
