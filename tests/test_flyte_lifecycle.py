@@ -220,3 +220,74 @@ def test_sleep_waits_then_the_workflow_goes_on() -> None:
     result = api.run(f"{SIGNALS}:nap")
     assert result.status == "succeeded" and result.outputs == {"o0": "done"}
     assert result.tasks["sleep"].status == "succeeded"
+
+
+# --- point 10: the remote client ----------------------------------------------------
+
+
+def test_flyte_remote_executes_and_fetches_executions(plans, store_home: Path) -> None:  # type: ignore[no-untyped-def]
+    from kernelflow.configuration import Config
+    from kernelflow.remote import FlyteRemote
+
+    assert Config.auto().home == store_home == Config.for_sandbox().home
+    remote = FlyteRemote(Config.auto(), default_project="flytesnacks", default_domain="development")
+    execution = remote.execute(plans.doubled, inputs={"values": [1.0, 4.0]}, wait=True)
+    assert execution.is_done and execution.is_successful
+    assert execution.id.project == "flytesnacks"
+    assert execution.outputs["o0"] == 10.0
+
+    fetched = remote.fetch_execution(name=execution.id.name)
+    assert fetched.outputs.get("o0", as_type=float) == 10.0
+    assert set(fetched.node_executions) == {"scale", "total"}
+    scale = fetched.node_executions["scale"]
+    assert scale.status == "succeeded" and scale.is_done
+    assert scale.inputs == {"values": [1.0, 4.0]}  # the fixed factor is a constant
+    assert scale.outputs == {"o0": [2.0, 8.0]}
+    assert fetched.node_executions["total"].inputs == {"values": [2.0, 8.0], "offset": 0.0}
+    assert remote.wait(fetched).id.name == execution.id.name
+
+    # A run made elsewhere (the CLI) is an execution too, and the newest one.
+    done = kernelflow_cli("run", f"{PLANS}:report", "-p", "values", "[3.0]")
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.split("run_id: ")[1].split()[0]
+    recent = remote.recent_executions(limit=5)
+    assert [e.id.name for e in recent] == [run_id, execution.id.name]
+    assert recent[0].outputs["o0"] == 3.0
+
+    with pytest.raises(ParameterError, match="'factor' is fixed"):
+        remote.execute(plans.doubled, inputs={"factor": 1.0})
+    with pytest.raises(ParameterError, match="no execution 'nope'"):
+        remote.fetch_execution(name="nope")
+
+
+def test_flyte_remote_waits_for_a_running_execution_and_signals_it() -> None:
+    from kernelflow.configuration import Config
+    from kernelflow.remote import FlyteRemote
+
+    remote = FlyteRemote(Config.for_sandbox())
+    env = {**os.environ, "SIGNALS_TIMEOUT": "120"}
+    running = subprocess.Popen(
+        [sys.executable, "-m", "kernelflow", "run", f"{SIGNALS}:review", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        run_id = _wait_until(lambda: remote.recent_executions(limit=1), "the run")[0].id.name
+        execution = remote.fetch_execution(name=run_id)
+        assert not execution.is_done
+        with pytest.raises(KernelflowError, match="still running"):
+            execution.outputs  # noqa: B018
+        _wait_until(lambda: remote.list_signals(run_id), "the node to wait")
+        remote.set_signal("extra", run_id, 7)
+        remote.set_signal("proposal-ok", run_id, True)
+        finished = remote.wait(execution, timeout=timedelta(seconds=120))
+        running.communicate(timeout=120)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert finished.is_successful
+    assert finished.outputs["o0"] == 17
+    assert finished.node_executions["extra"].outputs == {"o0": 7}

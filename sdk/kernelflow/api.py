@@ -59,6 +59,8 @@ __all__ = [
     "default_home",
     "describe",
     "diff",
+    "execution_record",
+    "execution_records",
     "export",
     "gc",
     "lineage",
@@ -378,3 +380,81 @@ def waiting_nodes(
         if run is not None and run["status"] == "running":
             found.append(wait)
     return found
+
+
+# --- executions, for the remote client (issue 14) ------------------------------------
+
+
+def execution_records(
+    limit: int | None = None, *, store: Store | str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """Runs, newest first, each as :func:`execution_record` gives it, without values."""
+    opened = _store(store)
+    return [
+        _execution(opened, run, with_values=False) for run in opened.runs.list_runs(limit=limit)
+    ]
+
+
+def execution_record(
+    run_id: str, *, store: Store | str | os.PathLike[str] | None = None
+) -> dict[str, Any] | None:
+    """One run with its values: ``run_id, workflow, status, params, outputs, error`` and
+    ``nodes`` (node id -> ``status, task, attempts, inputs, outputs, error`` of its last
+    attempt). Values load from the store; one that was never persisted is left out."""
+    opened = _store(store)
+    run = opened.runs.get_run(run_id)
+    return None if run is None else _execution(opened, run, with_values=True)
+
+
+def _execution(opened: Store, run: Mapping[str, Any], *, with_values: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        key: run.get(key)
+        for key in ("run_id", "workflow", "version", "status", "started", "finished", "error")
+    }
+    record["params"] = dict(run.get("params") or {})
+    if not with_values:
+        return record
+    record["outputs"] = _load_values(opened, run.get("outputs") or {})
+    nodes: dict[str, dict[str, Any]] = {}
+    for row in opened.runs.node_executions(str(run["run_id"])):
+        nodes[row["node"]] = {
+            "node": row["node"],
+            "task": row["task"],
+            "status": row["status"],
+            "attempts": row["attempt"],
+            "outputs": _load_values(opened, row["outputs"] or {}),
+            "error": row["error"],
+            "sources": row["inputs"] or {},
+        }
+    for node in nodes.values():
+        node["inputs"] = _node_inputs(node.pop("sources"), record["params"], nodes)
+    record["nodes"] = nodes
+    return record
+
+
+def _load_values(opened: Store, refs: Mapping[str, Any]) -> dict[str, Any]:
+    from kernelflow.store.artifacts import ArtifactRef
+
+    values = {}
+    for name, ref in refs.items():
+        artifact = ref.get("artifact") if isinstance(ref, Mapping) else None
+        if artifact:
+            values[name] = opened.artifacts.get(ArtifactRef.from_dict(artifact))
+    return values
+
+
+def _node_inputs(
+    sources: Mapping[str, Any], params: Mapping[str, Any], nodes: Mapping[str, Any]
+) -> dict[str, Any]:
+    inputs = {}
+    for name, record in sources.items():
+        source = record.get("source") if isinstance(record, Mapping) else None
+        if not isinstance(source, Mapping):
+            continue
+        if "param" in source and source["param"] in params:
+            inputs[name] = params[source["param"]]
+        elif "node" in source:
+            outputs = nodes.get(source["node"], {}).get("outputs", {})
+            if source.get("output") in outputs:
+                inputs[name] = outputs[source["output"]]
+    return inputs
