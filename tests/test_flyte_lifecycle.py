@@ -291,3 +291,15 @@ def test_flyte_remote_waits_for_a_running_execution_and_signals_it() -> None:
     assert finished.is_successful
     assert finished.outputs["o0"] == 17
     assert finished.node_executions["extra"].outputs == {"o0": 7}
+
+
+def test_the_progress_row_of_a_waiting_node_says_waiting() -> None:
+    from kernelflow.api import Event
+    from kernelflow_jupyter.rows import Row
+
+    row = Row()
+    row.apply(Event("task_started", "r", "review", 0.0, node="extra", task="extra"))
+    row.apply(
+        Event("task_waiting", "r", "review", 0.0, node="extra", waiting_for="signal 'extra' (int)")
+    )
+    assert row.state == "waiting" and not row.finished
