@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a workflow (NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW)")
-    run.add_argument("target", help="NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW")
+    run.add_argument("target", help="NOTEBOOK.ipynb, SCRIPT.py:WORKFLOW or SCRIPT.py:LAUNCH_PLAN")
     run.add_argument("-p", "--param", help="a workflow parameter (repeatable)", **PARAM_OPTION)
     run.add_argument(
         "--parallel", type=int, default=1, metavar="N", help="run up to N independent tasks at once"

@@ -34,7 +34,7 @@ def add_schedule_commands(subparsers: Any) -> None:
         help='e.g. "0 6 * * *" (required for a notebook; a launch plan has its own schedule)',
     )
     add.add_argument("-p", "--param", help="a parameter for every run (repeatable)", **PARAM_OPTION)
-    add.add_argument("--name", help="plan name (default: the notebook's file name)")
+    add.add_argument("--name", help="plan name (default: the workflow's or the launch plan's name)")
     add.add_argument("--tz", default="UTC", metavar="ZONE", help="time zone of EXPR (UTC)")
     add.set_defaults(handler=_add)
 
