@@ -18,6 +18,7 @@ _STATE_OF_EVENT = {
     "task_failed": "failed",
     "task_skipped": "skipped",
     "task_retrying": "running",
+    "task_waiting": "waiting",  # a wait_for_input/approve/sleep node (issue 14)
 }
 FINISHED = ("succeeded", "cached", "failed", "skipped")
 

@@ -176,7 +176,7 @@ class ProgressView:
 
     def text(self, *, outputs: bool = False) -> str:
         """The text form: an overall line, then one line per task (with its printed text)."""
-        done = sum(row.state not in ("pending", "running") for row in self.rows.values())
+        done = sum(row.state not in ("pending", "running", "waiting") for row in self.rows.values())
         lines = [f"{self.title}: {done}/{len(self.rows)} tasks done"]
         for node_id, row in self.rows.items():
             lines.append(f"  {node_id}: {row.summary()}")

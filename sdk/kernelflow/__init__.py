@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from kernelflow.notebook.load import load_notebook
     from kernelflow.notebook.outputs import read_outputs
     from kernelflow.types import FlyteDirectory, FlyteFile, StructuredDataset, kwtypes
+    from kernelflow.workflows.human import approve, sleep, wait_for_input
+    from kernelflow.workflows.launch_plan import CronSchedule, FixedRate, LaunchPlan
 
 __all__ = [
     # defining workflows
@@ -79,6 +81,13 @@ __all__ = [
     "load_notebook",
     "read_outputs",
     "export",
+    # launch plans, human in the loop (issue 14)
+    "LaunchPlan",
+    "CronSchedule",
+    "FixedRate",
+    "sleep",
+    "wait_for_input",
+    "approve",
     # the extension
     "load_ipython_extension",
     "__version__",
@@ -101,6 +110,12 @@ _LAZY = {
     "Secret": "kernelflow._core.resources",
     "ImageSpec": "kernelflow._core.resources",
     "Deck": "kernelflow.engine.decks",
+    "LaunchPlan": "kernelflow.workflows.launch_plan",
+    "CronSchedule": "kernelflow.workflows.launch_plan",
+    "FixedRate": "kernelflow.workflows.launch_plan",
+    "sleep": "kernelflow.workflows.human",
+    "wait_for_input": "kernelflow.workflows.human",
+    "approve": "kernelflow.workflows.human",
 }
 
 

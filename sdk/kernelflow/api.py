@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelflow._core.describe import describe as _describe
-from kernelflow._core.errors import TargetError
+from kernelflow._core.errors import ParameterError, TargetError
 from kernelflow._core.graph import Graph
 from kernelflow._core.interface import parse_parameter
 from kernelflow._core.names import name_from_stem, validate_name
@@ -32,6 +32,7 @@ from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.gc import GcReport, clear_cache, collect
 from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
+from kernelflow.store.signals import SignalStore
 from kernelflow.workflows.failure import run_on_failure
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ __all__ = [
     "default_home",
     "describe",
     "diff",
+    "execution_record",
+    "execution_records",
     "export",
     "gc",
     "lineage",
@@ -70,11 +73,14 @@ __all__ = [
     "outputs_record_of",
     "parse_parameter",
     "parse_params",
+    "plan_schedule",
     "pid_alive",
     "read_outputs",
     "run",
     "runs",
+    "send_signal",
     "validate_name",
+    "waiting_nodes",
     "versions",
     "write_executed_copy",
 ]
@@ -112,6 +118,7 @@ def run(
     results. Call ``result.raise_for_status()`` to raise on failure.
     """
     resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
+    _check_plan_inputs(resolved, params or {})
     result = run_target(
         resolved,
         params,
@@ -186,13 +193,15 @@ def _import_script(path: Path) -> Any:
 
 
 def _workflow_in(module: Any, attribute: str, path: str) -> RunTarget:
+    from kernelflow.workflows.launch_plan import LaunchPlan
     from kernelflow.workflows.workflow import Workflow
 
     found = getattr(module, attribute, None)
-    if isinstance(found, Workflow):
+    if isinstance(found, (Workflow, LaunchPlan)):
         return found
-    workflows = sorted(n for n, v in vars(module).items() if isinstance(v, Workflow))
-    what = "is not a @workflow" if found is not None else "is not defined"
+    kinds = (Workflow, LaunchPlan)
+    workflows = sorted(n for n, v in vars(module).items() if isinstance(v, kinds))
+    what = "is not a @workflow or a LaunchPlan" if found is not None else "is not defined"
     raise TargetError(
         f"{attribute!r} in {path!r} {what}; workflows there: {', '.join(workflows) or '(none)'}",
         target=f"{path}:{attribute}",
@@ -262,7 +271,28 @@ def describe(target: RunTarget) -> str:
 
 def parse_params(target: RunTarget, texts: Mapping[str, str]) -> dict[str, Any]:
     """``-p NAME VALUE`` texts parsed by each parameter's declared type (never evaluated)."""
+    _check_plan_inputs(target, texts)
     return _parse_params(target.name, target.graph, texts)
+
+
+def plan_schedule(target: RunTarget) -> tuple[str | None, str | None]:
+    """A launch plan's schedule as ``(cron, kickoff input)``; ``(None, None)`` without one.
+
+    A ``FixedRate`` that is no cron step raises a :class:`ParameterError` saying so.
+    """
+    from kernelflow.workflows.launch_plan import LaunchPlan
+
+    if not isinstance(target, LaunchPlan) or target.schedule is None:
+        return None, None
+    return target.cron, target.schedule.kickoff_time_input_arg
+
+
+def _check_plan_inputs(target: Any, given: Mapping[str, Any]) -> None:
+    """A launch plan's fixed inputs cannot be given: say so, not "no such parameter"."""
+    from kernelflow.workflows.launch_plan import LaunchPlan
+
+    if isinstance(target, LaunchPlan):
+        target.check_inputs(given)
 
 
 CACHE_COLUMNS = ["task", "key", "created", "hits", "duration"]
@@ -332,3 +362,124 @@ def close_kernel_session(shell: Any) -> None:
     from kernelflow.notebook.kernel.session import close_session
 
     close_session(shell)
+
+
+# --- signals: human in the loop (issue 14) ---------------------------------------------
+
+
+def send_signal(
+    run_id: str, name: str, value: str, *, store: Store | str | os.PathLike[str] | None = None
+) -> None:
+    """Give the ``wait_for_input``/``approve`` node ``name`` of a running run its value.
+
+    ``value`` is text, parsed by the waiting node as the type it expects (as a ``-p``
+    value is). It may be sent before the node starts waiting.
+    """
+    opened = _store(store)
+    run = opened.runs.get_run(run_id)
+    if run is None:
+        raise ParameterError(
+            f"no run {run_id!r} in the store {opened.home}",
+            parameter="run_id",
+            actual=run_id,
+            fix="`kernelflow runs` lists the runs; check $KERNELFLOW_HOME",
+        )
+    if run["status"] != "running":
+        raise ParameterError(
+            f"run {run_id!r} is {run['status']}, not running: nothing waits for {name!r}",
+            parameter="run_id",
+            actual=run_id,
+            fix="signal a running run (`kernelflow runs` shows the waiting ones)",
+        )
+    SignalStore(opened.home).send(run_id, name, value)
+
+
+def waiting_nodes(
+    run_id: str | None = None, *, store: Store | str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """The nodes waiting for a signal now (of ``run_id``): run_id, name, node, type, since."""
+    opened = _store(store)
+    found = []
+    for wait in SignalStore(opened.home).waits(run_id, state="waiting"):
+        run = opened.runs.get_run(wait["run_id"])
+        if run is not None and run["status"] == "running":
+            found.append(wait)
+    return found
+
+
+# --- executions, for the remote client (issue 14) ------------------------------------
+
+
+def execution_records(
+    limit: int | None = None, *, store: Store | str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """Runs, newest first, each as :func:`execution_record` gives it, without values."""
+    opened = _store(store)
+    return [
+        _execution(opened, run, with_values=False) for run in opened.runs.list_runs(limit=limit)
+    ]
+
+
+def execution_record(
+    run_id: str, *, store: Store | str | os.PathLike[str] | None = None
+) -> dict[str, Any] | None:
+    """One run with its values: ``run_id, workflow, status, params, outputs, error`` and
+    ``nodes`` (node id -> ``status, task, attempts, inputs, outputs, error`` of its last
+    attempt). Values load from the store; one that was never persisted is left out."""
+    opened = _store(store)
+    run = opened.runs.get_run(run_id)
+    return None if run is None else _execution(opened, run, with_values=True)
+
+
+def _execution(opened: Store, run: Mapping[str, Any], *, with_values: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        key: run.get(key)
+        for key in ("run_id", "workflow", "version", "status", "started", "finished", "error")
+    }
+    record["params"] = dict(run.get("params") or {})
+    if not with_values:
+        return record
+    record["outputs"] = _load_values(opened, run.get("outputs") or {})
+    nodes: dict[str, dict[str, Any]] = {}
+    for row in opened.runs.node_executions(str(run["run_id"])):
+        nodes[row["node"]] = {
+            "node": row["node"],
+            "task": row["task"],
+            "status": row["status"],
+            "attempts": row["attempt"],
+            "outputs": _load_values(opened, row["outputs"] or {}),
+            "error": row["error"],
+            "sources": row["inputs"] or {},
+        }
+    for node in nodes.values():
+        node["inputs"] = _node_inputs(node.pop("sources"), record["params"], nodes)
+    record["nodes"] = nodes
+    return record
+
+
+def _load_values(opened: Store, refs: Mapping[str, Any]) -> dict[str, Any]:
+    from kernelflow.store.artifacts import ArtifactRef
+
+    values = {}
+    for name, ref in refs.items():
+        artifact = ref.get("artifact") if isinstance(ref, Mapping) else None
+        if artifact:
+            values[name] = opened.artifacts.get(ArtifactRef.from_dict(artifact))
+    return values
+
+
+def _node_inputs(
+    sources: Mapping[str, Any], params: Mapping[str, Any], nodes: Mapping[str, Any]
+) -> dict[str, Any]:
+    inputs = {}
+    for name, record in sources.items():
+        source = record.get("source") if isinstance(record, Mapping) else None
+        if not isinstance(source, Mapping):
+            continue
+        if "param" in source and source["param"] in params:
+            inputs[name] = params[source["param"]]
+        elif "node" in source:
+            outputs = nodes.get(source["node"], {}).get("outputs", {})
+            if source.get("output") in outputs:
+                inputs[name] = outputs[source["output"]]
+    return inputs

@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a workflow (NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW)")
-    run.add_argument("target", help="NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW")
+    run.add_argument("target", help="NOTEBOOK.ipynb, SCRIPT.py:WORKFLOW or SCRIPT.py:LAUNCH_PLAN")
     run.add_argument("-p", "--param", help="a workflow parameter (repeatable)", **PARAM_OPTION)
     run.add_argument(
         "--parallel", type=int, default=1, metavar="N", help="run up to N independent tasks at once"
@@ -100,6 +100,20 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--workflow", help="only runs of this workflow")
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(handler=_runs)
+
+    signal = commands.add_parser(
+        "signal", help="give a waiting wait_for_input node of a running run its value"
+    )
+    signal.add_argument("run_id")
+    signal.add_argument("name", help="the signal's name (wait_for_input's name)")
+    signal.add_argument("value", help="parsed as the type the node expects")
+    signal.set_defaults(handler=_signal)
+
+    approve = commands.add_parser("approve", help="approve (or --reject) an approve node")
+    approve.add_argument("run_id")
+    approve.add_argument("name", help="the approval's name (approve's name)")
+    approve.add_argument("--reject", action="store_true", help="reject: the node fails")
+    approve.set_defaults(handler=_approve)
 
     lineage = commands.add_parser("lineage", help="where a task's outputs in a run came from")
     lineage.add_argument("run_id")
@@ -228,6 +242,27 @@ def _runs(args: argparse.Namespace) -> int:
         print("no runs yet")
     else:
         print(frame.head(args.limit).to_string(index=False))
+    for wait in api.waiting_nodes():
+        print(
+            f"{wait['run_id']}  {wait['node']}: waiting for signal {wait['name']!r} "
+            f"({wait['type']}): kernelflow signal {wait['run_id']} {wait['name']} VALUE"
+        )
+    return EXIT_OK
+
+
+def _signal(args: argparse.Namespace) -> int:
+    from kernelflow import api
+
+    api.send_signal(args.run_id, args.name, args.value)
+    print(f"sent {args.name} = {args.value!r} to run {args.run_id}")
+    return EXIT_OK
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from kernelflow import api
+
+    api.send_signal(args.run_id, args.name, "false" if args.reject else "true")
+    print(f"{'rejected' if args.reject else 'approved'} {args.name} of run {args.run_id}")
     return EXIT_OK
 
 

@@ -50,6 +50,9 @@ class TextProgress:
         if self.live:
             self._status(f"{event.node} {event.done}/{event.total} items")
 
+    def _on_task_waiting(self, event: Event) -> None:
+        self._say(f"{event.node} waiting for {event.waiting_for}")
+
     def _on_task_retrying(self, event: Event) -> None:
         self._say(
             f"{event.node} failed (attempt {event.attempt}), retrying in "

@@ -10,6 +10,7 @@ from kernelflow.api import Graph
 STATE_COLOURS = {
     "pending": "#eeeeee",
     "running": "#ffd966",
+    "waiting": "#b4a7d6",  # a node waiting for a signal or a duration
     "succeeded": "#93c47d",
     "cached": "#9fc5e8",
     "failed": "#e06666",

@@ -184,6 +184,14 @@ class RecoverableError(KernelflowError):
         super().__init__(message, fix=fix, **fields)
 
 
+class SignalTimeoutError(TaskError, TimeoutError):
+    """A ``wait_for_input`` or ``approve`` node was given no value within its timeout."""
+
+
+class SignalRejectedError(TaskError):
+    """An ``approve`` node was rejected (``kernelflow approve RUN NAME --reject``)."""
+
+
 # --- the store on disk ------------------------------------------------------------
 
 

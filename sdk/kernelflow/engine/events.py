@@ -24,6 +24,7 @@ EventKind = Literal[
     "task_failed",
     "task_skipped",
     "task_progress",
+    "task_waiting",
     "run_finished",
 ]
 
@@ -34,7 +35,9 @@ class Event:
 
     ``nodes`` (run_started) lists the node ids the run will execute, in order;
     ``saved`` (task_cached) is the compute time the cache hit saved, in seconds;
-    ``done``/``total`` (task_progress) count the items of a map node.
+    ``done``/``total`` (task_progress) count the items of a map node;
+    ``waiting_for`` (task_waiting) says what a started node waits for (a signal, a
+    duration): ``sleep``, ``wait_for_input`` and ``approve`` nodes.
     """
 
     kind: EventKind
@@ -51,6 +54,7 @@ class Event:
     nodes: tuple[str, ...] | None = None
     done: int | None = None
     total: int | None = None
+    waiting_for: str | None = None
 
 
 Listener = Callable[[Event], None]

@@ -294,6 +294,9 @@ class RunLoop:
         self.tasks[node_id].status = "running"
         self.tasks[node_id].attempts = attempt
         self.bus.emit("task_started", node=node_id, task=task.name, attempt=attempt)
+        waiting_for = getattr(task, "waiting_for", None)  # a gate node (workflows.human)
+        if waiting_for is not None:
+            self.bus.emit("task_waiting", node=node_id, task=task.name, waiting_for=waiting_for)
         context = ExecutionContext(
             self.run_id, task.name, node_id, attempt, str(self.store.home), self.checkpoint_run
         )

@@ -26,11 +26,15 @@ def add_schedule_commands(subparsers: Any) -> None:
     schedule.set_defaults(handler=_usage(schedule))
     actions = schedule.add_subparsers(title="actions", metavar="ACTION")
 
-    add = actions.add_parser("add", help="schedule an exported notebook")
-    add.add_argument("notebook", metavar="EXPORTED.ipynb")
-    add.add_argument("--cron", required=True, metavar="EXPR", help='e.g. "0 6 * * *"')
+    add = actions.add_parser("add", help="schedule an exported notebook or a script's launch plan")
+    add.add_argument("notebook", metavar="EXPORTED.ipynb|SCRIPT.py:LAUNCH_PLAN")
+    add.add_argument(
+        "--cron",
+        metavar="EXPR",
+        help='e.g. "0 6 * * *" (required for a notebook; a launch plan has its own schedule)',
+    )
     add.add_argument("-p", "--param", help="a parameter for every run (repeatable)", **PARAM_OPTION)
-    add.add_argument("--name", help="plan name (default: the notebook's file name)")
+    add.add_argument("--name", help="plan name (default: the workflow's or the launch plan's name)")
     add.add_argument("--tz", default="UTC", metavar="ZONE", help="time zone of EXPR (UTC)")
     add.set_defaults(handler=_add)
 
@@ -80,7 +84,7 @@ def _add(args: argparse.Namespace) -> int:
         make_plan(args.notebook, args.cron, params, name=args.name, timezone=args.tz)
     )
     print(f"added plan {plan.name}: {plan.cron} ({plan.timezone})")
-    print(f"  notebook: {plan.notebook}")
+    print(f"  {'script' if plan.is_script else 'notebook'}: {plan.notebook}")
     if plan.params:
         print(f"  params:   {', '.join(f'{k}={v!r}' for k, v in plan.params.items())}")
     print(f"  next run: {_local(upcoming_tick(plan), plan.timezone)}")

@@ -69,6 +69,21 @@ class Plan:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def is_script(self) -> bool:
+        """A script launch plan (``/abs/flow.py:PLAN``), run by ``kernelflow run``."""
+        return is_script_target(self.notebook)
+
+
+# A parameter value that the scheduler replaces with the tick's time (ISO, UTC): how a
+# launch plan's ``kickoff_time_input_arg`` receives it.
+KICKOFF = "{kickoff_time}"
+
+
+def is_script_target(text: str | os.PathLike[str]) -> bool:
+    path, _, attribute = os.fspath(text).rpartition(":")
+    return path.endswith(".py") and bool(attribute)
+
 
 # --- cron, through croniter ---------------------------------------------------------
 
@@ -116,7 +131,7 @@ def format_tick(tick: datetime) -> str:
 
 def make_plan(
     notebook: str | os.PathLike[str],
-    cron: str,
+    cron: str | None,
     params: Mapping[str, str] | None = None,
     *,
     name: str | None = None,
@@ -127,8 +142,19 @@ def make_plan(
 
     Parameters are parsed now, against the types the exported notebook declares in
     its ``kernelflow.inputs`` metadata, so that a typo fails at ``add`` and not at
-    06:00 the next morning.
+    06:00 the next morning. ``SCRIPT.py:PLAN`` names a launch plan in a script
+    (see :func:`make_script_plan`).
     """
+    if is_script_target(notebook):
+        return make_script_plan(
+            os.fspath(notebook), cron, params, name=name, timezone=timezone, now=now
+        )
+    if cron is None:
+        raise ParameterError(
+            "a notebook plan needs a cron expression",
+            fix='give --cron EXPR, e.g. --cron "0 6 * * *"',
+            parameter="cron",
+        )
     path = Path(notebook).expanduser().absolute()
     metadata = _read_metadata(path)
     plan_name = _plan_name(name, metadata.get("workflow"), path)
@@ -136,6 +162,44 @@ def make_plan(
     values = parse_plan_params(dict(params or {}), metadata.get("inputs"))
     created = (now or datetime.now(UTC)).astimezone(UTC)
     return Plan(plan_name, str(path), cron, values, timezone, created)
+
+
+def make_script_plan(
+    target: str,
+    cron: str | None,
+    params: Mapping[str, str] | None = None,
+    *,
+    name: str | None = None,
+    timezone: str = "UTC",
+    now: datetime | None = None,
+) -> Plan:
+    """A plan that runs ``kernelflow run SCRIPT.py:PLAN`` with ``params`` (kept as text).
+
+    The launch plan is loaded now, so that a missing script, an unknown or fixed
+    input, or a rate with no local meaning fails at ``add``. Its cron is used when
+    ``cron`` is not given; its ``kickoff_time_input_arg`` receives each tick's time.
+    """
+    from kernelflow.api import load_target, parse_params, plan_schedule, validate_name
+
+    path_text, _, attribute = target.rpartition(":")
+    spec = f"{Path(path_text).expanduser().absolute()}:{attribute}"
+    loaded = load_target(spec)
+    texts = dict(params or {})
+    parse_params(loaded, texts)  # parsed again by the run; here only to fail early
+    own_cron, kickoff = plan_schedule(loaded)
+    cron = cron or own_cron
+    if cron is None:
+        raise ParameterError(
+            f"{target!r} has no schedule",
+            fix='give --cron EXPR, or a schedule=CronSchedule(schedule="...") to the launch plan',
+            parameter="cron",
+        )
+    if kickoff is not None and kickoff not in texts:
+        texts[kickoff] = KICKOFF
+    plan_name = validate_name("plan name", name or loaded.name, where="--name")
+    check_cron(cron, timezone, name=plan_name)
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    return Plan(plan_name, spec, cron, texts, timezone, created)
 
 
 def _read_metadata(path: Path) -> dict[str, Any]:

@@ -14,6 +14,8 @@ once, for its latest tick (see :func:`kernelflow.schedule.plans.due_tick`).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from kernelflow.errors import KernelflowError
-from kernelflow.schedule.plans import Plan, PlanStore
+from kernelflow.schedule.plans import KICKOFF, Plan, PlanStore
 
 Status = Literal["succeeded", "failed", "interrupted", "skipped"]
 Clock = Callable[[], datetime]
@@ -108,6 +110,47 @@ def run_with_papermill(
         )
 
 
+def run_plan(plan: Plan, tick: datetime, out_path: Path, *, home: Path | None = None) -> None:
+    """The default runner: a script launch plan through ``kernelflow run``, a notebook
+    through papermill."""
+    if plan.is_script:
+        run_script(plan, tick, out_path, home=home)
+    else:
+        run_with_papermill(plan, tick, out_path, home=home)
+
+
+def run_script(plan: Plan, tick: datetime, out_path: Path, *, home: Path | None = None) -> None:
+    """``kernelflow run SCRIPT.py:PLAN -p ...`` in a subprocess, its output into ``out_path``.
+
+    A subprocess, as papermill's kernel is one: the user's script is imported there,
+    never into the scheduler. The run records itself in the plan's store (its run id
+    is in the log); a non-zero exit fails the plan with the error's last line.
+    """
+    from kernelflow.api import HOME_ENV
+
+    command = [sys.executable, "-m", "kernelflow", "run", plan.notebook]
+    when = tick.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    for key, text in plan.params.items():
+        command += ["-p", key, when if text == KICKOFF else str(text)]
+    env = dict(os.environ)
+    if home is not None:
+        env[HOME_ENV] = str(home)
+    script = Path(plan.notebook.rpartition(":")[0])
+    done = subprocess.run(
+        command, cwd=script.parent, env=env, capture_output=True, text=True, check=False
+    )
+    out_path.write_text(
+        f"$ {' '.join(command)}\n{done.stdout}{done.stderr}exit status {done.returncode}\n"
+    )
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        reason = lines[-1] if lines else (done.stderr.strip().splitlines() or ["?"])[-1]
+        raise KernelflowError(
+            f"kernelflow run exited with status {done.returncode}: {reason}",
+            fix=f"see {out_path}",
+        )
+
+
 @contextmanager
 def _kernelflow_home(home: Path | None) -> Iterator[None]:
     from kernelflow.api import HOME_ENV
@@ -149,7 +192,8 @@ class Scheduler:
         Returns the current time as an aware datetime; tests move it by hand.
     runner:
         ``runner(plan, tick, out_path)`` executes a plan; raising means failed.
-        Default: :func:`run_with_papermill` in this store's home.
+        Default: :func:`run_plan` in this store's home (papermill for a notebook,
+        ``kernelflow run`` for a script launch plan).
     sleep:
         Waits between passes of :meth:`serve`.
     """
@@ -166,7 +210,7 @@ class Scheduler:
         self.plans = plans or PlanStore()
         self.runs_dir = Path(runs_dir).absolute()
         self._clock = clock or utc_now
-        self._runner = runner or partial(run_with_papermill, home=self.plans.home)
+        self._runner = runner or partial(run_plan, home=self.plans.home)
         self._sleep = sleep
 
     def now(self) -> datetime:
@@ -216,7 +260,8 @@ class Scheduler:
             where="the stored plans",
             fix="remove it with `kernelflow schedule rm NAME`, add it again with --name",
         )
-        return self.runs_dir / name / f"{tick.astimezone(UTC):{RUN_FILE_FORMAT}}.ipynb"
+        suffix = ".log" if plan.is_script else ".ipynb"
+        return self.runs_dir / name / f"{tick.astimezone(UTC):{RUN_FILE_FORMAT}}{suffix}"
 
     def seconds_until_next(self) -> float:
         """How long :meth:`serve` may sleep: until the next tick of any plan, at most 60 s."""

@@ -1,0 +1,118 @@
+"""Signals: values a person (or a program) gives a waiting node of a running run.
+
+``wait_for_input`` and ``approve`` nodes record here that they wait (so ``kernelflow
+runs`` can show it), then poll for their value; ``kernelflow signal RUN NAME VALUE``
+and ``kernelflow approve RUN NAME`` write it. The file is ``<home>/signals.sqlite``,
+apart from ``runs.sqlite`` as the schedules are: a node polling every fraction of
+a second must not contend with the run's own writes.
+
+A value is stored as the text the user typed; the waiting node parses it by the
+type it expects, so the sender needs no knowledge of the workflow's code.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from kernelflow._core.errors import StoreError
+
+SIGNALS_FILE = "signals.sqlite"
+WaitState = Literal["waiting", "received", "timed_out", "failed"]
+_BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS signals (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, created_ts REAL NOT NULL,
+    PRIMARY KEY (run_id, name));
+CREATE TABLE IF NOT EXISTS waits (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, node TEXT NOT NULL, type TEXT NOT NULL,
+    since_ts REAL NOT NULL, deadline_ts REAL, state TEXT NOT NULL,
+    PRIMARY KEY (run_id, name));
+"""
+
+
+class SignalStore:
+    """Signals and waiting nodes of every run of one store; safe across processes."""
+
+    def __init__(self, home: str | os.PathLike[str]) -> None:
+        self.path = Path(home).absolute() / SIGNALS_FILE
+        self._ready = False
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(
+                f"cannot open the signal database {str(self.path)!r}: {error}",
+                fix="check that $KERNELFLOW_HOME points to a writable directory",
+            ) from error
+        conn.isolation_level = None  # autocommit
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            if not self._ready:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(_SCHEMA)
+                self._ready = True
+            yield conn
+        finally:
+            conn.close()
+
+    def send(self, run_id: str, name: str, value: str) -> None:
+        """Give signal ``name`` of run ``run_id`` its value (a later send replaces it)."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO signals (run_id, name, value, created_ts)"
+                " VALUES (?, ?, ?, ?)",
+                (run_id, name, value, time.time()),
+            )
+
+    def value(self, run_id: str, name: str) -> str | None:
+        """The text sent for the signal, or None while nothing was sent."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT value FROM signals WHERE run_id = ? AND name = ?", (run_id, name)
+            ).fetchone()
+        return None if row is None else str(row["value"])
+
+    def start_wait(
+        self, run_id: str, name: str, *, node: str, type_name: str, deadline: float | None
+    ) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO waits (run_id, name, node, type, since_ts, deadline_ts,"
+                " state) VALUES (?, ?, ?, ?, ?, ?, 'waiting')",
+                (run_id, name, node, type_name, time.time(), deadline),
+            )
+
+    def end_wait(self, run_id: str, name: str, state: WaitState) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE waits SET state = ? WHERE run_id = ? AND name = ?", (state, run_id, name)
+            )
+
+    def waits(self, run_id: str | None = None, *, state: WaitState | None = None) -> list[dict]:
+        """Waiting nodes (of ``run_id``, in ``state``), oldest first."""
+        clauses, args = [], []
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            args.append(run_id)
+        if state is not None:
+            clauses.append("state = ?")
+            args.append(state)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT * FROM waits{where} ORDER BY since_ts", args).fetchall()
+        return [_wait_dict(row) for row in rows]
+
+
+def _wait_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return dict(row)
