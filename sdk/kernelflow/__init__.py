@@ -37,6 +37,7 @@ from kernelflow._version import __version__
 # Imported eagerly (they are light): the names shadow the submodules of the same
 # name, so ``kernelflow._core.task`` is always the decorator.
 from kernelflow.engine.context import current_context
+from kernelflow.workflows.dynamic import dynamic
 from kernelflow.workflows.map_task import map_task
 from kernelflow.workflows.task import task
 from kernelflow.workflows.workflow import workflow
@@ -54,6 +55,8 @@ __all__ = [
     "workflow",
     "map_task",
     "current_context",
+    # composition (issue 14)
+    "dynamic",
     "Schema",
     # running and inspecting them
     "run",
