@@ -6,11 +6,6 @@ The programs are written as a Flyte user writes them, with ``flytekit`` read as
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import pytest
-
 import kernelflow
 from kernelflow import dynamic, task, workflow
 

@@ -13,26 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kernelflow._core.graph import Binding, Graph, GraphBuilder, Node, NodeId, NodeOutput
+from kernelflow._core.graph import Binding, Graph, Node, NodeId, NodeOutput
 from kernelflow._core.interface import Interface
 from kernelflow._core.task import TaskOptions
 from kernelflow.engine.context import current_context
 from kernelflow.engine.nested import run_nested
 from kernelflow.workflows.task import FunctionTask
-from kernelflow.workflows.workflow import _builder, _returned_bindings
+from kernelflow.workflows.workflow import trace_call
 
 
 def trace_now(call: Callable[[], Any], name: str, interface: Interface, prefix: str) -> Graph:
     """Trace ``call()`` (a body given real values) into a graph with ids under ``prefix``."""
-    builder = GraphBuilder()
-    token = _builder.set(builder)
-    try:
-        result = call()
-    finally:
-        _builder.reset(token)
-    for output_name, binding in _returned_bindings(name, interface, result):
-        builder.set_output(output_name, binding)
-    return under(builder.build(), prefix)
+    return under(trace_call(call, name, interface), prefix)
 
 
 def under(graph: Graph, prefix: str) -> Graph:

@@ -9,6 +9,7 @@ a run. Calling the finished :class:`Workflow` runs the graph through the engine.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -147,6 +148,36 @@ def _trace(fn: Callable[..., Any], name: str, interface: Interface) -> Graph:
     for output_name, binding in _returned_bindings(name, interface, result):
         builder.set_output(output_name, binding)
     return builder.build()
+
+
+@contextlib.contextmanager
+def tracing(builder: GraphBuilder) -> Iterator[GraphBuilder]:
+    """Task calls inside the block add nodes to ``builder`` (a conditional's branch)."""
+    token = _builder.set(builder)
+    try:
+        yield builder
+    finally:
+        _builder.reset(token)
+
+
+def trace_call(call: Callable[[], Any], name: str, interface: Interface) -> Graph:
+    """Trace ``call()``, a body given values rather than promises (``@dynamic``), into a graph."""
+    builder = GraphBuilder()
+    with tracing(builder):
+        result = call()
+    for output_name, binding in _returned_bindings(name, interface, result):
+        builder.set_output(output_name, binding)
+    return builder.build()
+
+
+def bind_value(value: Any, expected: Any, *, where: str) -> Binding:
+    """The type-checked binding of ``value`` (a promise or a constant) for ``expected``."""
+    return _bind(value, expected, where=where)
+
+
+def output_promises(node: Node, interface: Interface) -> Any:
+    """What a call of ``node`` gives a workflow body: its output promises, or a handle."""
+    return _output_promises(node, interface)
 
 
 def _returned_bindings(
