@@ -6,8 +6,10 @@ The programs are written as a Flyte user writes them, with ``flytekit`` read as
 
 from __future__ import annotations
 
+import pytest
+
 import kernelflow
-from kernelflow import dynamic, task, workflow
+from kernelflow import conditional, dynamic, task, workflow
 
 # --- @dynamic ------------------------------------------------------------------------
 
@@ -84,3 +86,148 @@ def test_nested_dynamic_workflows() -> None:
     result.raise_for_status()
     assert result.outputs["o0"] == 5
     assert "outer.sum_of_squares.square-2" in {e.node for e in events if e.node}
+
+
+# --- conditional ----------------------------------------------------------------------
+
+RAN: list[str] = []
+
+
+@task
+def circumference(radius: float) -> float:
+    RAN.append("circumference")
+    return 2 * 3.14 * radius
+
+
+@task
+def area(radius: float) -> float:
+    RAN.append("area")
+    return 3.14 * radius * radius
+
+
+@task
+def double(x: float) -> float:
+    return 2 * x
+
+
+@workflow
+def shape_properties(radius: float) -> float:
+    d = conditional("shape")
+    return (
+        d.if_((radius >= 0.1) & (radius < 1.0))
+        .then(circumference(radius=radius))
+        .else_()
+        .then(area(radius=radius))
+    )
+
+
+@workflow
+def doubled_shape(radius: float) -> float:
+    size = (
+        conditional("shape")
+        .if_(radius < 1.0)
+        .then(circumference(radius=radius))
+        .elif_((radius >= 1.0) & (radius <= 10.0))
+        .then(area(radius=radius))
+        .else_()
+        .fail("the radius must be at most 10")
+    )
+    return double(x=size)
+
+
+@task
+def coin_toss(seed: int) -> bool:
+    return seed % 2 == 0
+
+
+@task
+def success() -> int:
+    return 1
+
+
+@task
+def failure() -> int:
+    return -1
+
+
+@workflow
+def toss_wf(seed: int) -> int:
+    heads = coin_toss(seed=seed)
+    return conditional("toss").if_(heads.is_true()).then(success()).else_().then(failure())
+
+
+@task
+def bigger_first(a: int, b: int) -> str:
+    return f"{a}>{b}"
+
+
+@task
+def smaller_first(a: int, b: int) -> str:
+    return f"{a}<={b}"
+
+
+@workflow
+def compare_wf(a: int, b: int) -> str:
+    return (
+        conditional("order")
+        .if_(a > b)
+        .then(bigger_first(a=a, b=b))
+        .else_()
+        .then(smaller_first(a=a, b=b))
+    )
+
+
+def test_conditional_takes_the_branch_its_condition_selects() -> None:
+    assert shape_properties(radius=0.5) == pytest.approx(3.14)
+    assert shape_properties(radius=2.0) == pytest.approx(12.56)
+    assert doubled_shape(radius=0.5) == pytest.approx(6.28)
+    assert doubled_shape(radius=2.0) == pytest.approx(25.12)
+    assert toss_wf(seed=2) == 1
+    assert toss_wf(seed=3) == -1
+    assert compare_wf(a=3, b=2) == "3>2"
+    assert compare_wf(a=2, b=2) == "2<=2"
+
+
+def test_conditional_runs_only_the_taken_branch_and_skips_the_other() -> None:
+    RAN.clear()
+    events: list = []
+    result = kernelflow.run(shape_properties, {"radius": 0.5}, listeners=[events.append])
+    result.raise_for_status()
+    assert RAN == ["circumference"]
+    assert ("task_finished", "shape.circumference") in {(e.kind, e.node) for e in events}
+    assert ("task_skipped", "shape.area") in {(e.kind, e.node) for e in events}
+    assert kernelflow.lineage(result.run_id, "shape.area")["status"] == "skipped"
+
+
+def test_conditional_fail_branch_fails_the_run_with_its_message() -> None:
+    result = kernelflow.run(doubled_shape, {"radius": 20.0})
+    assert result.status == "failed"
+    assert "the radius must be at most 10" in str(result.error)
+
+
+def test_conditional_branches_are_type_checked_at_definition() -> None:
+    from kernelflow.errors import TypeMismatchError
+
+    with pytest.raises(TypeMismatchError, match="branch 2"):
+
+        @workflow
+        def mixed(radius: float) -> float:
+            return (
+                conditional("mixed")
+                .if_(radius < 1.0)
+                .then(area(radius=radius))
+                .else_()
+                .then(bigger_first(a=1, b=2))
+            )
+
+
+def test_a_promise_still_cannot_be_compared_outside_a_conditional() -> None:
+    from kernelflow.errors import DefinitionError
+
+    with pytest.raises(DefinitionError, match="no value"):
+
+        @workflow
+        def wrong(radius: float) -> float:
+            if radius < 1.0:
+                return area(radius=radius)
+            return circumference(radius=radius)

@@ -37,6 +37,7 @@ from kernelflow._version import __version__
 # Imported eagerly (they are light): the names shadow the submodules of the same
 # name, so ``kernelflow._core.task`` is always the decorator.
 from kernelflow.engine.context import current_context
+from kernelflow.workflows.conditional import conditional
 from kernelflow.workflows.dynamic import dynamic
 from kernelflow.workflows.map_task import map_task
 from kernelflow.workflows.task import task
@@ -57,6 +58,7 @@ __all__ = [
     "current_context",
     # composition (issue 14)
     "dynamic",
+    "conditional",
     "Schema",
     # running and inspecting them
     "run",

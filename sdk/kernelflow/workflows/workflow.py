@@ -47,6 +47,32 @@ def current_builder() -> GraphBuilder | None:
     return _builder.get()
 
 
+# Set while a ``conditional(...)`` is open: it turns a comparison of promises into a condition.
+_condition_hook: contextvars.ContextVar[Callable[[Any, str, Any], Any] | None] = (
+    contextvars.ContextVar("kernelflow_condition_hook", default=None)
+)
+
+
+def _comparison(op: str) -> Callable[..., Any]:
+    def compare(self: Promise, other: Any = None) -> Any:
+        hook = _condition_hook.get()
+        if hook is None:
+            return self._no_value()
+        return hook(self, op, other)
+
+    compare.__name__ = f"compare {op}"
+    return compare
+
+
+def condition_hook(hook: Callable[[Any, str, Any], Any] | None) -> contextvars.Token[Any]:
+    """Comparisons of promises call ``hook(promise, op, other)`` until the token is reset."""
+    return _condition_hook.set(hook)
+
+
+def reset_condition_hook(token: contextvars.Token[Any]) -> None:
+    _condition_hook.reset(token)
+
+
 class Promise:
     """Stands for a value that exists only when the workflow runs.
 
@@ -74,7 +100,17 @@ class Promise:
     __getitem__ = __contains__ = __round__ = __abs__ = __neg__ = __pos__ = _no_value
     # ``==`` too: object's would answer False, so ``if n == 0`` would pick a branch
     # silently. str() and f-strings would make a constant of the promise's repr.
-    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __str__ = __format__ = _no_value
+    # Comparisons build a condition inside ``conditional(...)`` (workflows/conditional.py).
+    __str__ = __format__ = _no_value
+    __eq__ = _comparison("==")  # type: ignore[assignment]
+    __ne__ = _comparison("!=")  # type: ignore[assignment]
+    __lt__, __le__ = _comparison("<"), _comparison("<=")
+    __gt__, __ge__ = _comparison(">"), _comparison(">=")
+    is_true, is_false, is_none = (
+        _comparison("is_true"),
+        _comparison("is_false"),
+        _comparison("is_none"),
+    )
     __add__ = __sub__ = __mul__ = __truediv__ = __floordiv__ = __mod__ = __pow__ = _no_value
     __radd__ = __rsub__ = __rmul__ = __rtruediv__ = __rfloordiv__ = __rmod__ = __rpow__ = _no_value
     __hash__ = object.__hash__  # defining __eq__ would otherwise make promises unhashable
