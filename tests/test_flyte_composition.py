@@ -6,10 +6,13 @@ The programs are written as a Flyte user writes them, with ``flytekit`` read as
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 import kernelflow
-from kernelflow import conditional, dynamic, task, workflow
+from kernelflow import conditional, dynamic, eager, task, workflow
 
 # --- @dynamic ------------------------------------------------------------------------
 
@@ -231,3 +234,79 @@ def test_a_promise_still_cannot_be_compared_outside_a_conditional() -> None:
             if radius < 1.0:
                 return area(radius=radius)
             return circumference(radius=radius)
+
+
+# --- @eager ---------------------------------------------------------------------------
+
+SPANS: dict[str, tuple[float, float]] = {}
+
+
+@task(cache=True)
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@task
+def slow_double(x: int) -> int:
+    start = time.time()
+    time.sleep(0.3)
+    SPANS[f"double({x})"] = (start, time.time())
+    return 2 * x
+
+
+@task
+def slow_square(x: int) -> int:
+    start = time.time()
+    time.sleep(0.3)
+    SPANS[f"square({x})"] = (start, time.time())
+    return x * x
+
+
+@eager
+async def eager_wf(x: int) -> int:
+    out = await add_one(x=x)
+    if out < 0:  # a real value: plain Python branches on it
+        return -1
+    doubled, squared = await asyncio.gather(slow_double(x=out), slow_square(x=out))
+    return doubled + squared
+
+
+@task
+def double_int(x: int) -> int:
+    return 2 * x
+
+
+@workflow
+def uses_eager(x: int) -> int:
+    return double_int(x=eager_wf(x=x))
+
+
+def test_eager_workflow_awaits_tasks_and_branches_on_their_values() -> None:
+    assert eager_wf(x=2) == 6 + 9
+    assert eager_wf(x=-5) == -1
+    assert uses_eager(x=1) == 2 * (4 + 4)
+
+
+def test_eager_tasks_are_recorded_cached_nodes_and_gather_runs_them_in_parallel() -> None:
+    SPANS.clear()
+    events: list = []
+    result = kernelflow.run(uses_eager, {"x": 2}, listeners=[events.append])
+    result.raise_for_status()
+    finished = {e.node for e in events if e.kind == "task_finished"}
+    assert {"eager_wf.add_one", "eager_wf.slow_double", "eager_wf.slow_square"} <= finished
+    assert kernelflow.lineage(result.run_id, "eager_wf.slow_square")["status"] == "succeeded"
+    (start_a, end_a), (start_b, end_b) = SPANS["double(3)"], SPANS["square(3)"]
+    assert max(start_a, start_b) < min(end_a, end_b)  # the two tasks overlapped
+    again: list = []
+    kernelflow.run(uses_eager, {"x": 2}, listeners=[again.append]).raise_for_status()
+    assert "eager_wf.add_one" in {e.node for e in again if e.kind == "task_cached"}
+
+
+def test_eager_needs_an_async_function() -> None:
+    from kernelflow.errors import DefinitionError
+
+    with pytest.raises(DefinitionError, match="async def"):
+
+        @eager
+        def not_async(x: int) -> int:
+            return x

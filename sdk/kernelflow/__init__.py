@@ -39,6 +39,7 @@ from kernelflow._version import __version__
 from kernelflow.engine.context import current_context
 from kernelflow.workflows.conditional import conditional
 from kernelflow.workflows.dynamic import dynamic
+from kernelflow.workflows.eager import eager
 from kernelflow.workflows.map_task import map_task
 from kernelflow.workflows.task import task
 from kernelflow.workflows.workflow import workflow
@@ -59,6 +60,7 @@ __all__ = [
     # composition (issue 14)
     "dynamic",
     "conditional",
+    "eager",
     "Schema",
     # running and inspecting them
     "run",

@@ -47,6 +47,26 @@ def current_builder() -> GraphBuilder | None:
     return _builder.get()
 
 
+# Set while an ``@eager`` body runs: a task or workflow call there goes to this hook
+# (it returns an awaitable), not to the engine directly.
+_call_hook: contextvars.ContextVar[Callable[[Any, Mapping[str, Any]], Any] | None] = (
+    contextvars.ContextVar("kernelflow_call_hook", default=None)
+)
+
+
+def current_call_hook() -> Callable[[Any, Mapping[str, Any]], Any] | None:
+    """What calls a task or workflow outside a traced body, when not the engine (``@eager``)."""
+    return _call_hook.get()
+
+
+def set_call_hook(hook: Callable[[Any, Mapping[str, Any]], Any] | None) -> contextvars.Token[Any]:
+    return _call_hook.set(hook)
+
+
+def reset_call_hook(token: contextvars.Token[Any]) -> None:
+    _call_hook.reset(token)
+
+
 # Set while a ``conditional(...)`` is open: it turns a comparison of promises into a condition.
 _condition_hook: contextvars.ContextVar[Callable[[Any, str, Any], Any] | None] = (
     contextvars.ContextVar("kernelflow_condition_hook", default=None)
@@ -147,6 +167,9 @@ class Workflow:
         builder = current_builder()
         if builder is not None:
             return _inline(builder, self, kwargs)
+        hook = current_call_hook()
+        if hook is not None:
+            return hook(self, kwargs)
         from kernelflow.engine.launch import run_target  # the engine loads on first run
 
         result = run_target(self, kwargs)
