@@ -12,7 +12,8 @@ import time
 import pytest
 
 import kernelflow
-from kernelflow import conditional, dynamic, eager, task, workflow
+from kernelflow import Workflow, conditional, dynamic, eager, task, workflow
+from kernelflow.core.node_creation import create_node
 
 # --- @dynamic ------------------------------------------------------------------------
 
@@ -310,3 +311,136 @@ def test_eager_needs_an_async_function() -> None:
         @eager
         def not_async(x: int) -> int:
             return x
+
+
+# --- imperative workflows, create_node, >> ------------------------------------------
+
+
+@task
+def t1(a: str) -> str:
+    return a + " world"
+
+
+@task
+def t2() -> None:
+    ORDER.append("t2")
+
+
+@task
+def t3(a: list[str]) -> str:
+    return ",".join(a)
+
+
+imperative_wf = Workflow(name="my.imperative.workflow.example")
+imperative_wf.add_workflow_input("in1", str)
+node_t1 = imperative_wf.add_entity(t1, a=imperative_wf.inputs["in1"])
+imperative_wf.add_workflow_output("output_from_t1", node_t1.outputs["o0"])
+imperative_wf.add_entity(t2)
+wf_in2 = imperative_wf.add_workflow_input("in2", str)
+node_t3 = imperative_wf.add_entity(t3, a=[imperative_wf.inputs["in1"], wf_in2])
+imperative_wf.add_workflow_output(
+    "output_list", [node_t1.outputs["o0"], node_t3.outputs["o0"]], python_type=list[str]
+)
+
+
+def test_imperative_workflow_runs_like_a_traced_one() -> None:
+    assert imperative_wf(in1="hello", in2="foo") == (
+        "hello world",
+        ["hello world", "hello,foo"],
+    )
+    result = kernelflow.run(imperative_wf, {"in1": "a", "in2": "b"})
+    result.raise_for_status()
+    assert result.outputs["output_from_t1"] == "a world"
+
+
+def test_imperative_workflow_checks_types_when_entities_are_added() -> None:
+    from kernelflow.errors import TypeMismatchError
+
+    wf = Workflow(name="typed")
+    wf.add_workflow_input("n", int)
+    with pytest.raises(TypeMismatchError):
+        wf.add_entity(t1, a=wf.inputs["n"])
+
+
+ORDER: list[str] = []
+
+
+@task
+def write(tag: str) -> None:
+    ORDER.append(tag)
+
+
+@task
+def plus_one(x: int) -> int:
+    return x + 1
+
+
+@workflow
+def ordered_wf() -> None:
+    first = create_node(write, tag="a")
+    second = create_node(write, tag="b")
+    second >> first  # b runs before a, though no data flows between them
+
+
+@workflow
+def handles_wf() -> None:
+    a = write(tag="a")
+    b = write(tag="b")
+    b >> a
+
+
+@workflow
+def node_outputs_wf(x: int) -> int:
+    node = create_node(plus_one, x=x)
+    return plus_one(x=node.o0)
+
+
+def test_create_node_outputs_and_ordering_with_rshift() -> None:
+    assert node_outputs_wf(x=1) == 3
+    ORDER.clear()
+    ordered_wf()
+    assert ORDER == ["b", "a"]
+    ORDER.clear()
+    handles_wf()
+    assert ORDER == ["b", "a"]
+    graph = ordered_wf.graph
+    assert graph.nodes["write"].after == ("write-2",)
+
+
+ATTEMPTS: list[int] = []
+
+
+@task
+def flaky(x: int) -> int:
+    ATTEMPTS.append(x)
+    if len(ATTEMPTS) < 3:
+        raise RuntimeError("not yet")
+    return x
+
+
+@task
+def counted(x: int) -> int:
+    ATTEMPTS.append(x)
+    return x
+
+
+@workflow
+def overridden_wf(x: int) -> int:
+    return create_node(flaky, x=x).with_overrides(retries=2, name="ignored").o0
+
+
+@workflow
+def cached_override_wf(x: int) -> int:
+    return create_node(counted, x=x).with_overrides(cache=True, cache_version="1").o0
+
+
+def test_with_overrides_applies_retries_and_cache_to_that_node_only() -> None:
+    ATTEMPTS.clear()
+    assert overridden_wf(x=7) == 7
+    assert len(ATTEMPTS) == 3
+    assert flaky.options.retries == 0
+    ATTEMPTS.clear()
+    assert cached_override_wf(x=5) == 5
+    assert cached_override_wf(x=5) == 5
+    assert ATTEMPTS == [5]
+    assert counted.options.cache is False

@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("kernelflow._core", "kernelflow._version")),
     ("store", ("kernelflow.store",)),
     ("engine", ("kernelflow.engine",)),
-    ("workflows", ("kernelflow.workflows",)),
+    # kernelflow.core: Flyte's flytekit.core paths, on top of the SDK front end
+    ("workflows", ("kernelflow.workflows", "kernelflow.core")),
     ("notebook", ("kernelflow.notebook",)),
     ("api", ("kernelflow.api", "kernelflow.errors", "kernelflow")),
     (

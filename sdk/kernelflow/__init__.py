@@ -40,6 +40,8 @@ from kernelflow.engine.context import current_context
 from kernelflow.workflows.conditional import conditional
 from kernelflow.workflows.dynamic import dynamic
 from kernelflow.workflows.eager import eager
+from kernelflow.workflows.imperative import ImperativeWorkflow
+from kernelflow.workflows.imperative import ImperativeWorkflow as Workflow
 from kernelflow.workflows.map_task import map_task
 from kernelflow.workflows.task import task
 from kernelflow.workflows.workflow import workflow
@@ -61,6 +63,8 @@ __all__ = [
     "dynamic",
     "conditional",
     "eager",
+    "Workflow",
+    "ImperativeWorkflow",
     "Schema",
     # running and inspecting them
     "run",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NewType
 
 from kernelflow._core.errors import CycleError, DefinitionError
@@ -147,6 +147,17 @@ class GraphBuilder:
             raise DefinitionError(f"two nodes are named {node.id!r}", node=node.id)
         self._taken.add(node.id)
         self._nodes[node.id] = node
+        return node
+
+    def node(self, node_id: NodeId) -> Node:
+        """A node already added."""
+        if node_id not in self._nodes:
+            raise DefinitionError(f"no node {node_id!r} in this workflow", node=node_id)
+        return self._nodes[node_id]
+
+    def update(self, node_id: NodeId, **changes: Any) -> Node:
+        """Replace fields of a node already added (``a >> b`` adds to ``b.after``)."""
+        node = self._nodes[node_id] = replace(self.node(node_id), **changes)
         return node
 
     def set_output(self, name: str, binding: Binding) -> None:

@@ -135,6 +135,9 @@ class Promise:
     __radd__ = __rsub__ = __rmul__ = __rtruediv__ = __rfloordiv__ = __rmod__ = __rpow__ = _no_value
     __hash__ = object.__hash__  # defining __eq__ would otherwise make promises unhashable
 
+    def __rshift__(self, other: Any) -> Any:
+        return run_before(self, other)
+
     def __repr__(self) -> str:
         return f"<Promise {self.producer}: {type_name(self.type)}>"
 
@@ -366,8 +369,40 @@ class NodeHandle:
     def __init__(self, node: NodeId) -> None:
         self.node = node
 
+    def __rshift__(self, other: Any) -> Any:
+        return run_before(self, other)
+
     def __repr__(self) -> str:
         return f"<NodeHandle {self.node}>"
+
+
+def node_of(item: Any) -> NodeId:
+    """The node a promise, a handle or a node reference stands for (for ``>>``)."""
+    binding = getattr(item, "binding", None)
+    if isinstance(binding, NodeOutput):
+        return binding.node
+    node = getattr(item, "node", None)
+    if isinstance(node, str):
+        return NodeId(node)
+    raise DefinitionError(
+        f"{item!r} is not the result of a task call, so it cannot be ordered with >>",
+        fix="use >> between task calls: first >> second",
+    )
+
+
+def run_before(first: Any, second: Any, builder: GraphBuilder | None = None) -> Any:
+    """``first >> second``: ``second`` waits for ``first`` though no data flows between them."""
+    builder = builder or current_builder()
+    if builder is None:
+        raise DefinitionError(
+            ">> orders the nodes of a workflow being defined; here nothing is being defined",
+            fix="use >> inside a @workflow body or between nodes of an imperative Workflow",
+        )
+    before, after = node_of(first), node_of(second)
+    node = builder.node(after)
+    if before not in node.after:
+        builder.update(after, after=(*node.after, before))
+    return second
 
 
 def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -> Any:
