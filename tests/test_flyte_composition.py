@@ -444,3 +444,27 @@ def test_with_overrides_applies_retries_and_cache_to_that_node_only() -> None:
     assert cached_override_wf(x=5) == 5
     assert ATTEMPTS == [5]
     assert counted.options.cache is False
+
+
+def test_a_conditional_left_unfinished_by_an_error_does_not_leak_comparisons() -> None:
+    from kernelflow.errors import DefinitionError, TypeMismatchError
+
+    with pytest.raises(TypeMismatchError):
+
+        @workflow
+        def broken(radius: float) -> float:
+            return (
+                conditional("c")
+                .if_(radius < 1.0)
+                .then(t1(a=radius))
+                .else_()
+                .then(area(radius=radius))
+            )
+
+    with pytest.raises(DefinitionError, match="no value"):
+
+        @workflow
+        def compares(radius: float) -> float:
+            if radius < 1.0:
+                return area(radius=radius)
+            return radius

@@ -249,7 +249,9 @@ class ConditionalSection:
         self._tracing: Any = None
 
     # conditions: promises become inputs of the node
-    def _compare(self, promise: Promise, op: str, other: Any) -> Comparison:
+    def _compare(self, promise: Promise, op: str, other: Any) -> Any:
+        if current_builder() not in (self.outer, self.branch_builder):
+            return promise._no_value()  # this conditional was left unfinished, by an error
         right = self._operand(other) if isinstance(other, Promise) else other
         if isinstance(other, Condition):
             raise DefinitionError("a condition cannot be compared", fix="use & and |")
