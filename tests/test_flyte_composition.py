@@ -468,3 +468,36 @@ def test_a_conditional_left_unfinished_by_an_error_does_not_leak_comparisons() -
             if radius < 1.0:
                 return area(radius=radius)
             return radius
+
+
+@task
+def zero() -> int:
+    return 0
+
+
+@task
+def negate(x: int) -> int:
+    return -x
+
+
+@workflow
+def nested_conditional(x: int) -> int:
+    return (
+        conditional("outer")
+        .if_(x > 0)
+        .then(conditional("inner").if_(x > 10).then(plus_one(x=x)).else_().then(negate(x=x)))
+        .else_()
+        .then(zero())
+    )
+
+
+@dynamic
+def conditional_in_dynamic(x: int) -> int:
+    y = plus_one(x=x)  # a node named plus_one outside the branches, one inside
+    return conditional("c").if_(y > 3).then(plus_one(x=y)).else_().then(negate(x=y))
+
+
+def test_conditionals_nest_and_work_in_dynamic_workflows() -> None:
+    assert [nested_conditional(x=x) for x in (20, 5, -1)] == [21, -5, 0]
+    assert conditional_in_dynamic(x=5) == 7
+    assert conditional_in_dynamic(x=1) == -2

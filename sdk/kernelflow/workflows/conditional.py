@@ -33,6 +33,7 @@ from kernelflow._core.graph import (
     Graph,
     GraphBuilder,
     Node,
+    NodeId,
     NodeOutput,
     Param,
 )
@@ -334,7 +335,7 @@ class ConditionalSection:
 
         def remap(binding: Binding, type_: Any) -> Binding:
             if isinstance(binding, NodeOutput) and binding.node in inside:
-                return binding
+                return NodeOutput(_unmarked(binding.node), binding.output)
             if isinstance(binding, Const):
                 return binding
             name = self._input(binding, type_)
@@ -344,7 +345,9 @@ class ConditionalSection:
         for node in case.nodes:
             inputs = node.task.interface.inputs
             bindings = {k: remap(b, inputs.get(k)) for k, b in node.bindings.items()}
-            builder.add_node(Node(node.id, node.task, bindings, node.after, node.label))
+            after = tuple(_unmarked(a) for a in node.after if a in inside)
+            label = node.label.replace(_MARK, "")
+            builder.add_node(Node(_unmarked(node.id), node.task, bindings, after, label))
         values = _promises(case.result)
         for (name, type_), promise in zip(outputs.items(), values):
             builder.set_output(name, remap(promise.binding, type_))
@@ -405,12 +408,24 @@ def _types_text(types: list[Any]) -> str:
     return "no outputs" if not types else ", ".join(type_name(t) for t in types)
 
 
+# Marks the ids of branch nodes while they are traced, so that none can be taken for a
+# node of the workflow around the conditional with the same name.
+_MARK = "\x00branch\x00"
+
+
+def _unmarked(node_id: NodeId) -> NodeId:
+    return NodeId(node_id.replace(_MARK, ""))
+
+
 class _BranchBuilder(GraphBuilder):
     """Collects the nodes of a conditional's branches, in the order they are added."""
 
     def __init__(self) -> None:
         super().__init__()
         self.added: list[Node] = []
+
+    def unique_id(self, base: str) -> NodeId:
+        return NodeId(_MARK + super().unique_id(base))
 
     def add_node(self, node: Node) -> Node:
         self.added.append(super().add_node(node))
