@@ -501,3 +501,16 @@ def test_conditionals_nest_and_work_in_dynamic_workflows() -> None:
     assert [nested_conditional(x=x) for x in (20, 5, -1)] == [21, -5, 0]
     assert conditional_in_dynamic(x=5) == 7
     assert conditional_in_dynamic(x=1) == -2
+
+
+def test_text_progress_shows_children_without_counting_them_as_run_nodes() -> None:
+    import io
+
+    from kernelflow.progress import TextProgress
+
+    stream = io.StringIO()
+    kernelflow.run(shape_properties, {"radius": 2.0}, listeners=[TextProgress(stream, live=False)])
+    lines = stream.getvalue().splitlines()
+    assert "[0/1] shape.circumference skipped" in lines
+    assert any(line.startswith("[0/1] shape.area ran in") for line in lines)
+    assert any(line.startswith("[1/1] shape ran in") for line in lines)
