@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
@@ -514,3 +515,19 @@ def test_text_progress_shows_children_without_counting_them_as_run_nodes() -> No
     assert "[0/1] shape.circumference skipped" in lines
     assert any(line.startswith("[0/1] shape.area ran in") for line in lines)
     assert any(line.startswith("[1/1] shape ran in") for line in lines)
+
+
+def test_an_imperative_workflow_in_a_script_is_a_run_target(tmp_path: Path) -> None:
+    script = tmp_path / "imperative_script.py"
+    script.write_text(
+        "from kernelflow import Workflow, task\n\n"
+        "@task\n"
+        "def shout(a: str) -> str:\n"
+        "    return a.upper()\n\n"
+        'wf = Workflow(name="shouting")\n'
+        'wf.add_workflow_input("a", str)\n'
+        'wf.add_workflow_output("o0", wf.add_entity(shout, a=wf.inputs["a"]).o0)\n'
+    )
+    result = kernelflow.run(f"{script}:wf", {"a": "hi"})
+    result.raise_for_status()
+    assert result.outputs["o0"] == "HI"

@@ -181,12 +181,14 @@ def _import_script(path: Path) -> Any:
 
 
 def _workflow_in(module: Any, attribute: str, path: str) -> RunTarget:
+    from kernelflow.workflows.imperative import ImperativeWorkflow
     from kernelflow.workflows.workflow import Workflow
 
+    kinds = (Workflow, ImperativeWorkflow)
     found = getattr(module, attribute, None)
-    if isinstance(found, Workflow):
+    if isinstance(found, kinds):
         return found
-    workflows = sorted(n for n, v in vars(module).items() if isinstance(v, Workflow))
+    workflows = sorted(n for n, v in vars(module).items() if isinstance(v, kinds))
     what = "is not a @workflow" if found is not None else "is not defined"
     raise TargetError(
         f"{attribute!r} in {path!r} {what}; workflows there: {', '.join(workflows) or '(none)'}",
