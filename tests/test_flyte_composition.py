@@ -15,6 +15,8 @@ import pytest
 import kernelflow
 from kernelflow import Workflow, conditional, dynamic, eager, task, workflow
 from kernelflow.core.node_creation import create_node
+from kernelflow.exceptions.eager import EagerException
+from kernelflow.workflows.conditional import Echo
 
 # --- @dynamic ------------------------------------------------------------------------
 
@@ -531,3 +533,65 @@ def test_an_imperative_workflow_in_a_script_is_a_run_target(tmp_path: Path) -> N
     result = kernelflow.run(f"{script}:wf", {"a": "hi"})
     result.raise_for_status()
     assert result.outputs["o0"] == "HI"
+
+
+@workflow
+def write_b() -> None:
+    write(tag="b")
+
+
+@workflow
+def write_a() -> None:
+    write(tag="a")
+
+
+@workflow
+def chained_subworkflows() -> None:
+    first = write_a()
+    second = write_b()
+    second >> first
+
+
+def test_rshift_orders_nested_workflows_without_outputs() -> None:
+    ORDER.clear()
+    chained_subworkflows()
+    assert ORDER == ["b", "a"]
+
+
+@task
+def raises_below_one(x: int) -> int:
+    if x < 1:
+        raise TypeError("x must be positive")
+    return x
+
+
+@eager
+async def eager_with_exception(x: int) -> int:
+    try:
+        return await raises_below_one(x=x)
+    except EagerException:
+        return -1
+
+
+def test_eager_body_catches_a_failed_task_as_eager_exception() -> None:
+    assert eager_with_exception(x=3) == 3
+    assert eager_with_exception(x=0) == -1
+
+
+echo = Echo(name="echo", inputs={"radius": float})
+
+
+@workflow
+def noop_branch(radius: float) -> float:
+    return (
+        conditional("noop")
+        .if_(radius > 1.0)
+        .then(area(radius=radius))
+        .else_()
+        .then(echo(radius=radius))
+    )
+
+
+def test_echo_passes_its_input_through_an_untaken_computation() -> None:
+    assert noop_branch(radius=2.0) == pytest.approx(12.56)
+    assert noop_branch(radius=0.5) == 0.5

@@ -42,6 +42,7 @@ from kernelflow._core.task import Task, TaskOptions
 from kernelflow.engine.context import current_context
 from kernelflow.engine.nested import record_skipped
 from kernelflow.workflows.dynamic import run_graph_here, under
+from kernelflow.workflows.task import CallableTask
 from kernelflow.workflows.workflow import (
     NodeHandle,
     Promise,
@@ -376,6 +377,32 @@ class _Then:
         if self.case.condition is None:
             return self.section._finish()
         return self.section
+
+
+class Echo(CallableTask):
+    """A task that passes its inputs on as outputs of the same names (Flyte's ``Echo``).
+
+    A branch of a conditional that has nothing to compute: ``.then(echo(x=x))``.
+    """
+
+    def __init__(self, name: str, inputs: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.options = TaskOptions()
+        declared = dict(inputs or {})
+        kind = "none" if not declared else "single" if len(declared) == 1 else "tuple"
+        self.interface = Interface(
+            inputs=declared,
+            outputs=declared,
+            defaults={},
+            output_kind=kind,  # type: ignore[arg-type]
+        )
+
+    @property
+    def code_hash(self) -> str:
+        return "echo"
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(inputs)
 
 
 def conditional(name: str) -> ConditionalSection:

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from kernelflow._core.errors import DefinitionError
+from kernelflow._core.errors import DefinitionError, KernelflowError, TaskFailedError
 from kernelflow._core.graph import GraphBuilder, Node, NodeId, NodeOutput
 from kernelflow._core.task import Task, TaskOptions
 from kernelflow.engine.context import current_context
@@ -40,6 +40,13 @@ from kernelflow.workflows.workflow import (
     reset_call_hook,
     set_call_hook,
 )
+
+
+class EagerException(TaskFailedError):
+    """A task or workflow awaited in an eager workflow failed (Flyte's ``EagerException``).
+
+    The body may catch it and go on; uncaught, it fails the eager workflow's node.
+    """
 
 
 class EagerSession:
@@ -70,6 +77,13 @@ class EagerSession:
             return entity.interface.pack(
                 run_graph_here(_one_node(entity, kwargs, node_id), node_id)
             )
+        except KernelflowError as error:
+            raise EagerException(
+                f"{node_id!r} failed in eager workflow {self.prefix!r}: {error.message}",
+                fix=error.fix,
+                task=str(node_id),
+                error_type=type(error).__name__,
+            ) from error
         finally:
             reset_call_hook(token)
 

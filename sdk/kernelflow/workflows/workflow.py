@@ -120,26 +120,31 @@ class Promise:
     __getitem__ = __contains__ = __round__ = __abs__ = __neg__ = __pos__ = _no_value
     # ``==`` too: object's would answer False, so ``if n == 0`` would pick a branch
     # silently. str() and f-strings would make a constant of the promise's repr.
-    # Comparisons build a condition inside ``conditional(...)`` (workflows/conditional.py).
-    __str__ = __format__ = _no_value
-    __eq__ = _comparison("==")  # type: ignore[assignment]
-    __ne__ = _comparison("!=")  # type: ignore[assignment]
-    __lt__, __le__ = _comparison("<"), _comparison("<=")
-    __gt__, __ge__ = _comparison(">"), _comparison(">=")
-    is_true, is_false, is_none = (
-        _comparison("is_true"),
-        _comparison("is_false"),
-        _comparison("is_none"),
-    )
+    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __str__ = __format__ = _no_value
     __add__ = __sub__ = __mul__ = __truediv__ = __floordiv__ = __mod__ = __pow__ = _no_value
     __radd__ = __rsub__ = __rmul__ = __rtruediv__ = __rfloordiv__ = __rmod__ = __rpow__ = _no_value
     __hash__ = object.__hash__  # defining __eq__ would otherwise make promises unhashable
 
-    def __rshift__(self, other: Any) -> Any:
-        return run_before(self, other)
-
     def __repr__(self) -> str:
         return f"<Promise {self.producer}: {type_name(self.type)}>"
+
+
+# Inside ``conditional(...)``, comparisons build conditions (workflows/conditional.py);
+# elsewhere they are the definition error above. ``a >> b`` orders two task calls.
+# Set here, after the class, so that the class body keeps one rule per line above.
+for _op, _method in (
+    ("==", "__eq__"),
+    ("!=", "__ne__"),
+    ("<", "__lt__"),
+    ("<=", "__le__"),
+    (">", "__gt__"),
+    (">=", "__ge__"),
+    ("is_true", "is_true"),
+    ("is_false", "is_false"),
+    ("is_none", "is_none"),
+):
+    setattr(Promise, _method, _comparison(_op))
+Promise.__rshift__ = lambda self, other: run_before(self, other)  # type: ignore[attr-defined]
 
 
 class Workflow:
@@ -225,10 +230,10 @@ def tracing(builder: GraphBuilder) -> Iterator[GraphBuilder]:
 def trace_call(call: Callable[[], Any], name: str, interface: Interface) -> Graph:
     """Trace ``call()``, a body given values rather than promises (``@dynamic``), into a graph."""
     builder = GraphBuilder()
-    with tracing(builder):
+    with tracing(builder):  # still tracing: returning a list of promises may add a node
         result = call()
-    for output_name, binding in _returned_bindings(name, interface, result):
-        builder.set_output(output_name, binding)
+        for output_name, binding in _returned_bindings(name, interface, result):
+            builder.set_output(output_name, binding)
     return builder.build()
 
 
@@ -376,14 +381,28 @@ class NodeHandle:
         return f"<NodeHandle {self.node}>"
 
 
-def node_of(item: Any) -> NodeId:
-    """The node a promise, a handle or a node reference stands for (for ``>>``)."""
-    binding = getattr(item, "binding", None)
-    if isinstance(binding, NodeOutput):
-        return binding.node
-    node = getattr(item, "node", None)
-    if isinstance(node, str):
-        return NodeId(node)
+class NodeGroup:
+    """What a nested workflow without outputs returns in a workflow body: its nodes, for ``>>``."""
+
+    def __init__(self, nodes: tuple[NodeId, ...]) -> None:
+        self.nodes = nodes
+
+    def __rshift__(self, other: Any) -> Any:
+        return run_before(self, other)
+
+    def __repr__(self) -> str:
+        return f"<NodeGroup {', '.join(self.nodes)}>"
+
+
+def nodes_of(item: Any) -> tuple[NodeId, ...]:
+    """The nodes a promise, a handle, a group or a node reference stands for (for ``>>``)."""
+    if isinstance(item, Promise):
+        if isinstance(item.binding, NodeOutput):
+            return (item.binding.node,)
+    elif isinstance(item, NodeGroup):
+        return item.nodes
+    elif isinstance(getattr(item, "node", None), str):
+        return (NodeId(item.node),)
     raise DefinitionError(
         f"{item!r} is not the result of a task call, so it cannot be ordered with >>",
         fix="use >> between task calls: first >> second",
@@ -398,10 +417,10 @@ def run_before(first: Any, second: Any, builder: GraphBuilder | None = None) -> 
             ">> orders the nodes of a workflow being defined; here nothing is being defined",
             fix="use >> inside a @workflow body or between nodes of an imperative Workflow",
         )
-    before, after = node_of(first), node_of(second)
-    node = builder.node(after)
-    if before not in node.after:
-        builder.update(after, after=(*node.after, before))
+    before = nodes_of(first)
+    for after in nodes_of(second):
+        waits = builder.node(after).after
+        builder.update(after, after=(*waits, *(n for n in before if n not in waits)))
     return second
 
 
@@ -448,7 +467,7 @@ def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -
         for name, binding in child.graph.outputs.items()
     }
     if child.interface.output_kind == "none":
-        return None
+        return NodeGroup(tuple(renamed.values()))  # for ``sub_a() >> sub_b()``
     if child.interface.output_kind == "single":
         return outputs["o0"]
     values = [outputs[name] for name in child.interface.outputs]
