@@ -595,3 +595,29 @@ def noop_branch(radius: float) -> float:
 def test_echo_passes_its_input_through_an_untaken_computation() -> None:
     assert noop_branch(radius=2.0) == pytest.approx(12.56)
     assert noop_branch(radius=0.5) == 0.5
+
+
+FAIL_AFTER = {"on": True}
+
+
+@task
+def fails_while_switched_on(x: int) -> int:
+    if FAIL_AFTER["on"]:
+        raise RuntimeError("switched on")
+    return x
+
+
+@workflow
+def dynamic_then_failure(n: int) -> int:
+    return fails_while_switched_on(x=sum_of_squares(n=n))
+
+
+def test_a_run_whose_dynamic_node_recorded_children_can_be_resumed() -> None:
+    FAIL_AFTER["on"] = True
+    failed = kernelflow.run(dynamic_then_failure, {"n": 2})
+    assert failed.status == "failed"
+    FAIL_AFTER["on"] = False
+    resumed = kernelflow.run(dynamic_then_failure, {"n": 2}, resume=failed.run_id)
+    resumed.raise_for_status()
+    assert resumed.outputs["o0"] == 5
+    assert resumed.tasks["sum_of_squares"].status == "cached"  # restored, not run again
