@@ -621,3 +621,28 @@ def test_a_run_whose_dynamic_node_recorded_children_can_be_resumed() -> None:
     resumed.raise_for_status()
     assert resumed.outputs["o0"] == 5
     assert resumed.tasks["sum_of_squares"].status == "cached"  # restored, not run again
+
+
+@workflow
+def side_effect_branches(x: int) -> None:
+    conditional("announce").if_(x > 0).then(write(tag="positive")).elif_(x < 0).then(
+        write(tag="negative")
+    )
+
+
+def test_a_conditional_without_else_runs_only_for_side_effects() -> None:
+    ORDER.clear()
+    side_effect_branches(x=1)
+    side_effect_branches(x=0)  # no condition holds: nothing runs
+    side_effect_branches(x=-1)
+    assert ORDER == ["positive", "negative"]
+
+
+def test_a_conditional_with_outputs_needs_an_else_branch() -> None:
+    from kernelflow.errors import DefinitionError
+
+    with pytest.raises(DefinitionError, match="no else_ branch"):
+
+        @workflow
+        def no_else(radius: float) -> None:
+            conditional("c").if_(radius < 1.0).then(area(radius=radius))

@@ -202,6 +202,8 @@ class ConditionalTask(Task):
             if branch is not taken and branch.graph is not None
             for node_id, node in branch.graph.nodes.items()
         )
+        if taken is None and not self.interface.outputs:
+            return {}  # no else_, and no condition holds: the conditional does nothing
         if taken is None:
             raise TaskFailedError(
                 f"no branch of conditional {self.name!r} was taken for {dict(inputs)!r}",
@@ -249,6 +251,8 @@ class ConditionalSection:
         self.cases: list[_Case] = []
         self._hook = condition_hook(self._compare)
         self._tracing: Any = None
+        self.finished = False
+        outer.before_build(self._finish_if_open)
 
     # conditions: promises become inputs of the node
     def _compare(self, promise: Promise, op: str, other: Any) -> Any:
@@ -297,7 +301,24 @@ class ConditionalSection:
         self._tracing = None
         case.nodes = list(self.branch_builder.added[start:])
 
+    def _finish_if_open(self) -> None:
+        """The workflow ends with the conditional still open (no ``else_``)."""
+        if self.finished:
+            return
+        if not self.cases or self._tracing is not None:
+            raise DefinitionError(
+                f"conditional {self.name!r} was left unfinished",
+                fix="complete each case: .if_(condition).then(task(...))",
+            )
+        if any(_shape(case.result)[1] for case in self.cases if case.failure is None):
+            raise DefinitionError(
+                f"conditional {self.name!r} has outputs but no else_ branch",
+                fix="end it with .else_().then(...) or .else_().fail('message')",
+            )
+        self._finish()  # side effects only: when no condition holds, nothing runs
+
     def _finish(self) -> Any:
+        self.finished = True
         reset_condition_hook(self._hook)
         results = [c for c in self.cases if c.failure is None]
         kinds, types = _shape(results[0].result) if results else ("none", [])
