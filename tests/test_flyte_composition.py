@@ -646,3 +646,53 @@ def test_a_conditional_with_outputs_needs_an_else_branch() -> None:
         @workflow
         def no_else(radius: float) -> None:
             conditional("c").if_(radius < 1.0).then(area(radius=radius))
+
+
+@task
+def slow_tag(tag: str) -> str:
+    start = time.time()
+    time.sleep(0.3)
+    SPANS[tag] = (start, time.time())
+    return tag
+
+
+@task
+def pair(a: str, b: str) -> list[str]:
+    return [a, b]
+
+
+@dynamic
+def two_slow_tags(prefix: str) -> list[str]:
+    return pair(a=slow_tag(tag=f"{prefix}-left"), b=slow_tag(tag=f"{prefix}-right"))
+
+
+@workflow
+def parallel_dynamic(prefix: str) -> list[str]:
+    return two_slow_tags(prefix=prefix)
+
+
+def test_a_dynamic_workflows_children_run_in_parallel_on_a_parallel_run() -> None:
+    SPANS.clear()
+    result = kernelflow.run(parallel_dynamic, {"prefix": "p"}, parallel=2, backend="threading")
+    result.raise_for_status()
+    assert result.outputs["o0"] == ["p-left", "p-right"]
+    (start_a, end_a), (start_b, end_b) = SPANS["p-left"], SPANS["p-right"]
+    assert max(start_a, start_b) < min(end_a, end_b)  # the two tasks overlapped
+
+
+@task
+def sleepy(x: int) -> int:
+    time.sleep(2)
+    return x
+
+
+@workflow
+def timed_out_wf(x: int) -> int:
+    return create_node(sleepy, x=x).with_overrides(timeout=0.2).o0
+
+
+def test_with_overrides_applies_a_timeout_to_that_node() -> None:
+    result = kernelflow.run(timed_out_wf, {"x": 1})
+    assert result.status == "failed"
+    assert type(result.error).__name__ == "TaskTimeoutError"
+    assert sleepy.options.timeout is None

@@ -8,13 +8,15 @@ which checks what can be checked without running anything (unknown nodes, cycles
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NewType
 
 from kernelflow._core.errors import CycleError, DefinitionError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kernelflow._core.task import Task
 
 NodeId = NewType("NodeId", str)
