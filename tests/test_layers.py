@@ -27,7 +27,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("store", ("kernelflow.store",)),
     ("engine", ("kernelflow.engine",)),
     # Flyte's public paths (README "Flyte compatibility") sit with the SDK front end.
-    ("workflows", ("kernelflow.workflows", "kernelflow.exceptions", "kernelflow.types")),
+    (
+        "workflows",
+        ("kernelflow.workflows", "kernelflow.exceptions", "kernelflow.types", "kernelflow.core"),
+    ),
     ("notebook", ("kernelflow.notebook",)),
     ("api", ("kernelflow.api", "kernelflow.errors", "kernelflow")),
     (

@@ -43,6 +43,9 @@ class ProgressView:
         self.graph = graph
         self.title = title
         self.rows = {node_id: Row() for node_id in graph.order}
+        # Nodes a running node built (a dynamic workflow's tasks, a conditional's branch,
+        # an eager workflow's calls: ``dyn.child``), under the row of that node.
+        self.children: dict[str, dict[str, Row]] = {}
         self.captured = {node_id: CapturedOutputs() for node_id in graph.order}
         self.output_widgets = {node_id: widgets.Output() for node_id in graph.order}
         self.bar = widgets.IntProgress(
@@ -74,6 +77,9 @@ class ProgressView:
                 self.rows[event.node].apply(event)
                 self._sync_outputs(event.node)
                 self._open_if_failed(event.node)
+            elif event.node is not None and self._parent_of(event.node) is not None:
+                parent = self._parent_of(event.node)
+                self.children.setdefault(parent, {}).setdefault(event.node, Row()).apply(event)
             elif event.kind == "run_finished":
                 self.header.value = (
                     f"<b>{html.escape(self.title)}</b>: run {event.run_id} "
@@ -135,8 +141,26 @@ class ProgressView:
         self.tasks.children = [self.output_widgets[node] for node in self.rows]
         self.tasks.titles = self._titles()
 
+    def _parent_of(self, node: str) -> str | None:
+        """The row a child node (``dyn.child``) belongs under: its longest prefix that is a row."""
+        parts = node.split(".")
+        for end in range(len(parts) - 1, 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in self.rows:
+                return prefix
+        return None
+
     def _titles(self) -> tuple[str, ...]:
-        return tuple(f"{node}: {row.summary()}" for node, row in self.rows.items())
+        return tuple(
+            f"{node}: {row.summary()}{self._inner(node)}" for node, row in self.rows.items()
+        )
+
+    def _inner(self, node: str) -> str:
+        children = self.children.get(node)
+        if not children:
+            return ""
+        done = sum(row.finished for row in children.values())
+        return f" ({done}/{len(children)} inner tasks done)"
 
     def _sync_outputs(self, node: str) -> None:
         captured = self.captured[node]
@@ -180,6 +204,8 @@ class ProgressView:
         lines = [f"{self.title}: {done}/{len(self.rows)} tasks done"]
         for node_id, row in self.rows.items():
             lines.append(f"  {node_id}: {row.summary()}")
+            for child, child_row in self.children.get(node_id, {}).items():
+                lines.append(f"    {child}: {child_row.summary()}")
             if outputs:
                 lines += [f"    | {line}" for line in _printed(self.captured[node_id].outputs())]
         return "\n".join(lines)

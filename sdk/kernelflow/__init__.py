@@ -38,7 +38,12 @@ from kernelflow._version import __version__
 # name, so ``kernelflow._core.task`` is always the decorator.
 from kernelflow.engine.context import current_context
 from kernelflow.exceptions.unsupported import install_finder, refuse
+from kernelflow.workflows.conditional import conditional
+from kernelflow.workflows.dynamic import dynamic
+from kernelflow.workflows.eager import eager
 from kernelflow.workflows.failure import WorkflowFailurePolicy
+from kernelflow.workflows.imperative import ImperativeWorkflow
+from kernelflow.workflows.imperative import ImperativeWorkflow as Workflow
 from kernelflow.workflows.map_task import map_task
 from kernelflow.workflows.task import task
 from kernelflow.workflows.workflow import workflow
@@ -61,6 +66,12 @@ __all__ = [
     "workflow",
     "map_task",
     "current_context",
+    # composition (issue 14)
+    "dynamic",
+    "conditional",
+    "eager",
+    "Workflow",
+    "ImperativeWorkflow",
     "Schema",
     "WorkflowFailurePolicy",
     # Flyte types and resources (issue 15)

@@ -193,13 +193,14 @@ def _import_script(path: Path) -> Any:
 
 
 def _workflow_in(module: Any, attribute: str, path: str) -> RunTarget:
+    from kernelflow.workflows.imperative import ImperativeWorkflow
     from kernelflow.workflows.launch_plan import LaunchPlan
     from kernelflow.workflows.workflow import Workflow
 
+    kinds = (Workflow, ImperativeWorkflow, LaunchPlan)
     found = getattr(module, attribute, None)
-    if isinstance(found, (Workflow, LaunchPlan)):
+    if isinstance(found, kinds):
         return found
-    kinds = (Workflow, LaunchPlan)
     workflows = sorted(n for n, v in vars(module).items() if isinstance(v, kinds))
     what = "is not a @workflow or a LaunchPlan" if found is not None else "is not defined"
     raise TargetError(

@@ -22,6 +22,7 @@ class TextProgress:
         self.live = self.stream.isatty() if live is None else live
         self.total = 0
         self.done = 0
+        self.nodes: set[str] = set()
         self._line_open = False
 
     def __call__(self, event: Event) -> None:
@@ -31,6 +32,7 @@ class TextProgress:
 
     def _on_run_started(self, event: Event) -> None:
         self.total = len(event.nodes or ())
+        self.nodes = set(event.nodes or ())
         self.done = 0
         self._say(f"run {event.run_id} of {event.workflow}: {self.total} tasks")
 
@@ -38,12 +40,17 @@ class TextProgress:
         if self.live:
             self._status(f"{event.node} running")
 
+    def _count(self, event: Event) -> None:
+        """A node of the run counts; a node a running one built (``dyn.child``) is only shown."""
+        if event.node in self.nodes:
+            self.done += 1
+
     def _on_task_cached(self, event: Event) -> None:
-        self.done += 1
+        self._count(event)
         self._finished(f"{event.node} cached, saved {_seconds(event.saved)}")
 
     def _on_task_finished(self, event: Event) -> None:
-        self.done += 1
+        self._count(event)
         self._finished(f"{event.node} ran in {_seconds(event.duration)}")
 
     def _on_task_progress(self, event: Event) -> None:
@@ -60,12 +67,13 @@ class TextProgress:
         )
 
     def _on_task_failed(self, event: Event) -> None:
-        self.done += 1
+        self._count(event)
         self._finished(f"{event.node} FAILED: {_first_line(event.error)}")
 
     def _on_task_skipped(self, event: Event) -> None:
-        self.done += 1
-        self._finished(f"{event.node} skipped (an upstream task failed)")
+        self._count(event)
+        why = " (an upstream task failed)" if event.node in self.nodes else ""
+        self._finished(f"{event.node} skipped{why}")
 
     def _on_run_finished(self, event: Event) -> None:
         self._say(f"run {event.run_id} {event.status} in {_seconds(event.duration)}")

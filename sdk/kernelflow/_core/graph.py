@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, NewType
 from kernelflow._core.errors import CycleError, DefinitionError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kernelflow._core.task import Task
 
 NodeId = NewType("NodeId", str)
@@ -128,6 +130,7 @@ class GraphBuilder:
         self._outputs: dict[str, Binding] = {}
         self._taken: set[str] = set()  # node ids and nested-workflow prefixes
         self._next_suffix: dict[str, int] = {}  # so unique_id never probes from -2 again
+        self._before_build: list[Callable[[], None]] = []
 
     def add_param(self, name: str, type_: Any, default: Any = REQUIRED) -> Param:
         self._params[name] = ParamSpec(name, type_, default)
@@ -163,8 +166,15 @@ class GraphBuilder:
     def set_output(self, name: str, binding: Binding) -> None:
         self._outputs[name] = binding
 
+    def before_build(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the graph is built (a conditional left open ends there)."""
+        self._before_build.append(callback)
+
     def build(self) -> Graph:
         """Check references and cycles, and freeze the graph in topological order."""
+        pending, self._before_build = self._before_build, []
+        for callback in reversed(pending):  # the last opened is the innermost
+            callback()
         for node in self._nodes.values():
             for parent in node.upstream():
                 if parent not in self._nodes:

@@ -36,6 +36,7 @@ from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus
 from kernelflow.engine.execute import execute_task
 from kernelflow.engine.mapping import MapRun, batches, execute_batch
+from kernelflow.engine.nested import ParentRun, enter_run, leave_run
 from kernelflow.engine.results import RunResult, RunTarget, TaskRun, run_environment
 from kernelflow.store.recorder import RunRecorder
 
@@ -158,6 +159,7 @@ class RunLoop:
         self.maps: dict[str, MapRun] = {}
         self.delayed: list[tuple[float, NodeId, int]] = []
         self.failures: list[KernelflowError] = []
+        self.attach = attach
 
     # --- the loop -------------------------------------------------------------
 
@@ -166,6 +168,12 @@ class RunLoop:
         self._report_start()
         self.bus.emit("run_started", nodes=tuple(self.order))
         status: RunStatus = "interrupted"
+        if not self.attach:  # nodes that build graphs as they run nest theirs in this run
+            enter_run(
+                ParentRun(
+                    self.run_id, self.target.name, tuple(self.bus.listeners), self.executor.workers
+                )
+            )
         try:
             self._loop()
             status = "failed" if self.failures else "succeeded"
@@ -177,6 +185,8 @@ class RunLoop:
             self._cancel_running()
             raise
         finally:
+            if not self.attach:
+                leave_run(self.run_id)
             outputs = self._outputs()
             status = self._record_end(status)
             error = self.failures[0] if self.failures else None

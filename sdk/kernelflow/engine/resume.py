@@ -125,6 +125,8 @@ def _refuse_changed_code(
     changed = []
     for node_id, record in finished.items():
         node = target.graph.nodes.get(node_id)  # type: ignore[call-overload]
+        if node is None and built_at_run_time(node_id, target.graph.nodes):
+            continue  # its parent runs again, or is restored with its outputs
         if node is None or record.get("code_hash") != node.task.code_hash:
             changed.append(node_id)
     if changed:
@@ -135,6 +137,16 @@ def _refuse_changed_code(
             nodes=changed,
             fix="run the workflow again without --resume; unchanged cached tasks are reused",
         )
+
+
+def built_at_run_time(node_id: str, nodes: Mapping[str, Any]) -> bool:
+    """Whether ``node_id`` is a child a node of the graph built as it ran (``dyn.child``).
+
+    A dynamic workflow, a conditional's branch and an eager workflow's calls are
+    recorded under their node's id; they are not nodes of the graph.
+    """
+    parts = node_id.split(".")
+    return any(".".join(parts[:end]) in nodes for end in range(len(parts) - 1, 0, -1))
 
 
 def _root(store: Store, run_id: str) -> str:

@@ -24,7 +24,12 @@ from kernelflow._core.pickling import (
 )
 from kernelflow._core.resources import ImageSpec, Requirements, Resources, Secret
 from kernelflow._core.task import Task, TaskOptions
-from kernelflow.workflows.workflow import add_call, current_builder, run_task_directly
+from kernelflow.workflows.workflow import (
+    add_call,
+    current_builder,
+    current_call_hook,
+    run_task_directly,
+)
 
 
 class CallableTask(Task):
@@ -41,6 +46,9 @@ class CallableTask(Task):
         builder = current_builder()
         if builder is not None:
             return add_call(builder, self, kwargs)
+        hook = current_call_hook()
+        if hook is not None:
+            return hook(self, kwargs)
         return run_task_directly(self, kwargs)
 
 

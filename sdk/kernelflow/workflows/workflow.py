@@ -9,6 +9,7 @@ a run. Calling the finished :class:`Workflow` runs the graph through the engine.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import typing
@@ -59,6 +60,52 @@ _SCALARS = (int, float, bool, complex, str, bytes, type(None))
 def current_builder() -> GraphBuilder | None:
     """The graph being traced, when called from inside a ``@workflow`` body."""
     return _builder.get()
+
+
+# Set while an ``@eager`` body runs: a task or workflow call there goes to this hook
+# (it returns an awaitable), not to the engine directly.
+_call_hook: contextvars.ContextVar[Callable[[Any, Mapping[str, Any]], Any] | None] = (
+    contextvars.ContextVar("kernelflow_call_hook", default=None)
+)
+
+
+def current_call_hook() -> Callable[[Any, Mapping[str, Any]], Any] | None:
+    """What calls a task or workflow outside a traced body, when not the engine (``@eager``)."""
+    return _call_hook.get()
+
+
+def set_call_hook(hook: Callable[[Any, Mapping[str, Any]], Any] | None) -> contextvars.Token[Any]:
+    return _call_hook.set(hook)
+
+
+def reset_call_hook(token: contextvars.Token[Any]) -> None:
+    _call_hook.reset(token)
+
+
+# Set while a ``conditional(...)`` is open: it turns a comparison of promises into a condition.
+_condition_hook: contextvars.ContextVar[Callable[[Any, str, Any], Any] | None] = (
+    contextvars.ContextVar("kernelflow_condition_hook", default=None)
+)
+
+
+def _comparison(op: str) -> Callable[..., Any]:
+    def compare(self: Promise, other: Any = None) -> Any:
+        hook = _condition_hook.get()
+        if hook is None:
+            return self._no_value()
+        return hook(self, op, other)
+
+    compare.__name__ = f"compare {op}"
+    return compare
+
+
+def condition_hook(hook: Callable[[Any, str, Any], Any] | None) -> contextvars.Token[Any]:
+    """Comparisons of promises call ``hook(promise, op, other)`` until the token is reset."""
+    return _condition_hook.set(hook)
+
+
+def reset_condition_hook(token: contextvars.Token[Any]) -> None:
+    _condition_hook.reset(token)
 
 
 class Promise:
@@ -132,6 +179,24 @@ class Promise:
         return self
 
 
+# Inside ``conditional(...)``, comparisons build conditions (workflows/conditional.py);
+# elsewhere they are the definition error above. ``a >> b`` orders two task calls.
+# Set here, after the class, so that the class body keeps one rule per line above.
+for _op, _method in (
+    ("==", "__eq__"),
+    ("!=", "__ne__"),
+    ("<", "__lt__"),
+    ("<=", "__le__"),
+    (">", "__gt__"),
+    (">=", "__ge__"),
+    ("is_true", "is_true"),
+    ("is_false", "is_false"),
+    ("is_none", "is_none"),
+):
+    setattr(Promise, _method, _comparison(_op))
+Promise.__rshift__ = lambda self, other: run_before(self, other)  # type: ignore[attr-defined]
+
+
 class Workflow:
     """A traced, typed DAG of tasks. Call it with keyword arguments to run it."""
 
@@ -169,6 +234,9 @@ class Workflow:
         builder = current_builder()
         if builder is not None:
             return _inline(builder, self, kwargs)
+        hook = current_call_hook()
+        if hook is not None:
+            return hook(self, kwargs)
         from kernelflow.engine.launch import run_target  # the engine loads on first run
 
         result = run_target(self, kwargs)
@@ -221,6 +289,36 @@ def _trace(fn: Callable[..., Any], name: str, interface: Interface) -> Graph:
     finally:
         _builder.reset(token)
     return builder.build()
+
+
+@contextlib.contextmanager
+def tracing(builder: GraphBuilder) -> Iterator[GraphBuilder]:
+    """Task calls inside the block add nodes to ``builder`` (a conditional's branch)."""
+    token = _builder.set(builder)
+    try:
+        yield builder
+    finally:
+        _builder.reset(token)
+
+
+def trace_call(call: Callable[[], Any], name: str, interface: Interface) -> Graph:
+    """Trace ``call()``, a body given values rather than promises (``@dynamic``), into a graph."""
+    builder = GraphBuilder()
+    with tracing(builder):  # still tracing: returning a list of promises may add a node
+        result = call()
+        for output_name, binding in _returned_bindings(name, interface, result):
+            builder.set_output(output_name, binding)
+    return builder.build()
+
+
+def bind_value(value: Any, expected: Any, *, where: str) -> Binding:
+    """The type-checked binding of ``value`` (a promise or a constant) for ``expected``."""
+    return _bind(value, expected, where=where)
+
+
+def output_promises(node: Node, interface: Interface) -> Any:
+    """What a call of ``node`` gives a workflow body: its output promises, or a handle."""
+    return _output_promises(node, interface)
 
 
 def _returned_bindings(
@@ -382,6 +480,9 @@ class NodeHandle:
     def __init__(self, node: NodeId) -> None:
         self.node = node
 
+    def __rshift__(self, other: Any) -> Any:
+        return run_before(self, other)
+
     def __repr__(self) -> str:
         return f"<NodeHandle {self.node}>"
 
@@ -398,6 +499,49 @@ def _override(binding: Any, overrides: Mapping[str, Any]) -> None:
             fix="call it on what the task call returned, inside the workflow",
         )
     override_node(builder, binding.node, overrides)
+
+
+class NodeGroup:
+    """What a nested workflow without outputs returns in a workflow body: its nodes, for ``>>``."""
+
+    def __init__(self, nodes: tuple[NodeId, ...]) -> None:
+        self.nodes = nodes
+
+    def __rshift__(self, other: Any) -> Any:
+        return run_before(self, other)
+
+    def __repr__(self) -> str:
+        return f"<NodeGroup {', '.join(self.nodes)}>"
+
+
+def nodes_of(item: Any) -> tuple[NodeId, ...]:
+    """The nodes a promise, a handle, a group or a node reference stands for (for ``>>``)."""
+    if isinstance(item, Promise):
+        if isinstance(item.binding, NodeOutput):
+            return (item.binding.node,)
+    elif isinstance(item, NodeGroup):
+        return item.nodes
+    elif isinstance(getattr(item, "node", None), str):
+        return (NodeId(item.node),)
+    raise DefinitionError(
+        f"{item!r} is not the result of a task call, so it cannot be ordered with >>",
+        fix="use >> between task calls: first >> second",
+    )
+
+
+def run_before(first: Any, second: Any, builder: GraphBuilder | None = None) -> Any:
+    """``first >> second``: ``second`` waits for ``first`` though no data flows between them."""
+    builder = builder or current_builder()
+    if builder is None:
+        raise DefinitionError(
+            ">> orders the nodes of a workflow being defined; here nothing is being defined",
+            fix="use >> inside a @workflow body or between nodes of an imperative Workflow",
+        )
+    before = nodes_of(first)
+    for after in nodes_of(second):
+        waits = builder.node(after).after
+        builder.update(after, after=(*waits, *(n for n in before if n not in waits)))
+    return second
 
 
 def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -> Any:
@@ -443,7 +587,7 @@ def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -
         for name, binding in child.graph.outputs.items()
     }
     if child.interface.output_kind == "none":
-        return None
+        return NodeGroup(tuple(renamed.values()))  # for ``sub_a() >> sub_b()``
     if child.interface.output_kind == "single":
         return outputs["o0"]
     values = [outputs[name] for name in child.interface.outputs]
