@@ -35,6 +35,10 @@ def test_flyte_paths_resolve() -> None:
     assert FlyteError("boom", "n0").message == "boom"
     copy = pickle.loads(pickle.dumps(FlyteRecoverableException("flaky", timestamp=1.5)))
     assert (type(copy), str(copy), copy.timestamp) == (FlyteRecoverableException, "flaky", 1.5)
+    from kernelflow.core.node_creation import create_node
+    from kernelflow.core.task import Echo  # flytekit.core.task.Echo (conditional.py uses it)
+
+    assert callable(create_node) and Echo(name="e", inputs={"x": int}).name == "e"
 
 
 @pytest.mark.parametrize(
