@@ -116,8 +116,9 @@ def _task_failed(
         error_type=type(error).__name__,
         traceback=text,
         recoverable=recoverable,
-        fix="read the traceback above; fix the task and run again "
-        "(finished tasks are not lost: resume the run, or rely on the cache)",
+        fix="fix the task and run again: the traceback starts at your line (shown in a "
+        "notebook; `kernelflow run --debug` prints it); finished tasks are not lost: resume "
+        "the run, or rely on the cache",
     )
 
 
