@@ -254,3 +254,26 @@ def test_files_in_lists_and_dataclasses_are_kept_in_the_store() -> None:
     assert [Path(c.path).read_text() for c in cached] == [f"chunk {i}\n" for i in range(3)]
     assert Path(cached_parts.first.path).read_text() == "chunk 0\n"
     assert cached_parts.count == 3
+
+
+def test_secrets_manager_names_where_a_test_puts_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flytekit.testing.SecretsManager, rewritten: set the variable it names, the task reads it."""
+    from kernelflow import Secret, current_context, task, workflow
+    from kernelflow.testing import SecretsManager
+
+    manager = SecretsManager()
+    monkeypatch.setenv(manager.get_secrets_env_var("user-info", "token"), "s3cr3t-value")
+    assert Secret.MountType.ENV_VAR.name == "ENV_VAR"
+
+    @task(secret_requests=[Secret(group="user-info", key="token")])
+    def length() -> int:
+        return len(current_context().secrets.get("user-info", "token"))
+
+    @workflow
+    def wf() -> int:
+        return length()
+
+    assert wf() == len("s3cr3t-value")
+    assert manager.get_secrets_file("user-info", "token").endswith("user-info/token")

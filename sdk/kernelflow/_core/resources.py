@@ -9,11 +9,12 @@ task asks for them (:mod:`kernelflow.engine.secrets`) and never stored.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from kernelflow._core.errors import DefinitionError, ResourceError
 
@@ -68,9 +69,19 @@ class Resources:
         }
 
 
+class SecretMountType(enum.Enum):
+    """Flyte's ``Secret.MountType``: how a cluster hands a secret over; locally both are read."""
+
+    ANY = 0
+    ENV_VAR = 1
+    FILE = 2
+
+
 @dataclass(frozen=True)
 class Secret:
     """A secret a task reads with ``current_context().secrets.get(group, key)``."""
+
+    MountType: ClassVar[type[SecretMountType]] = SecretMountType
 
     group: str | None = None
     key: str | None = None
