@@ -13,11 +13,13 @@ import pickle
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 
 import kernelflow
 from kernelflow import WorkflowFailurePolicy, current_context, map_task, task, workflow
+from kernelflow.core.type_engine import BatchSize
 from kernelflow.errors import KernelflowError, TaskFailedError, UnsupportedFeatureError
 from kernelflow.exceptions.user import FlyteRecoverableException
 from kernelflow.types.error.error import FlyteError
@@ -332,3 +334,23 @@ def test_current_context_as_flyte_has_it() -> None:
     assert run_name == result.run_id
     assert workdir.endswith("attempt-2")  # one directory per attempt
     assert total == 10  # the second attempt read the first's checkpoint
+
+
+def test_batch_size_is_accepted_on_a_list_output() -> None:
+    """``Annotated[list[T], BatchSize(n)]`` (flytekit.core.type_engine): one artifact locally."""
+
+    @task
+    def make(n: int) -> Annotated[list[int], BatchSize(2)]:
+        return list(range(n))
+
+    @task
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    @workflow
+    def wf(n: int = 5) -> int:
+        return total(xs=make(n=n))
+
+    assert wf() == 10
+    with pytest.raises(UnsupportedFeatureError, match=r"flytekit\.core\.type_engine\.TypeEngine"):
+        exec("from kernelflow.core.type_engine import TypeEngine", {})
