@@ -303,3 +303,33 @@ def test_the_progress_row_of_a_waiting_node_says_waiting() -> None:
         Event("task_waiting", "r", "review", 0.0, node="extra", waiting_for="signal 'extra' (int)")
     )
     assert row.state == "waiting" and not row.finished
+
+
+def test_notifications_are_accepted_on_a_launch_plan_and_kept() -> None:
+    """Email/Slack/PagerDuty have no local meaning: the plan takes them and still runs."""
+    from kernelflow import (
+        Email,
+        LaunchPlan,
+        Slack,
+        WorkflowExecutionPhase,
+        task,
+        workflow,
+    )
+
+    @task
+    def double(a: int) -> int:
+        return a * 2
+
+    @workflow
+    def doubler(a: int) -> int:
+        return double(a=a)
+
+    told = [
+        Email(phases=[WorkflowExecutionPhase.FAILED], recipients_email=["me@example.com"]),
+        Slack(phases=[WorkflowExecutionPhase.SUCCEEDED], recipients_email=["team@slack.com"]),
+    ]
+    plan = LaunchPlan.get_or_create(
+        workflow=doubler, name="notified", default_inputs={"a": 4}, notifications=told
+    )
+    assert plan() == 8
+    assert [n.channel for n in told] == ["email", "slack"]

@@ -99,6 +99,10 @@ __all__ = [
     "sleep",
     "wait_for_input",
     "approve",
+    "Email",
+    "Slack",
+    "PagerDuty",
+    "WorkflowExecutionPhase",
     # the extension
     "load_ipython_extension",
     "__version__",
@@ -127,6 +131,10 @@ _LAZY = {
     "sleep": "kernelflow.workflows.human",
     "wait_for_input": "kernelflow.workflows.human",
     "approve": "kernelflow.workflows.human",
+    "Email": "kernelflow.workflows.notifications",
+    "Slack": "kernelflow.workflows.notifications",
+    "PagerDuty": "kernelflow.workflows.notifications",
+    "WorkflowExecutionPhase": "kernelflow.workflows.notifications",
 }
 
 
