@@ -354,3 +354,21 @@ def test_batch_size_is_accepted_on_a_list_output() -> None:
     assert wf() == 10
     with pytest.raises(UnsupportedFeatureError, match=r"flytekit\.core\.type_engine\.TypeEngine"):
         exec("from kernelflow.core.type_engine import TypeEngine", {})
+
+
+def test_a_reference_task_can_be_wired_and_refuses_to_run_here() -> None:
+    """reference_task (a task registered on a cluster): the workflow defines, running says why."""
+    from kernelflow import reference_task
+
+    @reference_task(project="p", domain="development", name="remote.double", version="v1")
+    def double(x: int) -> int: ...
+
+    @workflow
+    def wf(x: int = 2) -> int:
+        return double(x=x)
+
+    assert list(wf.graph.nodes) == ["remote.double"]
+    result = kernelflow.run(wf)
+    assert result.status == "failed"
+    assert "reference_task 'remote.double'" in str(result.error)
+    assert "replace it with a local task" in str(result.error)

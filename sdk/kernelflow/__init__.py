@@ -103,6 +103,9 @@ __all__ = [
     "Slack",
     "PagerDuty",
     "WorkflowExecutionPhase",
+    "reference_task",
+    "reference_workflow",
+    "reference_launch_plan",
     # the extension
     "load_ipython_extension",
     "__version__",
@@ -135,6 +138,9 @@ _LAZY = {
     "Slack": "kernelflow.workflows.notifications",
     "PagerDuty": "kernelflow.workflows.notifications",
     "WorkflowExecutionPhase": "kernelflow.workflows.notifications",
+    "reference_task": "kernelflow.workflows.reference",
+    "reference_workflow": "kernelflow.workflows.reference",
+    "reference_launch_plan": "kernelflow.workflows.reference",
 }
 
 
