@@ -31,7 +31,7 @@ from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
 from kernelflow.notebook.build import build_graph, code_statements
 from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_file_name
 from kernelflow.notebook.cells import NotebookCell, TaskSpec, parse_header
-from kernelflow.notebook.environment import is_code
+from kernelflow.notebook.environment import is_code, register_source
 from kernelflow.notebook.kernel.capture import OutputSink, capture_task_outputs, figures_of_task
 from kernelflow.notebook.kernel.states import TaskStates, TaskStatus
 from kernelflow.notebook.parameters import ParameterDecl, infer_type
@@ -307,7 +307,11 @@ class Session:
         """
         source = code_statements(self.cells[name].analysis)
         if source:
-            exec(compile(source, f"<kernelflow code of {name}>", "exec"), self.shell.user_ns)
+            # With its source findable, a function is hashed by its source, as when the
+            # cell ran: the cache keys of the tasks that call it stay the same (issue 11).
+            filename = f"<kernelflow code of {name}>"
+            register_source(filename, source)
+            exec(compile(source, filename, "exec"), self.shell.user_ns)
 
     def missing_upstream(self, name: str) -> list[str]:
         """Names the task reads that another registered task produces but that are unset."""
