@@ -105,6 +105,10 @@ class KernelflowMagics(Magics):
             result = self.session.run(target, {}, listeners=[])
         task_run = result.tasks[spec.name]
         text = status_text(spec.name, task_run.status, task_run.duration, task_run.saved)
+        stale = self.session.stale_upstream(spec.name)
+        if stale:  # it ran on values made by older code: say so, %workflow run updates them
+            names = ", ".join(stale)
+            text += f" (upstream {names} {'is' if len(stale) == 1 else 'are'} stale)"
         if attach_to is not None:  # the executed notebook keeps the outputs, for read_outputs()
             _show_status(text, task_run.status, api.outputs_record_of(result, spec.name))
         else:

@@ -33,11 +33,22 @@ PATTERNS = [
     "%workflow run",
 ]
 
+# Deferred cells run when a later cell needs them; a --map cell runs per item (issue 12).
+DEFERRED = [
+    "%load_ext kernelflow",
+    ("words = ['kiwi', ' fig', 'banana ']", ["parameters"]),
+    "%%task tidy --cache --defer\nclean = [w.strip() for w in words]",
+    "%%task lengths --map clean --cache\nsize: int = len(clean)\nupper: str = clean.upper()",
+    "%%task longest --cache --defer\nbest = max(size)",
+    "%%task report --cache\nsummary = f'{best} of {len(upper)}'",
+]
+
 
 def _notebooks(tmp_path: Path) -> list[Path]:
     paths = sorted((ROOT / "notebooks").glob("*.ipynb"))
     made = write(make_notebook(PATTERNS, name="patterns"), tmp_path / "patterns.ipynb")
-    return [*paths, made]
+    deferred = write(make_notebook(DEFERRED, name="deferred"), tmp_path / "deferred.ipynb")
+    return [*paths, made, deferred]
 
 
 def _cached_tasks(notebook: Path) -> set[str]:
@@ -45,7 +56,7 @@ def _cached_tasks(notebook: Path) -> set[str]:
     return {name for name, task in workflow.built.tasks.items() if task.options.cache}
 
 
-@pytest.mark.parametrize("which", ["quickstart", "sales_cleanup", "patterns"])
+@pytest.mark.parametrize("which", ["quickstart", "sales_cleanup", "patterns", "deferred"])
 def test_kernel_then_command_line_is_all_cache_hits(
     tmp_path: Path, which: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

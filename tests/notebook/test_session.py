@@ -50,6 +50,22 @@ def test_a_second_identical_run_is_a_cache_hit_that_restores_the_values(
     assert "make: cached, saved" in capsys.readouterr().out
 
 
+def test_a_function_a_cache_hit_defines_keeps_its_callers_cache_keys(
+    shell: InteractiveShell, tmp_path: Path
+) -> None:
+    """A cached cell's ``def`` runs again (define_code), hashed by source as when it ran."""
+    tools = "%%task tools --cache\ndef square(v):\n    return v * v"
+    use = "%%task use --cache\nlog('use')\nx = square(3)"
+    run(shell, tools)
+    run(shell, use)
+    assert ran(tmp_path) == ["use"]
+    del shell.user_ns["square"], shell.user_ns["x"]  # as in a new kernel
+    run(shell, tools)  # a cache hit: square is defined again, not run as the cell
+    run(shell, use)
+    assert ran(tmp_path) == []  # issue 11: it was a miss (square was hashed by bytecode)
+    assert shell.user_ns["x"] == 9
+
+
 def test_an_uncached_task_runs_every_time(shell: InteractiveShell, tmp_path: Path) -> None:
     shell.user_ns["n"] = 3
     run(shell, MAKE.replace(" --cache", ""))

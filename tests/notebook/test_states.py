@@ -6,8 +6,10 @@ one, then an upstream cell or a parameter is edited, as a user would.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from shell_runner import ran, run
 
@@ -106,3 +108,32 @@ def test_export_refuses_a_saved_file_that_is_not_what_the_kernel_ran(
     run(shell, CELLS["double"])  # the saved code again: the export goes through
     run(shell, f"%workflow export --from {saved} --out {tmp_path / 'exports'}")
     assert list((tmp_path / "exports").glob("*/*.ipynb"))
+
+
+def _status_line(shell: InteractiveShell, source: str, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    run(shell, source)
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def test_a_task_run_on_a_stale_upstream_says_so(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_all(shell)
+    run(shell, "%%task load --defer\nlog('load')\nxs = list(range(n + 1))")  # edited, not run
+    line = _status_line(shell, CELLS["double"], capsys)
+    assert re.fullmatch(r"double: ran in .* \(upstream load is stale\)", line), line
+    line = _status_line(shell, CELLS["total"], capsys)  # stale through double
+    assert line.endswith("(upstream double is stale)"), line
+    run(shell, "%workflow run")
+    line = _status_line(shell, CELLS["total"], capsys)
+    assert "stale" not in line, line
+
+
+def test_an_edited_cell_run_again_is_no_longer_stale_for_its_readers(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_all(shell)
+    run(shell, "%%task load --defer\nlog('load')\nxs = [0]")
+    run(shell, CELLS["load"])  # back to the code it ran with: not stale
+    assert "stale" not in _status_line(shell, CELLS["double"], capsys)

@@ -31,7 +31,7 @@ from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
 from kernelflow.notebook.build import build_graph, code_statements
 from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_file_name
 from kernelflow.notebook.cells import NotebookCell, TaskSpec, parse_header
-from kernelflow.notebook.environment import is_code
+from kernelflow.notebook.environment import is_code, register_source
 from kernelflow.notebook.kernel.capture import OutputSink, capture_task_outputs, figures_of_task
 from kernelflow.notebook.kernel.states import TaskStates, TaskStatus
 from kernelflow.notebook.parameters import ParameterDecl, infer_type
@@ -159,6 +159,11 @@ class Session:
         # %workflow lineage looks first. Ids only, so old values are not kept alive.
         self.run_ids: deque[str] = deque(maxlen=RUNS_REMEMBERED)
         self.exported: ExportedRun | None = None
+        # The code each task last ran (or was restored) with, and the tasks registered
+        # since with other code: what a cell's status line checks its upstream against,
+        # without building the workflow (``stale_upstream``).
+        self.ran_code: dict[str, str] = {}
+        self.edited: set[str] = set()
 
     def begin_exported_run(
         self, workflow: str, version: str, params: Mapping[str, Any], tasks: Sequence[str]
@@ -222,7 +227,53 @@ class Session:
         cell = RegisteredCell(spec, body, analysis)
         self.cells.pop(spec.name, None)  # re-running a cell moves it to the end
         self.cells[spec.name] = cell
+        last = self.ran_code.get(spec.name)
+        if last is not None and last != analysis.code_hash:
+            self.edited.add(spec.name)
+        else:
+            self.edited.discard(spec.name)
         return cell
+
+    def task_ran(self, name: str) -> None:
+        """Task ``name`` ran (or was restored) with its registered code: it is not edited."""
+        cell = self.cells.get(name)
+        if cell is not None:
+            self.ran_code[name] = cell.analysis.code_hash
+            self.edited.discard(name)
+
+    def stale_upstream(self, name: str) -> list[str]:
+        """The tasks ``name`` reads from that are stale: edited since they ran, or reading one.
+
+        Cheap on every ``%%task`` cell: nothing is looked at unless some task was
+        registered with code other than it last ran with (``--defer``, or a cell
+        edited and not run). A task's upstream are, for each name it reads, the
+        last other registered cell that binds it.
+        """
+        if not self.edited:
+            return []
+        producers: dict[str, list[str]] = {}
+        for other, cell in self.cells.items():
+            for made in cell.analysis.defs:
+                producers.setdefault(made, []).append(other)
+
+        def upstream(task: str) -> list[str]:
+            makers: list[str] = []
+            for ref in self.cells[task].analysis.refs:
+                maker = next((o for o in reversed(producers.get(ref, ())) if o != task), None)
+                if maker is not None and maker not in makers:
+                    makers.append(maker)
+            return makers
+
+        stale: dict[str, bool] = {}
+
+        def is_stale(task: str, seen: frozenset[str]) -> bool:
+            if task not in stale:
+                stale[task] = task in self.edited or any(
+                    is_stale(up, seen | {task}) for up in upstream(task) if up not in seen
+                )
+            return stale[task]
+
+        return [up for up in upstream(name) if is_stale(up, frozenset({name}))]
 
     def differences_from(self, path: str | os.PathLike[str]) -> list[str]:
         """How the task cells this kernel ran differ from those of the saved ``path``.
@@ -256,7 +307,11 @@ class Session:
         """
         source = code_statements(self.cells[name].analysis)
         if source:
-            exec(compile(source, f"<kernelflow code of {name}>", "exec"), self.shell.user_ns)
+            # With its source findable, a function is hashed by its source, as when the
+            # cell ran: the cache keys of the tasks that call it stay the same (issue 11).
+            filename = f"<kernelflow code of {name}>"
+            register_source(filename, source)
+            exec(compile(source, filename, "exec"), self.shell.user_ns)
 
     def missing_upstream(self, name: str) -> list[str]:
         """Names the task reads that another registered task produces but that are unset."""
@@ -485,6 +540,8 @@ def run_in_kernel(
     for node, task_run in result.tasks.items():
         if task_run.status == "cached" and node in session.cells:
             session.define_code(node)
+        if task_run.status in ("succeeded", "cached"):
+            session.task_ran(node)
     return result
 
 
