@@ -38,6 +38,7 @@ from kernelflow.engine.execute import execute_task
 from kernelflow.engine.mapping import MapRun, batches, execute_batch
 from kernelflow.engine.nested import ParentRun, enter_run, leave_run
 from kernelflow.engine.results import RunResult, RunTarget, TaskRun, run_environment
+from kernelflow.store.cache_locks import CacheLocks
 from kernelflow.store.recorder import RunRecorder
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ class RunLoop:
         self.store = engine.store
         self.recorder = RunRecorder(engine.store.runs, run_id, attached=attach)
         self.compute = NodeCompute(engine.store.artifacts, engine.store.runs, self.recorder)
+        self.locks = CacheLocks(engine.store.home)  # cache_serialize=True (Flyte's option)
         self.target = target
         self.graph = target.graph
         self.run_id = run_id
@@ -185,6 +187,7 @@ class RunLoop:
             self._cancel_running()
             raise
         finally:
+            self.locks.release_all()
             if not self.attach:
                 leave_run(self.run_id)
             outputs = self._outputs()
@@ -300,6 +303,16 @@ class RunLoop:
             and not self.force
             and self._restore_cached(node, key, provenance)
         ):
+            return
+        if (
+            key is not None
+            and task.options.cache_serialize
+            and self.locks.acquire(key.key)  # waits while another process computes it
+            and attempt == 1
+            and not self.force
+            and self._restore_cached(node, key, provenance)  # it did: a hit after all
+        ):
+            self.locks.release(key.key)
             return
         self.tasks[node_id].status = "running"
         self.tasks[node_id].attempts = attempt
@@ -418,6 +431,8 @@ class RunLoop:
         self.compute.remember(
             attempt.key, node.task, persisted, produced=len(outputs), duration=duration
         )
+        if attempt.key is not None:  # cache_serialize: the entry is made, let waiters in
+            self.locks.release(attempt.key.key)
         self._report_attempt(attempt, "succeeded", persisted, duration)
         task_run = self.tasks[node.id]
         task_run.status, task_run.duration = "succeeded", duration
@@ -433,6 +448,8 @@ class RunLoop:
 
     def _attempt_failed(self, attempt: Attempt, error: BaseException) -> None:
         node = self.graph.nodes[attempt.node]
+        if attempt.key is not None:  # cache_serialize: a waiter computes it in turn
+            self.locks.release(attempt.key.key)
         self._abort_map(node.id)
         if not isinstance(error, KernelflowError):
             # Not raised by the task's body: a system failure (a worker died, a value
