@@ -29,7 +29,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # Flyte's public paths (README "Flyte compatibility") sit with the SDK front end.
     (
         "workflows",
-        ("kernelflow.workflows", "kernelflow.exceptions", "kernelflow.types", "kernelflow.core"),
+        (
+            "kernelflow.workflows",
+            "kernelflow.exceptions",
+            "kernelflow.types",
+            "kernelflow.core",
+            "kernelflow.plugins",
+        ),
     ),
     ("notebook", ("kernelflow.notebook",)),
     ("api", ("kernelflow.api", "kernelflow.errors", "kernelflow")),
