@@ -13,6 +13,7 @@ import pytest
 from flyte_pandera import orders
 from notebook_runner import make_notebook, write
 from pandera.typing import DataFrame
+from shell_runner import fails, kernel_shell, run
 
 import kernelflow
 from kernelflow import task
@@ -112,3 +113,20 @@ def test_a_notebook_cell_output_annotated_with_a_schema_is_validated(tmp_path) -
     assert "task 'load' produced 'frame' that does not validate" in text
     assert "column 'quantity'" in text and "column 'price'" in text
     assert result.tasks["count"].status != "succeeded"
+
+
+def test_a_cell_output_in_a_live_kernel_is_validated_against_a_schema_defined_there(
+    tmp_path, monkeypatch
+) -> None:
+    with kernel_shell(tmp_path, monkeypatch) as shell:
+        run(
+            shell,
+            "import kernelflow.plugins.pandera\nimport pandas as pd\n"
+            "import pandera.pandas as pa\nfrom pandera.typing import DataFrame, Series\n"
+            "class Points(pa.DataFrameModel):\n    x: Series[int] = pa.Field(ge=0)\n",
+        )
+        run(shell, "%%task good\nok: DataFrame[Points] = pd.DataFrame({'x': [1, 2]})")
+        error = fails(shell, "%%task bad\npoints: DataFrame[Points] = pd.DataFrame({'x': [-1]})")
+        assert isinstance(error, OutputTypeError)
+        assert (error.task, error.variable) == ("bad", "points")
+        assert "column 'x': greater_than_or_equal_to(0) failed for -1 (row 0)" in str(error)

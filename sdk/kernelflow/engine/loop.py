@@ -27,6 +27,7 @@ from kernelflow._core.errors import (
     TaskTimeoutError,
 )
 from kernelflow._core.graph import Const, Node, NodeId, NodeOutput, Param
+from kernelflow._core.hash_method import output_hash
 from kernelflow._core.hashing import hash_or_none
 from kernelflow._core.resources import requirements_of
 from kernelflow._core.status import RunStatus
@@ -82,14 +83,20 @@ class Values:
         assert isinstance(binding, Const)
         return binding.value, self._hash_once(binding, binding.value), {"const": True}
 
-    def bind(self, node: str, values: Mapping[str, Any], metas: Mapping[str, Any]) -> None:
+    def bind(
+        self,
+        node: str,
+        values: Mapping[str, Any],
+        metas: Mapping[str, Any],
+        declared: Mapping[str, Any] | None = None,
+    ) -> None:
         """Bind a node's outputs, with their hashes and refs where they were persisted."""
         for name, value in values.items():
             slot = (node, name)
             self.outputs[slot] = value
             meta = metas.get(name)
             if meta is None:  # kept in memory only: hashed here for the downstream keys
-                self.hashes[slot] = hash_or_none(value)
+                self.hashes[slot] = output_hash(value, (declared or {}).get(name))
             else:
                 self.hashes[slot] = meta.get("hash")  # type: ignore[assignment]
                 self.refs[slot] = meta
@@ -427,7 +434,7 @@ class RunLoop:
         duration = time.perf_counter() - attempt.clock
         node = self.graph.nodes[attempt.node]
         persisted = self.compute.persist(node.task, node.id, outputs)
-        self.values.bind(node.id, outputs, persisted)
+        self.values.bind(node.id, outputs, persisted, node.task.interface.outputs)
         self.compute.remember(
             attempt.key, node.task, persisted, produced=len(outputs), duration=duration
         )
