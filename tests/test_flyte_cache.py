@@ -145,3 +145,39 @@ def test_cache_serialize_runs_the_body_once_for_two_processes(tmp_path: Path) ->
     assert len((tmp_path / "body.log").read_text().split()) == 1  # one body ran
     locks = list((Path(os.environ["KERNELFLOW_HOME"]) / "locks").glob("*.lock"))
     assert len(locks) == 1
+
+
+HOLDER = """
+import sys, time
+from kernelflow.store.cache_locks import CacheLocks
+
+locks = CacheLocks(sys.argv[1])
+assert locks.acquire("k")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_cache_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
+    import fcntl
+
+    from kernelflow.store.cache_locks import CacheLocks
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        probe = open(tmp_path / "locks" / "k.lock")  # noqa: SIM115 (closed below)
+        try:
+            with pytest.raises(BlockingIOError):  # held by the other process
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            probe.close()
+    finally:
+        holder.kill()
+        holder.wait(timeout=60)
+    locks = CacheLocks(tmp_path)
+    assert locks.acquire("k")  # the holder died: the kernel released its lock
+    assert not locks.acquire("k")  # held here already: not taken twice
+    locks.release_all()

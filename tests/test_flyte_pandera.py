@@ -6,6 +6,8 @@ read as ``kernelflow.plugins.pandera``: importing it turns validation on.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Annotated
 
 import pandas as pd
@@ -130,3 +132,51 @@ def test_a_cell_output_in_a_live_kernel_is_validated_against_a_schema_defined_th
         assert isinstance(error, OutputTypeError)
         assert (error.task, error.variable) == ("bad", "points")
         assert "column 'x': greater_than_or_equal_to(0) failed for -1 (row 0)" in str(error)
+
+
+WORKER_SCRIPT = """
+import kernelflow.plugins.pandera
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import DataFrame, Series
+
+import kernelflow
+from kernelflow import task, workflow
+
+
+class Points(pa.DataFrameModel):
+    x: Series[int] = pa.Field(ge=0)
+
+
+@task
+def make() -> pd.DataFrame:
+    return pd.DataFrame({"x": [-1]})
+
+
+@task
+def use(df: DataFrame[Points]) -> int:
+    return len(df)
+
+
+@workflow
+def wf() -> int:
+    return use(df=make())
+
+
+if __name__ == "__main__":
+    result = kernelflow.run(wf, parallel=2)  # tasks of __main__ go to workers by value
+    print(result.status)
+    print(result.error)
+"""
+
+
+def test_a_worker_process_validates_too_when_the_task_travels_by_value(tmp_path) -> None:
+    script = tmp_path / "points.py"
+    script.write_text(WORKER_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "failed"
+    assert "task 'use' received 'df' that does not validate" in done.stdout
+    assert "column 'x': greater_than_or_equal_to(0) failed for -1 (row 0)" in done.stdout

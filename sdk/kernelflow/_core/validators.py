@@ -11,10 +11,19 @@ imports no plugin and no plugin's library: it only looks up this registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any, get_origin
 
-__all__ = ["Validator", "is_validated", "register_validator", "validator_for"]
+__all__ = [
+    "Validator",
+    "is_validated",
+    "load_validators",
+    "register_validator",
+    "validator_for",
+    "validator_modules",
+]
 
 Validator = Callable[[Any, Any], list[str]]
 """``validator(value, declared) -> problems``; ``declared`` may be ``Annotated[...]``."""
@@ -28,6 +37,20 @@ def register_validator(origin: object, validator: Validator) -> None:
     _VALIDATORS[origin] = validator
     for forget in _LISTENERS:  # checks compiled before the plugin came are stale
         forget()
+
+
+def validator_modules() -> tuple[str, ...]:
+    """The modules that registered validators here: a worker process imports them too."""
+    return tuple(sorted({getattr(v, "__module__", "") for v in _VALIDATORS.values()} - {""}))
+
+
+def load_validators(modules: Iterable[str]) -> None:
+    """Import the plugins a run uses, in a worker that has not (a task sent by value
+    does not bring its module's imports). Importing a plugin registers its validators.
+    """
+    for module in modules:
+        if module not in sys.modules:
+            importlib.import_module(module)
 
 
 def validator_for(origin: object) -> Validator | None:

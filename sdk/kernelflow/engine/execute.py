@@ -26,7 +26,7 @@ from kernelflow._core.errors import (
 from kernelflow._core.interface import check_value, type_name
 from kernelflow._core.resources import requirements_of
 from kernelflow._core.task import Task
-from kernelflow._core.validators import is_validated
+from kernelflow._core.validators import is_validated, load_validators
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
 from kernelflow.engine.decks import DeckCollector
 
@@ -35,6 +35,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
+    load_validators(context.plugins)  # in a fresh worker: the plugins the run uses
     token = set_context(context)
     decks = _decks(task, context)
     try:

@@ -32,6 +32,7 @@ from kernelflow._core.hashing import hash_or_none
 from kernelflow._core.resources import requirements_of
 from kernelflow._core.status import RunStatus
 from kernelflow._core.task import Task, check_success_ratio
+from kernelflow._core.validators import validator_modules
 from kernelflow.engine.compute import NodeCompute, OutputMeta
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus
@@ -328,7 +329,13 @@ class RunLoop:
         if waiting_for is not None:
             self.bus.emit("task_waiting", node=node_id, task=task.name, waiting_for=waiting_for)
         context = ExecutionContext(
-            self.run_id, task.name, node_id, attempt, str(self.store.home), self.checkpoint_run
+            self.run_id,
+            task.name,
+            node_id,
+            attempt,
+            str(self.store.home),
+            self.checkpoint_run,
+            plugins=validator_modules(),
         )
         timeout = task.options.timeout
         record = Attempt(
