@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "kernelflow.types",
             "kernelflow.core",
             "kernelflow.testing",
+            "kernelflow.plugins",
         ),
     ),
     ("notebook", ("kernelflow.notebook",)),

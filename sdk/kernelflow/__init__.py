@@ -49,6 +49,7 @@ from kernelflow.workflows.task import task
 from kernelflow.workflows.workflow import workflow
 
 if TYPE_CHECKING:
+    from kernelflow._core.hash_method import HashMethod
     from kernelflow._core.resources import ImageSpec, Resources, Secret
     from kernelflow.api import lineage, load_target, run, runs
     from kernelflow.engine.decks import Deck
@@ -83,6 +84,7 @@ __all__ = [
     "Secret",
     "ImageSpec",
     "Deck",
+    "HashMethod",
     # running and inspecting them
     "run",
     "RunResult",
@@ -128,6 +130,7 @@ _LAZY = {
     "Secret": "kernelflow._core.resources",
     "ImageSpec": "kernelflow._core.resources",
     "Deck": "kernelflow.engine.decks",
+    "HashMethod": "kernelflow._core.hash_method",
     "LaunchPlan": "kernelflow.workflows.launch_plan",
     "CronSchedule": "kernelflow.workflows.launch_plan",
     "FixedRate": "kernelflow.workflows.launch_plan",
@@ -168,7 +171,6 @@ _FLYTE_NAMES = frozenset(
         "FlyteContextManager",
         "FlyteDirectory",
         "FlyteFile",
-        "HashMethod",
         "ImageSpec",
         "Labels",
         "LaunchPlan",

@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from kernelflow._core.typecheck import check_value, is_anything, unwrap
 from kernelflow._core.typenames import NONE_TYPE, UNIONS
+from kernelflow._core.validators import validator_for
 
 __all__ = ["is_compatible"]
 
@@ -41,6 +42,9 @@ def is_compatible(source: object, target: object) -> bool:
     t_origin, t_args = _class_and_args(target)
     if not (isinstance(s_origin, type) and isinstance(t_origin, type)):
         return True
+    if validator_for(t_origin) or validator_for(s_origin):  # a pandera DataFrame[Schema]
+        # A plain frame feeds it and back; its validator judges the value at run time.
+        return issubclass(s_origin, t_origin) or issubclass(t_origin, s_origin)
     if not _class_compatible(s_origin, t_origin):
         return False
     if is_namedtuple(s_origin) and t_origin is tuple:

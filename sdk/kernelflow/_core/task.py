@@ -29,12 +29,20 @@ class TaskOptions:
         Extra attempts after a failure, with exponential backoff.
     timeout:
         Seconds an attempt may run before it is stopped and counted as failed.
+    cache_serialize:
+        Processes that need the same cache entry at once compute it once: the
+        first holds a lock file for the key in the store, the others wait for it
+        and then hit the entry it made.
+    cache_ignore_input_vars:
+        Inputs left out of the cache key: a change in them alone is still a hit.
     """
 
     cache: bool = False
     cache_version: str = ""
     retries: int = 0
     timeout: float | None = None
+    cache_serialize: bool = False
+    cache_ignore_input_vars: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.retries < 0:

@@ -35,6 +35,7 @@ from kernelflow._core.typenames import (
     short_repr,
     type_name,
 )
+from kernelflow._core.validators import on_register, validator_for
 
 __all__ = ["Schema", "check_value"]
 
@@ -284,6 +285,8 @@ def _is_numpy_bool(value: object) -> bool:
 def _compile_generic(tp: object, origin: Any, args: tuple[Any, ...]) -> _Checker:
     if origin is Annotated:
         return _compile_annotated(tp)
+    if validator_for(origin) is not None:  # a plugin's type (kernelflow._core.validators)
+        return _compile_validated(tp, tp)
     if origin in UNIONS:
         return _compile_union(args)
     if origin is Literal:
@@ -325,7 +328,21 @@ def _compile_contents(tp: object, origin: type, args: tuple[Any, ...]) -> _Check
     return _compile_items(args[0]) if len(args) == 1 else None
 
 
+def _compile_validated(tp: Any, declared: Any) -> _Checker:
+    """The check of a type a plugin validates; ``declared`` keeps its ``Annotated`` options."""
+    validator = validator_for(get_origin(tp))
+    assert validator is not None
+
+    def check(value: object) -> _Mismatch | None:
+        problems = validator(value, declared)
+        return ("", f"{describe_value(value)}: {'; '.join(problems)}") if problems else None
+
+    return check
+
+
 def _compile_annotated(tp: Any) -> _Checker:
+    if validator_for(get_origin(tp.__origin__)) is not None:  # its metadata configures it
+        return _compile_validated(tp.__origin__, tp)
     base = _checker(tp.__origin__)
     schemas = [meta for meta in tp.__metadata__ if isinstance(meta, Schema)]
     if not schemas:
@@ -452,3 +469,6 @@ def unwrap(tp: object) -> object:
             tp = tp.__supertype__  # type: ignore[attr-defined]
         else:
             return tp
+
+
+on_register(_CHECKERS.clear)  # a plugin's validator replaces checks compiled without it

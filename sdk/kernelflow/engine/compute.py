@@ -19,7 +19,7 @@ from typing import Any
 from kernelflow._core.adapt import keep
 from kernelflow._core.cache_key import CacheKey, cache_key
 from kernelflow._core.errors import IntegrityError, KernelflowWarning
-from kernelflow._core.hashing import hash_or_none
+from kernelflow._core.hash_method import output_hash
 from kernelflow._core.interface import type_name
 from kernelflow._core.task import Task
 from kernelflow.store.artifacts import ArtifactRef
@@ -58,6 +58,8 @@ class NodeCompute:
         if not task.options.cache:
             return None
         hashes = {**task.key_inputs(), **hashes}
+        for name in task.options.cache_ignore_input_vars:  # Flyte: not part of the key
+            hashes.pop(name, None)
         missing = [name for name, digest in hashes.items() if digest is None]
         if missing:
             warn_about(
@@ -113,13 +115,15 @@ class NodeCompute:
     def persist(self, task: Task, label: str, outputs: Mapping[str, Any]) -> dict[str, OutputMeta]:
         """Hash and store each output. One that cannot be stored is left out, with a warning.
 
+        An output declared ``Annotated[T, HashMethod(fn)]`` is hashed as ``fn(value)``.
+
         The caller keeps the values in memory either way; a left-out output is only
         not cached, and a resumed run computes it again.
         """
         persisted: dict[str, OutputMeta] = {}
         declared = task.interface.outputs
         for name, value in outputs.items():
-            digest = hash_or_none(value)
+            digest = output_hash(value, declared.get(name))  # a HashMethod's, if declared
             try:
                 # A file (also in a list or a dataclass) is copied into the store.
                 value = keep(value, declared.get(name), getattr(self.artifacts, "root", None))

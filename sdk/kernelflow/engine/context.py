@@ -118,6 +118,9 @@ class ExecutionContext:
     store_root: str
     checkpoint_run: str = ""
     item: int | None = None
+    # The plugins (kernelflow.plugins.NAME) imported where the run started: a worker
+    # process imports them too, so their validation holds there (_core/validators).
+    plugins: tuple[str, ...] = ()
 
     @property
     def default_deck(self) -> Deck:

@@ -26,6 +26,7 @@ from kernelflow._core.errors import (
 from kernelflow._core.interface import check_value, type_name
 from kernelflow._core.resources import requirements_of
 from kernelflow._core.task import Task
+from kernelflow._core.validators import is_validated, load_validators
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
 from kernelflow.engine.decks import DeckCollector
 
@@ -34,14 +35,15 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
+    load_validators(context.plugins)  # in a fresh worker: the plugins the run uses
     token = set_context(context)
     decks = _decks(task, context)
     try:
         with decks:
             # A path where a FlyteFile is declared becomes one (kernelflow._core.adapt).
-            outputs = adapt_all(
-                task.run(adapt_all(inputs, task.interface.inputs)), task.interface.outputs
-            )
+            inputs = adapt_all(inputs, task.interface.inputs)
+            check_inputs(task, inputs)
+            outputs = adapt_all(task.run(inputs), task.interface.outputs)
     except StoreError as error:  # a checkpoint that could not be saved: the disk is full...
         raise _store_failed(task, context, error) from error
     except RecoverableError as error:  # the user asks for another attempt
@@ -67,6 +69,29 @@ def _decks(task: Task, context: ExecutionContext) -> contextlib.AbstractContextM
     )
 
 
+def check_inputs(task: Task, inputs: Mapping[str, Any]) -> None:
+    """Validate the inputs whose declared type a plugin validates (a pandera
+    ``DataFrame[Schema]``): a frame that breaks its schema fails the task before it runs.
+
+    Other inputs are not checked again: they were checked where they were produced.
+    """
+    for name, expected in task.interface.inputs.items():
+        if name not in inputs or not is_validated(expected):
+            continue
+        problem = check_value(inputs[name], expected)
+        if problem is not None:
+            raise TaskFailedError(
+                f"task {task.name!r} received {name!r} that does not validate: "
+                f"expected {type_name(expected)}, got {problem}",
+                task=task.name,
+                variable=name,
+                expected=type_name(expected),
+                actual=problem,
+                fix=f"pass {name!r} a value that conforms to {type_name(expected)}, or "
+                "change the schema",
+            )
+
+
 def check_outputs(task: Task, outputs: Mapping[str, Any]) -> None:
     """Raise :class:`OutputTypeError` when a value does not match its declared type."""
     for name, expected in task.interface.outputs.items():
@@ -79,8 +104,9 @@ def check_outputs(task: Task, outputs: Mapping[str, Any]) -> None:
             )
         problem = check_value(outputs[name], expected)
         if problem is not None:
+            what = "that does not validate" if is_validated(expected) else "of the wrong type"
             raise OutputTypeError(
-                f"task {task.name!r} produced {name!r} of the wrong type: "
+                f"task {task.name!r} produced {name!r} {what}: "
                 f"expected {type_name(expected)}, got {problem}",
                 task=task.name,
                 variable=name,

@@ -27,10 +27,12 @@ from kernelflow._core.errors import (
     TaskTimeoutError,
 )
 from kernelflow._core.graph import Const, Node, NodeId, NodeOutput, Param
+from kernelflow._core.hash_method import output_hash
 from kernelflow._core.hashing import hash_or_none
 from kernelflow._core.resources import requirements_of
 from kernelflow._core.status import RunStatus
 from kernelflow._core.task import Task, check_success_ratio
+from kernelflow._core.validators import validator_modules
 from kernelflow.engine.compute import NodeCompute, OutputMeta
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus
@@ -38,6 +40,7 @@ from kernelflow.engine.execute import execute_task
 from kernelflow.engine.mapping import MapRun, batches, execute_batch
 from kernelflow.engine.nested import ParentRun, enter_run, leave_run
 from kernelflow.engine.results import RunResult, RunTarget, TaskRun, run_environment
+from kernelflow.store.cache_locks import CacheLocks
 from kernelflow.store.recorder import RunRecorder
 
 if TYPE_CHECKING:
@@ -81,14 +84,20 @@ class Values:
         assert isinstance(binding, Const)
         return binding.value, self._hash_once(binding, binding.value), {"const": True}
 
-    def bind(self, node: str, values: Mapping[str, Any], metas: Mapping[str, Any]) -> None:
+    def bind(
+        self,
+        node: str,
+        values: Mapping[str, Any],
+        metas: Mapping[str, Any],
+        declared: Mapping[str, Any] | None = None,
+    ) -> None:
         """Bind a node's outputs, with their hashes and refs where they were persisted."""
         for name, value in values.items():
             slot = (node, name)
             self.outputs[slot] = value
             meta = metas.get(name)
             if meta is None:  # kept in memory only: hashed here for the downstream keys
-                self.hashes[slot] = hash_or_none(value)
+                self.hashes[slot] = output_hash(value, (declared or {}).get(name))
             else:
                 self.hashes[slot] = meta.get("hash")  # type: ignore[assignment]
                 self.refs[slot] = meta
@@ -138,6 +147,7 @@ class RunLoop:
         self.store = engine.store
         self.recorder = RunRecorder(engine.store.runs, run_id, attached=attach)
         self.compute = NodeCompute(engine.store.artifacts, engine.store.runs, self.recorder)
+        self.locks = CacheLocks(engine.store.home)  # cache_serialize=True (Flyte's option)
         self.target = target
         self.graph = target.graph
         self.run_id = run_id
@@ -185,6 +195,7 @@ class RunLoop:
             self._cancel_running()
             raise
         finally:
+            self.locks.release_all()
             if not self.attach:
                 leave_run(self.run_id)
             outputs = self._outputs()
@@ -301,6 +312,16 @@ class RunLoop:
             and self._restore_cached(node, key, provenance)
         ):
             return
+        if (
+            key is not None
+            and task.options.cache_serialize
+            and self.locks.acquire(key.key)  # waits while another process computes it
+            and attempt == 1
+            and not self.force
+            and self._restore_cached(node, key, provenance)  # it did: a hit after all
+        ):
+            self.locks.release(key.key)
+            return
         self.tasks[node_id].status = "running"
         self.tasks[node_id].attempts = attempt
         self.bus.emit("task_started", node=node_id, task=task.name, attempt=attempt)
@@ -308,7 +329,13 @@ class RunLoop:
         if waiting_for is not None:
             self.bus.emit("task_waiting", node=node_id, task=task.name, waiting_for=waiting_for)
         context = ExecutionContext(
-            self.run_id, task.name, node_id, attempt, str(self.store.home), self.checkpoint_run
+            self.run_id,
+            task.name,
+            node_id,
+            attempt,
+            str(self.store.home),
+            self.checkpoint_run,
+            plugins=validator_modules(),
         )
         timeout = task.options.timeout
         record = Attempt(
@@ -414,10 +441,12 @@ class RunLoop:
         duration = time.perf_counter() - attempt.clock
         node = self.graph.nodes[attempt.node]
         persisted = self.compute.persist(node.task, node.id, outputs)
-        self.values.bind(node.id, outputs, persisted)
+        self.values.bind(node.id, outputs, persisted, node.task.interface.outputs)
         self.compute.remember(
             attempt.key, node.task, persisted, produced=len(outputs), duration=duration
         )
+        if attempt.key is not None:  # cache_serialize: the entry is made, let waiters in
+            self.locks.release(attempt.key.key)
         self._report_attempt(attempt, "succeeded", persisted, duration)
         task_run = self.tasks[node.id]
         task_run.status, task_run.duration = "succeeded", duration
@@ -433,6 +462,8 @@ class RunLoop:
 
     def _attempt_failed(self, attempt: Attempt, error: BaseException) -> None:
         node = self.graph.nodes[attempt.node]
+        if attempt.key is not None:  # cache_serialize: a waiter computes it in turn
+            self.locks.release(attempt.key.key)
         self._abort_map(node.id)
         if not isinstance(error, KernelflowError):
             # Not raised by the task's body: a system failure (a worker died, a value

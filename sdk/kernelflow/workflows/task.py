@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kernelflow._core.code_hash import function_fingerprint
-from kernelflow._core.errors import SignatureError
+from kernelflow._core.errors import DefinitionError, SignatureError
 from kernelflow._core.interface import Interface, interface_from_function
 from kernelflow._core.pickling import (
     importable_by_reference,
@@ -118,6 +118,18 @@ def _seconds(timeout: float | datetime.timedelta | None) -> float | None:
     return None if timeout == 0 else timeout
 
 
+def _check_ignored(made: FunctionTask) -> None:
+    """``cache_ignore_input_vars`` must name inputs of the task (a typo would ignore nothing)."""
+    unknown = [n for n in made.options.cache_ignore_input_vars if n not in made.interface.inputs]
+    if unknown:
+        raise DefinitionError(
+            f"task {made.name!r}: cache_ignore_input_vars names {unknown[0]!r}, "
+            "which is not one of its inputs",
+            task=made.name,
+            fix=f"name inputs among: {', '.join(made.interface.inputs) or '(none)'}",
+        )
+
+
 def _keywords(interface: Interface) -> str:
     return ", ".join(f"{name}=..." for name in interface.inputs)
 
@@ -127,6 +139,8 @@ def task(
     *,
     cache: bool = False,
     cache_version: str = "",
+    cache_serialize: bool = False,
+    cache_ignore_input_vars: tuple[str, ...] = (),
     retries: int = 0,
     timeout: float | datetime.timedelta | None = None,
     name: str | None = None,
@@ -143,7 +157,8 @@ def task(
     when values are produced. ``timeout`` is seconds or a ``timedelta``; 0 is none.
     ``requests``/``limits`` (:class:`Resources`), ``container_image`` and
     ``secret_requests`` are Flyte's: a request larger than this machine is refused
-    before a run starts; the image is recorded with the run.
+    before a run starts; the image is recorded with the run. ``cache_serialize`` and
+    ``cache_ignore_input_vars`` are Flyte's too (see :class:`TaskOptions`).
     """
     requirements = Requirements(
         requests=requests,
@@ -157,9 +172,13 @@ def task(
         cache_version=str(cache_version),
         retries=retries,
         timeout=_seconds(timeout),
+        cache_serialize=cache_serialize,
+        cache_ignore_input_vars=tuple(cache_ignore_input_vars),
     )
 
     def decorate(function: Callable[..., Any]) -> FunctionTask:
-        return FunctionTask(function, options, name=name, requirements=requirements)
+        made = FunctionTask(function, options, name=name, requirements=requirements)
+        _check_ignored(made)
+        return made
 
     return decorate(fn) if fn is not None else decorate

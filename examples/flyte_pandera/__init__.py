@@ -1,0 +1,1 @@
+"""Flyte's pandera plugin (``flytekitplugins.pandera`` -> ``kernelflow.plugins.pandera``)."""
