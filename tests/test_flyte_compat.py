@@ -60,7 +60,7 @@ def test_an_unsupported_flyte_name_fails_with_one_message(module: str, name: str
     ("statement", "feature"),
     [
         ("from kernelflow.extras.tasks.shell import ShellTask", "flytekit.extras"),
-        ("import kernelflow.plugins.nosuchplugin", "flytekitplugins"),
+        ("import kernelflow.plugins.nosuchplugin", "flytekitplugins.nosuchplugin"),
     ],
 )
 def test_an_unsupported_flyte_module_fails_with_one_message(statement: str, feature: str) -> None:

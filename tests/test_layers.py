@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "kernelflow.schedule",
             "kernelflow.progress",
             "kernelflow.render",
+            "kernelflow.report",
             "kernelflow_jupyter",
         ),
     ),
