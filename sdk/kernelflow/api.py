@@ -77,6 +77,7 @@ __all__ = [
     "pid_alive",
     "read_outputs",
     "run",
+    "run_report",
     "runs",
     "send_signal",
     "validate_name",
@@ -259,6 +260,15 @@ def deck(run_id: str, task: str, *, store: Store | str | None = None) -> str:
             "when declared @task(enable_deck=True) and it adds to one",
         )
     return page
+
+
+def run_report(run_id: str, *, store: Store | str | None = None) -> dict[str, Any]:
+    """What ``kernelflow report`` shows of a run: its fields and, per node, state, cache
+    hit, attempts, errors, duration, parents, summarised inputs and outputs (types,
+    hashes, short reprs; never their bytes) and deck (see ``store/report.py``)."""
+    from kernelflow.store.report import run_report as _run_report
+
+    return _run_report(_store(store), run_id)
 
 
 def _store(store: Store | str | os.PathLike[str] | None) -> Store:

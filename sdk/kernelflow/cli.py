@@ -126,6 +126,13 @@ def _parser() -> argparse.ArgumentParser:
     deck.add_argument("--out", metavar="FILE.html", help="write it here (default: stdout)")
     deck.set_defaults(handler=_deck)
 
+    report = commands.add_parser(
+        "report", help="one self-contained HTML page of a run: DAG, tasks, values, decks"
+    )
+    report.add_argument("run_id")
+    report.add_argument("--out", metavar="FILE.html", help="write it here (default: stdout)")
+    report.set_defaults(handler=_run_report)
+
     cache = commands.add_parser("cache", help="inspect or clear the cache")
     cache.add_argument("action", choices=["ls", "clear"])
     cache.add_argument("task", nargs="?", help="only this task's entries")
@@ -277,6 +284,19 @@ def _deck(args: argparse.Namespace) -> int:
     from kernelflow import api
 
     page = api.deck(args.run_id, args.task)
+    if args.out:
+        Path(args.out).write_text(page, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(page)
+    return EXIT_OK
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from kernelflow import api
+    from kernelflow.report import report_html
+
+    page = report_html(api.run_report(args.run_id))
     if args.out:
         Path(args.out).write_text(page, encoding="utf-8")
         print(f"wrote {args.out}")

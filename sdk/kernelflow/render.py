@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from kernelflow.api import Graph
 
@@ -30,13 +30,25 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None, *, legend: bo
 
     ``legend`` adds a row naming the colours of a kernel's task states.
     """
+    parents = {node_id: list(graph.nodes[node_id].upstream()) for node_id in graph.order}
+    return parents_svg(parents, states, legend=legend)
+
+
+def parents_svg(
+    parents: Mapping[str, Sequence[str]],
+    states: Mapping[str, str] | None = None,
+    *,
+    legend: bool = False,
+) -> str:
+    """:func:`dag_svg` of node id -> the ids it needs, in an order where parents come first
+    (a run report draws the graph its store recorded)."""
     states = states or {}
-    if len(graph.nodes) > _MAX_DRAWN:
+    if len(parents) > _MAX_DRAWN:
         return (
             f"<svg xmlns='http://www.w3.org/2000/svg' width='420' height='30'><text x='5' "
-            f"y='20'>{len(graph.nodes)} tasks: too many to draw</text></svg>"
+            f"y='20'>{len(parents)} tasks: too many to draw</text></svg>"
         )
-    position = _layout(graph)
+    position = _layout(parents)
     width = max((x for x, _ in position.values()), default=0) + _BOX_W + 2 * _MARGIN
     height = max((y for _, y in position.values()), default=0) + _BOX_H + 2 * _MARGIN
     if legend:
@@ -44,13 +56,14 @@ def dag_svg(graph: Graph, states: Mapping[str, str] | None = None, *, legend: bo
         height += 26
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        "font-family='sans-serif' font-size='12'>",
+        "font-family='sans-serif' font-size='12' class='kf-dag'>",
         "<defs><marker id='kf-arrow' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='6' "
         "markerHeight='6' orient='auto'><path d='M0,0 L10,5 L0,10 z' fill='#666'/></marker></defs>",
     ]
-    for node in graph.nodes.values():
-        for parent in node.upstream():
-            parts.append(_edge(position[parent], position[node.id]))
+    for node_id, needed in parents.items():
+        for parent in needed:
+            if parent in position:
+                parts.append(_edge(position[parent], position[node_id]))
     for node_id, (x, y) in position.items():
         parts.append(_box(node_id, x, y, states.get(node_id, "pending")))
     if legend:
@@ -70,14 +83,13 @@ def _legend(y: int) -> str:
     return "<g class='kf-legend'>" + "".join(items) + "</g>"
 
 
-def _layout(graph: Graph) -> dict[str, tuple[int, int]]:
+def _layout(parents: Mapping[str, Sequence[str]]) -> dict[str, tuple[int, int]]:
     layer: dict[str, int] = {}
-    for node_id in graph.order:
-        parents = list(graph.nodes[node_id].upstream())
-        layer[node_id] = 1 + max((layer[p] for p in parents), default=-1)
+    for node_id, needed in parents.items():
+        layer[node_id] = 1 + max((layer[p] for p in needed if p in layer), default=-1)
     rows: dict[int, int] = {}
     position = {}
-    for node_id in graph.order:
+    for node_id in parents:
         column = layer[node_id]
         row = rows.get(column, 0)
         rows[column] = row + 1

@@ -105,6 +105,10 @@ class ImageSpec:
     platform: str | None = None
     tag_format: str | None = None
 
+    def is_container(self) -> bool:
+        """Whether this runs inside the image (Flyte's check): never, locally."""
+        return False
+
     def as_dict(self) -> dict[str, object]:
         return {
             "name": self.name,

@@ -19,7 +19,7 @@ from kernelflow._core.errors import KernelflowWarning, StoreError
 from kernelflow.engine.secrets import collect_revealed
 from kernelflow.store.decks import write_deck
 
-__all__ = ["Deck", "DeckCollector", "default_deck", "render"]
+__all__ = ["Deck", "DeckCollector", "collecting", "default_deck", "render"]
 
 DEFAULT = "default"
 _decks: contextvars.ContextVar[list[Deck] | None] = contextvars.ContextVar(
@@ -56,6 +56,11 @@ def default_deck() -> Deck:
         if deck.name == DEFAULT:
             return deck
     return Deck(DEFAULT)
+
+
+def collecting() -> bool:
+    """Whether the running attempt keeps a deck (its task declared one)."""
+    return _decks.get() is not None
 
 
 def current_decks() -> list[Deck]:

@@ -52,6 +52,7 @@ from kernelflow._core.graph import (
     Param,
 )
 from kernelflow._core.interface import Interface
+from kernelflow._core.resources import Requirements
 from kernelflow._core.task import TaskOptions
 from kernelflow.notebook.analysis import CellAnalysis, analyze_cell
 from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_file_name, path_of
@@ -469,6 +470,7 @@ def _cell_task(
         environment=environment,
         map_over=spec.map,
         copies=tuple(task_cell.copies),
+        requirements=Requirements(enable_deck=True) if spec.deck else None,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from kernelflow._core.errors import ParameterError
 from kernelflow._core.hashing import combine, hash_or_none
 from kernelflow._core.interface import Interface
+from kernelflow._core.resources import Requirements
 from kernelflow._core.task import Task, TaskOptions
 from kernelflow.notebook.analysis import CellAnalysis
 from kernelflow.notebook.environment import Environment, is_code
@@ -40,6 +41,7 @@ class CellTask(Task):
         environment: Environment,
         map_over: str | None = None,
         copies: tuple[str, ...] = (),
+        requirements: Requirements | None = None,
     ) -> None:
         self.name = name
         self.cell = cell
@@ -50,6 +52,7 @@ class CellTask(Task):
         self.environment = environment
         self.map_over = map_over
         self.copies = copies
+        self.requirements = requirements  # a deck (``--deck``) is its one requirement
         self.filename = f"<kernelflow task {name}>"
 
     @property
@@ -105,6 +108,7 @@ class CellTask(Task):
             setup_refs=self.setup_refs,
             environment=self.environment,
             copies=self.copies,
+            requirements=self.requirements,
         )
 
     def _run_once(self, inputs: Mapping[str, Any]) -> dict[str, Any]:

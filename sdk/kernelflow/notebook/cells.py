@@ -41,6 +41,7 @@ class TaskSpec:
     map: str | None = None
     after: tuple[str, ...] = ()
     defer: bool = False
+    deck: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class _HeaderParser(argparse.ArgumentParser):
             f"{self.cell}: bad %%task options: {message}",
             cell=self.cell,
             fix="the form is %%task NAME [--cache] [--cache-version V] [--retries N] "
-            "[--timeout SECONDS] [--outputs a,b] [--map VAR] [--after OTHER] [--defer]",
+            "[--timeout SECONDS] [--outputs a,b] [--map VAR] [--after OTHER] [--defer] [--deck]",
         )
 
 
@@ -76,6 +77,7 @@ def _header_parser() -> _HeaderParser:
     parser.add_argument("--cache", action="store_true")
     parser.add_argument("--cache-version", default="")
     parser.add_argument("--retries", type=int, default=0)
+    parser.add_argument("--deck", action="store_true")
     parser.add_argument("--timeout", type=float)
     parser.add_argument("--outputs")
     parser.add_argument("--map", dest="map_var")
@@ -115,6 +117,7 @@ def parse_header(line: str, *, cell: str = "cell") -> TaskSpec:
         map_var=args.map_var,
         after=args.after,
         defer=args.defer,
+        deck=args.deck,
     )
 
 
@@ -140,7 +143,7 @@ def parse_tags(tags: Iterable[str], *, cell: str = "cell") -> TaskSpec | None:
 
 
 def _tag_option(options: dict[str, Any], key: str, value: str, cell: str) -> None:
-    flags = {"cache": "cache", "defer": "defer"}
+    flags = {"cache": "cache", "defer": "defer", "deck": "deck"}
     valued = {
         "cache-version": "cache_version",
         "retries": "retries",
@@ -171,6 +174,7 @@ def _spec(
     map_var: str | None = None,
     after: Sequence[str] = (),
     defer: bool = False,
+    deck: bool = False,
 ) -> TaskSpec:
     if not _NAME.match(name):
         raise CellParseError(
@@ -198,6 +202,7 @@ def _spec(
         map=map_var,
         after=tuple(after),
         defer=bool(defer),
+        deck=bool(deck),
     )
 
 

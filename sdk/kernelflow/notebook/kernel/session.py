@@ -24,6 +24,7 @@ from typing import Any
 from kernelflow._core.errors import DefinitionError, KernelflowError, UndefinedNameError
 from kernelflow._core.graph import Const, GraphBuilder, Node, NodeId, NodeOutput
 from kernelflow._core.interface import Interface, type_name
+from kernelflow._core.resources import Requirements
 from kernelflow._core.task import TaskOptions
 from kernelflow.engine.events import Listener
 from kernelflow.engine.runner import GraphTarget, RunResult
@@ -33,6 +34,7 @@ from kernelflow.notebook.cell_task import CellTask, file_name, file_state, is_fi
 from kernelflow.notebook.cells import NotebookCell, TaskSpec, parse_header
 from kernelflow.notebook.environment import is_code, register_source
 from kernelflow.notebook.kernel.capture import OutputSink, capture_task_outputs, figures_of_task
+from kernelflow.notebook.kernel.deck import displays_to_deck
 from kernelflow.notebook.kernel.states import TaskStates, TaskStatus
 from kernelflow.notebook.parameters import ParameterDecl, infer_type
 
@@ -71,7 +73,9 @@ class KernelEnvironment:
     def execute(self, code: str, filename: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         self.shell.user_ns.update(inputs)
         compiled = self._compile(code)
-        with figures_of_task(self.shell):  # a no-op unless %workflow run captures outputs
+        # Displays go to the deck too with --deck; figures show under the task when
+        # %workflow run captures outputs (each a no-op otherwise).
+        with displays_to_deck(self.shell), figures_of_task(self.shell):
             if compiled is None:
                 self._run_as_cell(code)
             else:
@@ -460,6 +464,7 @@ class Session:
             # No copies of inputs changed in place: a cell run on its own is the only
             # task of its run, and its input is the kernel's own object, which a
             # plain cell would change too; the copy would only cost time.
+            requirements=Requirements(enable_deck=True) if spec.deck else None,
         )
 
 
