@@ -193,3 +193,17 @@ def test_unloading_removes_the_magics_and_the_session(shell: InteractiveShell) -
     assert session_of(shell).cells == {}
     run(shell, "%%task make\nxs = [3]")
     assert shell.user_ns["xs"] == [3]
+
+
+def test_a_task_cell_calls_a_dynamic_workflow_through_the_sdk(shell: InteractiveShell) -> None:
+    """Issue 14: a %%task cell can call a @dynamic-built sub-DAG (it runs through the engine)."""
+    run(
+        shell,
+        "from kernelflow import dynamic, task, workflow\n"
+        "@task\ndef square(x: int) -> int:\n    return x * x\n"
+        "@dynamic\ndef squares(n: int) -> list[int]:\n    return [square(x=i) for i in range(n)]\n"
+        "@workflow\ndef total(n: int) -> list[int]:\n    return squares(n=n)\n",
+    )
+    run(shell, "n = 4")
+    run(shell, "%%task summed\nresult = sum(total(n=n))")
+    assert shell.user_ns["result"] == 0 + 1 + 4 + 9
