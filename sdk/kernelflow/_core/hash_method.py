@@ -33,6 +33,8 @@ class HashMethod:
 
 def hash_method_of(declared: Any) -> HashMethod | None:
     """The ``HashMethod`` in an ``Annotated[...]`` type, if there is one."""
+    if declared is None or isinstance(declared, type):  # the usual case: a plain class
+        return None
     if get_origin(declared) is not Annotated:
         return None
     for meta in declared.__metadata__:

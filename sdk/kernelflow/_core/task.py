@@ -59,6 +59,8 @@ class Task:
     name: str
     interface: Interface
     options: TaskOptions
+    waiting_for: str | None = None
+    """What a gate node (``wait_for_input``, ``approve``) waits for: the engine tells listeners."""
     # For a map task: the fraction of items that must succeed (Flyte's
     # ``min_success_ratio``); below 1, a failed item's outputs are None.
     min_success_ratio: float = 1.0

@@ -48,6 +48,7 @@ class NodeCompute:
         self.runs = runs
         self.recorder = recorder
         self._type_names: dict[Any, str] = {}
+        self._files_root = getattr(artifacts, "root", None)  # where output files are copied
 
     def key(self, task: Task, label: str, hashes: Mapping[str, str | None]) -> CacheKey | None:
         """The cache key of ``task`` on inputs with these content hashes; None if uncached.
@@ -126,7 +127,7 @@ class NodeCompute:
             digest = output_hash(value, declared.get(name))  # a HashMethod's, if declared
             try:
                 # A file (also in a list or a dataclass) is copied into the store.
-                value = keep(value, declared.get(name), getattr(self.artifacts, "root", None))
+                value = keep(value, declared.get(name), self._files_root)
                 ref = self.artifacts.put(value)
             except Exception as error:
                 warn_about(

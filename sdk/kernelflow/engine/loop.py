@@ -169,6 +169,8 @@ class RunLoop:
         self.maps: dict[str, MapRun] = {}
         self.delayed: list[tuple[float, NodeId, int]] = []
         self.failures: list[KernelflowError] = []
+        # The validator plugins (pandera) a worker must import: known when the run starts.
+        self.plugins = validator_modules()
         self.attach = attach
 
     # --- the loop -------------------------------------------------------------
@@ -325,9 +327,10 @@ class RunLoop:
         self.tasks[node_id].status = "running"
         self.tasks[node_id].attempts = attempt
         self.bus.emit("task_started", node=node_id, task=task.name, attempt=attempt)
-        waiting_for = getattr(task, "waiting_for", None)  # a gate node (workflows.human)
-        if waiting_for is not None:
-            self.bus.emit("task_waiting", node=node_id, task=task.name, waiting_for=waiting_for)
+        if task.waiting_for is not None:  # a gate node (workflows.human)
+            self.bus.emit(
+                "task_waiting", node=node_id, task=task.name, waiting_for=task.waiting_for
+            )
         context = ExecutionContext(
             self.run_id,
             task.name,
@@ -335,7 +338,7 @@ class RunLoop:
             attempt,
             str(self.store.home),
             self.checkpoint_run,
-            plugins=validator_modules(),
+            plugins=self.plugins,
         )
         timeout = task.options.timeout
         record = Attempt(
