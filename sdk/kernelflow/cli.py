@@ -283,23 +283,21 @@ def _lineage(args: argparse.Namespace) -> int:
 def _deck(args: argparse.Namespace) -> int:
     from kernelflow import api
 
-    page = api.deck(args.run_id, args.task)
-    if args.out:
-        Path(args.out).write_text(page, encoding="utf-8")
-        print(f"wrote {args.out}")
-    else:
-        sys.stdout.write(page)
-    return EXIT_OK
+    return _write_page(api.deck(args.run_id, args.task), args.out)
 
 
 def _run_report(args: argparse.Namespace) -> int:
     from kernelflow import api
     from kernelflow.report import report_html
 
-    page = report_html(api.run_report(args.run_id))
-    if args.out:
-        Path(args.out).write_text(page, encoding="utf-8")
-        print(f"wrote {args.out}")
+    return _write_page(report_html(api.run_report(args.run_id)), args.out)
+
+
+def _write_page(page: str, out: str | None) -> int:
+    """An HTML page to ``--out FILE``, or to standard output."""
+    if out:
+        Path(out).write_text(page, encoding="utf-8")
+        print(f"wrote {out}")
     else:
         sys.stdout.write(page)
     return EXIT_OK

@@ -2,20 +2,5 @@
 
 from __future__ import annotations
 
-from kernelflow.deck.renderer import (
-    BoxRenderer,
-    FrameProfilingRenderer,
-    ImageRenderer,
-    MarkdownRenderer,
-    SourceCodeRenderer,
-    TableRenderer,
-)
-
-__all__ = [
-    "BoxRenderer",
-    "FrameProfilingRenderer",
-    "ImageRenderer",
-    "MarkdownRenderer",
-    "SourceCodeRenderer",
-    "TableRenderer",
-]
+from kernelflow.plugins.deck.renderer import *  # noqa: F403
+from kernelflow.plugins.deck.renderer import __all__ as __all__
