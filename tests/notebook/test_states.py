@@ -137,3 +137,18 @@ def test_an_edited_cell_run_again_is_no_longer_stale_for_its_readers(
     run(shell, "%%task load --defer\nlog('load')\nxs = [0]")
     run(shell, CELLS["load"])  # back to the code it ran with: not stale
     assert "stale" not in _status_line(shell, CELLS["double"], capsys)
+
+
+def test_a_changed_parameter_upstream_is_said_in_the_status_line(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_all(shell)
+    run(shell, "n = 3")  # the same value again: nothing changed
+    assert "stale" not in _status_line(shell, CELLS["double"], capsys)
+    run(shell, "n = 5")
+    line = _status_line(shell, CELLS["total"], capsys)  # stale through load and double
+    assert line.endswith("(upstream double is stale)"), line
+    line = _status_line(shell, CELLS["double"], capsys)
+    assert line.endswith("(upstream load is stale)"), line
+    run(shell, CELLS["load"])  # ran with the new value: its readers are up to date again
+    assert "stale" not in _status_line(shell, CELLS["double"], capsys)

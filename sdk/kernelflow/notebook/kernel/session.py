@@ -16,6 +16,7 @@ import functools
 import os
 import sys
 import types
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 from kernelflow._core.errors import DefinitionError, KernelflowError, UndefinedNameError
 from kernelflow._core.graph import Const, GraphBuilder, Node, NodeId, NodeOutput
+from kernelflow._core.hashing import hash_or_none
 from kernelflow._core.interface import Interface, type_name
 from kernelflow._core.resources import Requirements
 from kernelflow._core.task import TaskOptions
@@ -48,6 +50,11 @@ class RegisteredCell:
     spec: TaskSpec
     body: str
     analysis: CellAnalysis
+
+    @functools.cached_property
+    def values(self) -> frozenset[str]:
+        """The names the cell binds or changes: the versions it may make."""
+        return frozenset([*self.analysis.defs, *(m.name for m in self.analysis.mutations)])
 
 
 class KernelEnvironment:
@@ -168,6 +175,23 @@ class Session:
         # without building the workflow (``stale_upstream``).
         self.ran_code: dict[str, str] = {}
         self.edited: set[str] = set()
+        # The id of the cell being run (JupyterLab sends it; None elsewhere), and the
+        # task each cell id last registered: a cell whose task is renamed replaces it.
+        self.cell_id: str | None = None
+        self.cell_tasks: dict[str, str] = {}
+        # Values the tasks read from outside the tasks (plain cells, parameters), as
+        # they were when read: a task that rebinds the name later (``df = df.dropna()``)
+        # does not change what the earlier readers read, as a setup cell in a file. And
+        # which object each name got from a task last, to tell a plain cell's rebinding.
+        self.outside: dict[str, Any] = {}
+        self.task_made: dict[str, Any] = {}
+        # Per task, the outside values it last ran with (tokens): a parameter changed
+        # since makes it stale for the status lines of its readers.
+        self.read_outside: dict[str, dict[str, Any]] = {}
+
+    def note_cell(self, info: Any) -> None:
+        """IPython's ``pre_run_cell`` event: remember which cell is running."""
+        self.cell_id = getattr(info, "cell_id", None)
 
     def begin_exported_run(
         self, workflow: str, version: str, params: Mapping[str, Any], tasks: Sequence[str]
@@ -226,11 +250,27 @@ class Session:
         return run_in_kernel(self, target, params, **options)
 
     def register(self, spec: TaskSpec, body: str) -> RegisteredCell:
-        """Parse and remember a task cell, replacing an older version of it."""
+        """Parse and remember a task cell, replacing an older version of it in place.
+
+        The cells keep the order they were first run in, which stands for their
+        order in the notebook: re-running or editing a cell replaces it where it
+        was (JupyterLab sends the cell's id, so a renamed task replaces its old
+        name too), so the versions of a name bind as in the file. What the file
+        would refuse (an order that cannot decide, a cycle) is refused here too,
+        before the body runs, and the session is left as it was.
+        """
         analysis = analyze_cell(body, cell=f"task {spec.name!r}", line_offset=1)
         cell = RegisteredCell(spec, body, analysis)
-        self.cells.pop(spec.name, None)  # re-running a cell moves it to the end
-        self.cells[spec.name] = cell
+        before = dict(self.cells)
+        self._place(spec.name, cell)
+        self._note_outside(spec.name)
+        try:
+            self._check_order(spec.name)
+        except DefinitionError:
+            self.cells = before
+            raise
+        if self.cell_id is not None:
+            self.cell_tasks[self.cell_id] = spec.name
         last = self.ran_code.get(spec.name)
         if last is not None and last != analysis.code_hash:
             self.edited.add(spec.name)
@@ -238,12 +278,141 @@ class Session:
             self.edited.discard(spec.name)
         return cell
 
+    def _place(self, name: str, cell: RegisteredCell) -> None:
+        """Put ``cell`` where its earlier version was (by task name, or by cell id when the
+        task was renamed), else after the cells registered so far."""
+        renamed_from = self.cell_tasks.get(self.cell_id) if self.cell_id is not None else None
+        if name not in self.cells and renamed_from in self.cells:
+            self.cells = {
+                (name if other == renamed_from else other): (cell if other == renamed_from else c)
+                for other, c in self.cells.items()
+            }
+        elif name in self.cells:
+            self.cells[name] = cell  # in place
+        else:
+            self._insert_new(name, cell)
+
+    def _insert_new(self, name: str, cell: RegisteredCell) -> None:
+        """A cell first run: where the saved notebook has it, among the cells it knows of;
+        else (unsaved, or no cell id) after the cells registered so far."""
+        order = _saved_cell_order(self.shell.user_ns.get("__session__"))
+        position = order.get(self.cell_id) if self.cell_id is not None else None
+        if position is None:
+            self.cells[name] = cell
+            return
+        ids = {task: cell_id for cell_id, task in self.cell_tasks.items()}
+        items = list(self.cells.items())
+        at = next(
+            (
+                i
+                for i, (other, _) in enumerate(items)
+                if order.get(ids.get(other, ""), -1) > position
+            ),
+            len(items),
+        )
+        items.insert(at, (name, cell))
+        self.cells = dict(items)
+
+    def _note_outside(self, name: str) -> None:
+        """Remember the values task ``name`` reads from outside the tasks, as they are now."""
+        namespace = self.shell.user_ns
+        made_before = self._made_before(name)
+        for ref in self.cells[name].analysis.refs:
+            if ref not in made_before and ref in namespace:
+                self._outside_value(ref)
+
+    def _outside_value(self, name: str) -> Any:
+        """The value of ``name`` from outside the tasks: the namespace's, unless a task
+        bound what the namespace holds, then the one remembered before that."""
+        namespace = self.shell.user_ns
+        if name in namespace:
+            value = namespace[name]
+            made = self.task_made.get(name)
+            if (made is None or not _is_object(made, value)) and not is_setup_object(value):
+                self.outside[name] = value
+        return self.outside.get(name, _MISSING)
+
+    def bound_by_task(self, values: Mapping[str, Any]) -> None:
+        """A run bound these values into the namespace."""
+        for name, value in values.items():
+            self.task_made[name] = _token_of(value)
+
+    def _check_order(self, name: str) -> None:
+        """Refuse what building the workflow would refuse because of task ``name``.
+
+        Only a cell that reads a name no earlier cell makes, while a later one
+        does, can make the order undecidable or close a cycle; that is rare, so
+        the whole workflow is built (by the one builder the files use) only then.
+        """
+        if not self._reads_forward(name):
+            return
+        try:
+            self.workflow()
+        except DefinitionError as error:
+            for found in getattr(error, "errors", None) or [error]:
+                if _concerns(found, name):
+                    raise found from None
+
+    def _reads_forward(self, name: str) -> bool:
+        """Whether a cell reads a version of a name that only a later cell makes, where
+        ``name`` is that cell or the later one."""
+        made_by = {other: c.values for other, c in self.cells.items()}
+        order = list(self.cells)
+        index = order.index(name)
+        made_before: set[str] = set()
+        for position, other in enumerate(order):
+            refs = self.cells[other].analysis.refs
+            unbound = [ref for ref in refs if ref not in made_before]
+            if position < index and any(ref in made_by[name] for ref in unbound):
+                return True
+            if position == index and any(
+                ref in made_by[later] for ref in unbound for later in order[index + 1 :]
+            ):
+                return True
+            made_before |= made_by[other]
+        return False
+
     def task_ran(self, name: str) -> None:
         """Task ``name`` ran (or was restored) with its registered code: it is not edited."""
         cell = self.cells.get(name)
         if cell is not None:
             self.ran_code[name] = cell.analysis.code_hash
             self.edited.discard(name)
+            made_before = self._made_before(name)
+            self.read_outside[name] = {
+                ref: _token_of(self.outside[ref])
+                for ref in cell.analysis.refs
+                if ref in self.outside and ref not in made_before
+            }
+
+    def _made_before(self, name: str) -> set[str]:
+        """The names the cells registered before task ``name`` bind or change."""
+        made: set[str] = set()
+        for other, cell in self.cells.items():
+            if other == name:
+                break
+            made |= cell.values
+        return made
+
+    def _changed_outside(self, task: str) -> bool:
+        """Whether a value task ``task`` read from outside the tasks changed since it ran.
+
+        The same object is unchanged (changes in place are found by ``%workflow
+        status``, which hashes); another object is compared by content with what
+        the run recorded, so re-running ``n = 3`` changes nothing.
+        """
+        namespace = self.shell.user_ns
+        for ref, token in self.read_outside.get(task, {}).items():
+            if _is_object(token, namespace.get(ref, _MISSING)):
+                continue  # the usual case, checked without a look at the tasks
+            now = self._outside_value(ref)
+            if _is_object(token, now):
+                continue
+            self.states.settle()
+            record = self.states.records.get(task)
+            if record is None or record.inputs.get(ref) != hash_or_none(now):
+                return True
+        return False
 
     def stale_upstream(self, name: str) -> list[str]:
         """The tasks ``name`` reads from that are stale: edited since they ran, or reading one.
@@ -253,7 +422,8 @@ class Session:
         edited and not run). A task's upstream are, for each name it reads, the
         last other registered cell that binds it.
         """
-        if not self.edited:
+        changed = {task for task in self.read_outside if self._changed_outside(task)}
+        if not self.edited and not changed:
             return []
         producers: dict[str, list[str]] = {}
         for other, cell in self.cells.items():
@@ -272,8 +442,10 @@ class Session:
 
         def is_stale(task: str, seen: frozenset[str]) -> bool:
             if task not in stale:
-                stale[task] = task in self.edited or any(
-                    is_stale(up, seen | {task}) for up in upstream(task) if up not in seen
+                stale[task] = (
+                    task in self.edited
+                    or task in changed
+                    or any(is_stale(up, seen | {task}) for up in upstream(task) if up not in seen)
                 )
             return stale[task]
 
@@ -375,13 +547,21 @@ class Session:
         code: dict[str, str] = {}
         for name, cell in self.cells.items():
             for ref in cell.analysis.refs:
-                made_elsewhere = makers.get(ref, set()) - {name}
-                if made_elsewhere or ref not in namespace or ref in params or ref in code:
+                if ref in params or ref in code:
                     continue
-                if is_setup_object(namespace[ref]):
+                if makers.get(ref, set()) - {name}:
+                    # Made by a task too: a parameter only for the cells that read it
+                    # before any task makes it (the build decides), with its value then.
+                    value = self._outside_value(ref)
+                elif ref in namespace:
+                    value = namespace[ref]
+                else:
+                    continue
+                if value is _MISSING:
+                    continue
+                if is_setup_object(value):
                     code[ref] = "the kernel"
                 else:
-                    value = namespace[ref]
                     kind = infer_type(value)
                     params[ref] = ParameterDecl(ref, kind, type_name(kind), value)
         return params, code
@@ -484,6 +664,58 @@ def _resolve(cell: RegisteredCell, name: str, namespace: Mapping[str, Any]) -> A
         ) from error
 
 
+_MISSING: Any = object()
+
+
+def _token_of(value: Any) -> Any:
+    """What tells later whether a name still holds ``value``, without keeping a large
+    object alive where a weak reference can do."""
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return value
+
+
+def _is_object(token: Any, value: Any) -> bool:
+    return (token() if isinstance(token, weakref.ref) else token) is value
+
+
+_saved_orders: dict[str, tuple[float, dict[str, int]]] = {}
+
+
+def _saved_cell_order(path: Any) -> dict[str, int]:
+    """Cell id -> position in the saved notebook at ``path`` ({} if there is none).
+
+    Read only when a task cell is run for the first time, and again only when
+    the file changed.
+    """
+    if not path or not str(path).endswith(".ipynb"):
+        return {}
+    try:
+        mtime = os.stat(path).st_mtime
+        cached = _saved_orders.get(str(path))
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        import nbformat
+
+        notebook = nbformat.read(path, as_version=4)
+    except Exception:  # unreadable or not a notebook: the execution order stands
+        return {}
+    order = {cell.get("id"): i for i, cell in enumerate(notebook.cells) if cell.get("id")}
+    _saved_orders[str(path)] = (mtime, order)
+    return order
+
+
+def _concerns(error: DefinitionError, name: str) -> bool:
+    """Whether a build error is about task ``name`` (so running its cell must stop)."""
+    label = f"task {name!r}"
+    return (
+        getattr(error, "task", None) == name
+        or name in (getattr(error, "cycle", None) or ())
+        or label in (getattr(error, "cells", None) or ())
+    )
+
+
 def run_in_kernel(
     session: Session,
     target: GraphTarget,
@@ -542,6 +774,7 @@ def run_in_kernel(
     session.run_ids.append(result.run_id)
     for values in result.values.values():
         session.shell.user_ns.update(values)
+        session.bound_by_task(values)
     for node, task_run in result.tasks.items():
         if task_run.status == "cached" and node in session.cells:
             session.define_code(node)
@@ -560,6 +793,7 @@ def open_session(shell: Any) -> Session:
     session = _sessions.get(id(shell))
     if session is None:
         session = _sessions[id(shell)] = Session(shell)
+        shell.events.register("pre_run_cell", session.note_cell)
     return session
 
 
@@ -576,4 +810,7 @@ def session_of(shell: Any) -> Session:
 
 def close_session(shell: Any) -> None:
     """Forget the session of ``shell`` (the extension is unloaded)."""
-    _sessions.pop(id(shell), None)
+    session = _sessions.pop(id(shell), None)
+    if session is not None:
+        with contextlib.suppress(ValueError):  # the shell was reset meanwhile
+            shell.events.unregister("pre_run_cell", session.note_cell)

@@ -54,7 +54,8 @@ class TaskStates:
         """Remember a run; it is read when a state is asked for, not on every cell."""
         self.pending.append((target, result))
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
+        """Read the runs recorded since the last look."""
         while self.pending:
             target, result = self.pending.pop(0)
             self._read(target, result)
@@ -86,7 +87,7 @@ class TaskStates:
         ``params`` are the values a run is about to use (``-p``), where they differ
         from the parameters' current values.
         """
-        self._settle()
+        self.settle()
         graph = target.graph
         found: dict[str, TaskStatus] = {}
         for node_id in graph.order:
