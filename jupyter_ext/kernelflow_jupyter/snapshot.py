@@ -31,9 +31,19 @@ def snapshot_html(
     rows: Mapping[str, Row],
     outputs: Mapping[str, Sequence[Output]],
     dag: str,
+    children: Mapping[str, Mapping[str, Row]] | None = None,
 ) -> str:
-    """The whole view: a header line, the task table with each task's output, the DAG."""
-    body = "".join(_task_rows(node, row, outputs.get(node, ())) for node, row in rows.items())
+    """The whole view: a header line, the task table with each task's output and the
+    inner tasks a node built (``@dynamic``), the DAG."""
+    children = children or {}
+    body = "".join(
+        _task_rows(node, row, outputs.get(node, ()))
+        + "".join(
+            _task_row(child, child_row, inner=True)
+            for child, child_row in children.get(node, {}).items()
+        )
+        for node, row in rows.items()
+    )
     return (
         f"<div class='kernelflow-snapshot' style='{_STYLE}'>"
         f"<div style='margin-bottom:4px'>{header}</div>"
@@ -55,10 +65,11 @@ def _task_rows(node: str, row: Row, outputs: Sequence[Output]) -> str:
     )
 
 
-def _task_row(node: str, row: Row) -> str:
+def _task_row(node: str, row: Row, *, inner: bool = False) -> str:
     colour = STATE_COLOURS.get(row.state, "#eee")
+    indent = ";padding-left:20px" if inner else ""
     return (
-        f"<tr><td style='{_CELL}'>{html.escape(node)}</td>"
+        f"<tr><td style='{_CELL}{indent}'>{html.escape(node)}</td>"
         f"<td style='{_CELL};background:{colour}'>{row.state} {html.escape(row.items)}</td>"
         f"<td style='{_CELL}'>{seconds(row.duration)}</td>"
         f"<td style='{_CELL}'>{'yes' if row.cached else ''}</td>"

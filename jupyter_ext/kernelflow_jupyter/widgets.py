@@ -130,7 +130,8 @@ class ProgressView:
         """The static HTML of the view as it is now."""
         outputs = {node: self.captured[node].outputs() for node in self.rows}
         states = {node: row.state for node, row in self.rows.items()}
-        return snapshot_html(self.header.value, self.rows, outputs, dag_svg(self.graph, states))
+        dag = dag_svg(self.graph, states)
+        return snapshot_html(self.header.value, self.rows, outputs, dag, self.children)
 
     def _restrict(self, nodes: tuple[str, ...]) -> None:
         self.rows = {node_id: self.rows.get(node_id, Row()) for node_id in nodes}

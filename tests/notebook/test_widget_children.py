@@ -39,3 +39,5 @@ def test_children_of_a_dynamic_node_are_listed_under_its_row() -> None:
     text = view.text()
     assert "\n    halvings.halve-3: succeeded" in text
     assert view._titles()[0].endswith("(3/3 inner tasks done)")
+    snapshot = view.snapshot()  # what a reopened notebook shows: the inner tasks too
+    assert snapshot.index(">halvings<") < snapshot.index(">halvings.halve-3<")
