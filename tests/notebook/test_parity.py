@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -118,3 +119,118 @@ def test_the_export_run_by_papermill_after_the_kernel_is_all_cache_hits(tmp_path
     )
     assert ": cached" in kernel_total or ": ran" in kernel_total
     assert kernelflow.read_outputs(out)["total"] == round(sum(v**0.5 for v in range(4)) + 10, 3)
+
+
+# --- the four ways on one store: same DAG, interfaces, version and cache keys -------------
+
+GRAPH_OF_KERNEL = (
+    "import json\nfrom kernelflow.api import open_kernel_session\n"
+    "_target = open_kernel_session(get_ipython()).workflow()\n"
+    "print('GRAPH', json.dumps({'version': _target.version, 'graph': _shape(_target.graph)}))"
+)
+
+
+def _shape(graph: Any) -> dict[str, Any]:
+    """What must agree: each task's upstream, input and output names and types."""
+    from kernelflow._core.interface import type_name
+
+    return {
+        node: {
+            "upstream": sorted(graph.nodes[node].upstream()),
+            "inputs": {k: type_name(t) for k, t in graph.nodes[node].task.interface.inputs.items()},
+            "outputs": {
+                k: type_name(t) for k, t in graph.nodes[node].task.interface.outputs.items()
+            },
+            "setup data": sorted(graph.nodes[node].task.key_inputs()),
+        }
+        for node in graph.order
+    }
+
+
+def _deferred(source: str) -> str:
+    """A task cell registered without running (for the ``%workflow run`` way)."""
+    if not source.startswith("%%task") or "--defer" in source.splitlines()[0]:
+        return source
+    header, _, body = source.partition("\n")
+    return f"{header} --defer\n{body}"
+
+
+def _latest_run_keys() -> tuple[str, dict[str, tuple[str, str | None]]]:
+    """The newest run's version, and each node's (status, cache key)."""
+    runs = kernelflow.api.open_store().runs
+    run = runs.list_runs(limit=1)[0]
+    rows = runs.node_executions(run["run_id"])
+    return run["version"], {r["node"]: (r["status"], r["cache_key"]) for r in rows}
+
+
+@pytest.mark.parametrize("which", ["quickstart", "sales_cleanup", "patterns", "deferred"])
+def test_the_four_ways_build_one_workflow_and_share_its_cache(
+    tmp_path: Path, which: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import inspect
+    import json
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    work.mkdir()
+    os.chdir(work)
+    source = next(p for p in _notebooks(tmp_path) if p.stem == which)
+    path = Path(shutil.copy(source, work / source.name))
+    file_workflow = kernelflow.load_notebook(path)
+    cached = _cached_tasks(path)
+
+    # 1. cell by cell in a kernel: computes every task
+    execute(nbformat.read(path, as_version=4), cwd=work)
+    keys_by_cell = {}
+    for run in kernelflow.api.open_store().runs.list_runs():
+        for row in kernelflow.api.open_store().runs.node_executions(run["run_id"]):
+            keys_by_cell.setdefault(row["node"], row["cache_key"])
+
+    # 2. %workflow run in a fresh kernel, the task cells registered first
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        cell.source = _deferred(cell.source)
+    helper = "from typing import Any\n" + inspect.getsource(_shape)
+    notebook.cells.append(nbformat.v4.new_code_cell("%workflow run"))
+    notebook.cells.append(nbformat.v4.new_code_cell(f"{helper}\n{GRAPH_OF_KERNEL}"))
+    done = execute(notebook, cwd=work)
+    printed = outputs_text(done.cells[-1])
+    kernel = json.loads(printed.split("GRAPH", 1)[1])
+    version_2, keys_2 = _latest_run_keys()
+
+    # 3. kernelflow run of the saved notebook
+    assert main(["run", str(path), "--quiet"]) == 0
+    version_3, keys_3 = _latest_run_keys()
+
+    # 4. papermill on the export
+    exported = kernelflow.export(path, work / "exports")
+    ran = subprocess.run(
+        [sys.executable, "-m", "papermill", str(exported.path), str(work / "out.ipynb")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=work,
+    )
+    assert ran.returncode == 0, ran.stderr
+    version_4, keys_4 = _latest_run_keys()
+    capsys.readouterr()
+
+    # The one difference: data a plain cell made (FEATURES = [...]) is a parameter of the
+    # kernel's workflow, and setup data in the file's, where only the parameters cell makes
+    # parameters; both enter the cache key by content, so the keys below are equal.
+    file_shape = _shape(file_workflow.graph)
+    assert list(kernel["graph"]) == list(file_shape)
+    for node, in_kernel in kernel["graph"].items():
+        in_file = file_shape[node]
+        assert in_kernel["upstream"] == in_file["upstream"], node
+        assert in_kernel["outputs"] == in_file["outputs"], node
+        assert set(in_kernel["inputs"]) == {*in_file["inputs"], *in_file["setup data"]}, node
+        assert {k: in_kernel["inputs"][k] for k in in_file["inputs"]} == in_file["inputs"], node
+    # The kernel's workflow has its own version (those parameters, and no setup cells
+    # to hash); the file, its export and their runs share one.
+    assert kernel["version"] == version_2
+    assert version_3 == version_4 == file_workflow.version == exported.version
+    for keys in (keys_2, keys_3, keys_4):
+        assert {t: keys[t][1] for t in cached} == {t: keys_by_cell[t] for t in cached}
+        assert {t for t in cached if keys[t][0] != "cached"} == set()

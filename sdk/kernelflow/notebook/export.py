@@ -1,10 +1,11 @@
 """``kernelflow export``: a notebook workflow as a versioned, papermill-runnable notebook.
 
-The version is a short hash of what the workflow computes, read statically: the
-normalized code of task and setup cells, the task interfaces and edges, and the
-parameter declarations. Exporting an unchanged workflow again finds the same
-version and leaves the file alone; a change gives a new file beside the old one,
-listed in ``versions.json`` with its parent.
+The version is the workflow's own (``NotebookWorkflow.version``, what ``kernelflow
+run`` records too): a short hash of the normalized code of task and setup cells,
+the task interfaces and edges, and the parameter declarations. Exporting an
+unchanged workflow again finds the same version and leaves the file alone; a
+change gives a new file beside the old one, listed in ``versions.json`` with its
+parent.
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelflow._core.graph import NodeOutput
-from kernelflow._core.hashing import combine
-from kernelflow._core.interface import type_name
-from kernelflow.notebook.analysis import analyze_cell
 from kernelflow.notebook.cells import TaskSpec
+from kernelflow.notebook.fingerprint import task_fingerprint
 from kernelflow.notebook.load import NAME_FIX, NotebookWorkflow, load_notebook
 from kernelflow.notebook.versions import (
     DEFAULT_OUT,
@@ -54,7 +52,7 @@ def export(path: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_O
     workflow = load_notebook(path)
     where = f"the notebook metadata of {Path(path).name}"
     folder = workflow_folder(out, workflow.name, where=where, fix=NAME_FIX)
-    version = static_version(workflow)
+    version = workflow.version
     target = folder / f"{version}.ipynb"
     folder.mkdir(parents=True, exist_ok=True)
     with index_lock(folder):
@@ -64,36 +62,6 @@ def export(path: str | os.PathLike[str], out: str | os.PathLike[str] = DEFAULT_O
             _write_atomic(target, exported_notebook(workflow, version))
         list_version(folder, workflow.name, records, target, Path(path))
     return Export(workflow.name, version, target, new=new)
-
-
-def static_version(workflow: NotebookWorkflow) -> str:
-    """A 12-hex-digit hash of the workflow's code, interfaces, edges and parameters."""
-    parts = [f"param:{d.name}:{d.type_text}:{d.default!r}" for d in workflow.parameters.values()]
-    parts += [
-        f"setup:{analyze_cell(c.body, cell=c.label).code_hash}" for c in workflow.built.setup_cells
-    ]
-    for node_id in workflow.graph.order:
-        parts.append(f"task:{node_id}:{task_fingerprint(workflow, node_id)}")
-    return combine(*parts)[:12]
-
-
-def task_fingerprint(workflow: NotebookWorkflow, node_id: str) -> str:
-    """What makes one task itself: its code, options, interface and inputs' sources."""
-    node = workflow.graph.nodes[node_id]
-    task = node.task
-    interface = task.interface
-    edges = sorted(
-        f"{n}<{b.node}.{b.output}" if isinstance(b, NodeOutput) else f"{n}<{b!r}"
-        for n, b in node.bindings.items()
-    )
-    return combine(
-        task.analysis.code_hash,  # type: ignore[attr-defined]
-        repr(task.options),
-        ",".join(f"{n}:{type_name(t)}" for n, t in interface.outputs.items()),
-        ",".join(edges),
-        ",".join(node.after),
-        str(getattr(task, "map_over", None)),
-    )[:12]
 
 
 def exported_notebook(workflow: NotebookWorkflow, version: str) -> Any:

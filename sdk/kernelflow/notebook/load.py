@@ -13,10 +13,10 @@ from typing import Any
 from kernelflow._core.errors import TargetError
 from kernelflow._core.graph import Graph
 from kernelflow._core.names import name_from_stem, validate_name
-from kernelflow._core.version import graph_version
 from kernelflow.notebook.build import NotebookGraph, build_graph
 from kernelflow.notebook.cells import NotebookCell, classify
 from kernelflow.notebook.environment import ScriptEnvironment, annotation_namespace
+from kernelflow.notebook.fingerprint import notebook_version
 from kernelflow.notebook.parameters import ParameterDecl, injected_values, read_parameters
 
 # How to fix a bad workflow name in a notebook's metadata (without it, the file name is used).
@@ -39,7 +39,8 @@ class NotebookWorkflow:
 
     @functools.cached_property
     def version(self) -> str:
-        return graph_version(self.graph)
+        """The version runs of this notebook and its export record (``fingerprint.py``)."""
+        return notebook_version(self)
 
     def __repr__(self) -> str:
         return f"<NotebookWorkflow {self.name}: {len(self.graph.nodes)} tasks>"

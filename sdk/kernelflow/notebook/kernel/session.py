@@ -188,6 +188,7 @@ class Session:
         # Per task, the outside values it last ran with (tokens): a parameter changed
         # since makes it stale for the status lines of its readers.
         self.read_outside: dict[str, dict[str, Any]] = {}
+        self.code_defined: set[str] = set()  # deferred cells whose code has been run
 
     def note_cell(self, info: Any) -> None:
         """IPython's ``pre_run_cell`` event: remember which cell is running."""
@@ -489,6 +490,18 @@ class Session:
             register_source(filename, source)
             exec(compile(source, filename, "exec"), self.shell.user_ns)
 
+    def _define_code_of_deferred(self) -> None:
+        """Run the imports, functions and classes of cells registered but never run.
+
+        A file's task cells have theirs run before any task (``build.py``); a
+        ``--defer``red cell's are defined here, so a task after it can use them
+        and its cache key sees the same code as when the cells ran.
+        """
+        for name, cell in self.cells.items():
+            if name not in self.ran_code and cell.analysis.code_hash not in self.code_defined:
+                self.define_code(name)
+                self.code_defined.add(cell.analysis.code_hash)
+
     def missing_upstream(self, name: str) -> list[str]:
         """Names the task reads that another registered task produces but that are unset."""
         unset = [ref for ref in self.cells[name].analysis.refs if ref not in self.shell.user_ns]
@@ -532,6 +545,7 @@ class Session:
             NotebookCell(index, "task", cell.body, f"task {name!r}", cell.spec)
             for index, (name, cell) in enumerate(self.cells.items(), start=1)
         ]
+        self._define_code_of_deferred()
         params, code = self._namespace_inputs()
         built = build_graph(cells, params, self.environment, self.shell.user_ns, known_code=code)
         return GraphTarget(self._name(), built.graph)
