@@ -57,29 +57,6 @@ def _cached_tasks(notebook: Path) -> set[str]:
     return {name for name, task in workflow.built.tasks.items() if task.options.cache}
 
 
-@pytest.mark.parametrize("which", ["quickstart", "sales_cleanup", "patterns", "deferred"])
-def test_kernel_then_command_line_is_all_cache_hits(
-    tmp_path: Path, which: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    path = next(p for p in _notebooks(tmp_path) if p.stem == which)
-    copy = shutil.copy(path, work / path.name)
-    execute(nbformat.read(copy, as_version=4), cwd=work)
-    os.chdir(work)
-    assert main(["run", str(copy), "--quiet"]) == 0
-    history = kernelflow.runs()
-    run_id = history.run_id[0]
-    statuses = {
-        row["node"]: row["status"]
-        for row in kernelflow.api.open_store().runs.node_executions(run_id)
-    }
-    expected = _cached_tasks(Path(copy))
-    assert expected, "the notebook has cached tasks"
-    assert {t for t in expected if statuses.get(t) != "cached"} == set()
-    capsys.readouterr()
-
-
 def test_command_line_then_kernel_cells_say_cached(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
