@@ -9,11 +9,12 @@ both ways, with the same kind of error naming the same tasks.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from notebook_runner import execute, make_notebook, write
+from notebook_runner import execute, make_notebook, outputs_text, write
 
 import kernelflow
 from kernelflow.cli import main
@@ -97,3 +98,54 @@ def test_what_the_command_line_refuses_the_kernel_refuses(
     assert ename == error
     for task in names:
         assert task in message and task in evalue
+
+
+STALENESS = [
+    "%load_ext kernelflow",
+    "def log(name):\n    with open('ran.log', 'a') as f:\n        f.write(name + ' ')",
+    "n = 3",
+    "%%task load\nlog('load')\nxs = list(range(n))",
+    "%%task double\nlog('double')\nys = [2 * x for x in xs]",
+    "%%task total\nlog('total')\nt = sum(ys)",
+    "%%task other\nlog('other')\nword = 'kept'",
+    "%%task double --defer\nlog('double')\nys = [3 * x for x in xs]",  # edited upstream
+    "%workflow status",
+    "n = 4",  # a changed parameter
+    "%workflow status",
+    "open('ran.log', 'w').close()\n%workflow run",
+    "print('RAN', open('ran.log').read(), 'T', t)",
+    "%workflow lineage total",
+    "%workflow lineage t",
+]
+
+
+def test_staleness_reruns_and_lineage_in_a_real_kernel(tmp_path: Path) -> None:
+    path = write(make_notebook(STALENESS, name="staleness"), tmp_path / "staleness.ipynb")
+    done = execute(nbformat.read(path, as_version=4), cwd=tmp_path)
+    after_edit, after_param = (outputs_text(done.cells[i]) for i in (8, 10))
+    assert re.search(r"double\s+stale\s+code changed", after_edit)
+    assert re.search(r"total\s+stale\s+upstream double is stale", after_edit)
+    assert re.search(r"load\s+ran", after_edit)
+    assert re.search(r"load\s+stale\s+input n changed", after_param)
+    assert re.search(r"other\s+ran", after_param)
+    ran_line = outputs_text(done.cells[12])
+    assert sorted(ran_line.split("RAN", 1)[1].split("T")[0].split()) == ["double", "load", "total"]
+    assert ran_line.strip().endswith("T 18")  # 3 * (0 + 1 + 2 + 3)
+    by_task, by_output = (done.cells[i].outputs[0]["data"]["text/plain"] for i in (13, 14))
+    for table in (by_task, by_output):
+        assert "total" in table and "ys" in table and "double" in table
+        assert "base64" not in table and "pickle" not in table
+
+
+@pytest.mark.parametrize("cells", [UNDECIDABLE, CYCLE], ids=["undecidable", "cycle"])
+def test_run_top_to_bottom_the_kernel_refuses_at_the_first_cell(
+    tmp_path: Path, cells: list[str]
+) -> None:
+    """Without ``--defer`` the first cell runs before the kernel has seen the later ones:
+    it is refused then, for the name it reads that nothing has made yet."""
+    plain = [cell.replace(" --defer", "") for cell in cells]
+    path = write(make_notebook(plain, name="plain"), tmp_path / "plain.ipynb")
+    found = _kernel_error(path)
+    assert found is not None
+    ename, evalue = found
+    assert ename == "UndefinedNameError" and "not defined in this kernel" in evalue
