@@ -61,7 +61,11 @@ def test_an_unsupported_flyte_name_fails_with_one_message(module: str, name: str
 @pytest.mark.parametrize(
     ("statement", "feature"),
     [
-        ("from kernelflow.extras.tasks.shell import ShellTask", "flytekit.extras"),
+        ("from kernelflow.extras.pytorch import PyTorchCheckpoint", "flytekit.extras.pytorch"),
+        (
+            "from kernelflow.extras.tasks.shell import RawShellTask",
+            "flytekit.extras.tasks.shell.RawShellTask",
+        ),
         ("import kernelflow.plugins.nosuchplugin", "flytekitplugins.nosuchplugin"),
     ],
 )

@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "kernelflow.testing",
             "kernelflow.plugins",
             "kernelflow.deck",
+            "kernelflow.extras",
         ),
     ),
     ("notebook", ("kernelflow.notebook",)),

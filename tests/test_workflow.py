@@ -26,6 +26,7 @@ from kernelflow._core.task import Task, TaskOptions
 from kernelflow._core.version import graph_version
 from kernelflow.errors import (
     DefinitionError,
+    KernelflowWarning,
     SignatureError,
     TaskFailedError,
     TypeMismatchError,
@@ -187,8 +188,6 @@ USES_OF_A_VALUE: dict[str, Callable[[Any], Any]] = {
     "unary -": operator.neg,
     "abs": abs,
     "round": round,
-    "f-string": lambda p: f"data_{p}.csv",
-    "str()": str,
 }
 
 
@@ -452,3 +451,16 @@ def test_graph_version_of_an_unhashable_constant_is_stable() -> None:
         return builder.build()
 
     assert graph_version(graph()) == graph_version(graph())
+
+
+@pytest.mark.parametrize("use", [str, lambda p: f"data_{p}.csv", print], ids=["str", "f", "print"])
+def test_formatting_a_promise_gives_a_placeholder_with_a_warning(use: Callable[[Any], Any]) -> None:
+    """As in Flyte (``print(promise)`` in a workflow body prints a placeholder), but said."""
+    with pytest.warns(KernelflowWarning, match="output 'o0' of task 'inc' is formatted as text"):
+
+        @workflow
+        def wf(n: int) -> int:
+            use(inc(n=n))
+            return 0
+
+    assert wf(n=1) == 0

@@ -13,10 +13,16 @@ import contextlib
 import contextvars
 import functools
 import typing
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from kernelflow._core.errors import DefinitionError, SignatureError, TypeMismatchError
+from kernelflow._core.errors import (
+    DefinitionError,
+    KernelflowWarning,
+    SignatureError,
+    TypeMismatchError,
+)
 from kernelflow._core.graph import (
     REQUIRED,
     Binding,
@@ -161,11 +167,23 @@ class Promise:
         )
         return Promise(NodeOutput(node.id, "o0"), result, f"{where}{describe_step(step)}")
 
+    def _placeholder(self, *_: Any) -> str:
+        """``str()``, ``print()`` and f-strings give a placeholder, as in Flyte, with a
+        warning: its text is not the value, and a string made of it stays wrong."""
+        warnings.warn(
+            f"{self.producer} is formatted as text while the workflow is being defined: "
+            f"the text is a placeholder ({self!r}), not the value. Pass the promise to "
+            "a task to use its value (a string made of it here stays a placeholder)",
+            KernelflowWarning,
+            stacklevel=2,
+        )
+        return repr(self)
+
+    __str__ = __format__ = _placeholder
     __bool__ = __len__ = __iter__ = __index__ = __float__ = __int__ = _no_value
     __contains__ = __round__ = __abs__ = __neg__ = __pos__ = _no_value
-    # ``==`` too: object's would answer False, so ``if n == 0`` would pick a branch
-    # silently. str() and f-strings would make a constant of the promise's repr.
-    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __str__ = __format__ = _no_value
+    # ``==`` too: object's would answer False, so ``if n == 0`` would pick a branch silently.
+    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = _no_value
     __add__ = __sub__ = __mul__ = __truediv__ = __floordiv__ = __mod__ = __pow__ = _no_value
     __radd__ = __rsub__ = __rmul__ = __rtruediv__ = __rfloordiv__ = __rmod__ = __rpow__ = _no_value
     __hash__ = object.__hash__  # defining __eq__ would otherwise make promises unhashable
