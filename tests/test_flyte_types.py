@@ -12,8 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from flyte_types import files, resources, tables
+from pydantic import BaseModel, ValidationError
 
 import kernelflow
+from kernelflow import task, workflow
 from kernelflow.errors import IntegrityError, OutputTypeError, ResourceError, SecretError
 from kernelflow.store.home import open_store
 from kernelflow.types.directory import FlyteDirectory
@@ -277,3 +279,37 @@ def test_secrets_manager_names_where_a_test_puts_a_secret(
 
     assert wf() == len("s3cr3t-value")
     assert manager.get_secrets_file("user-info", "token").endswith("user-info/token")
+
+
+# Flyte's pydantic example, written here: a model holding Flyte's types is an output.
+class Bundle(BaseModel):
+    table: StructuredDataset
+    note: FlyteFile
+
+
+@task
+def make_bundle() -> Bundle:
+    path = Path(kernelflow.current_context().working_directory) / "note.txt"
+    path.write_text("hello")
+    frame = pd.DataFrame({"a": [1, 2]})
+    return Bundle(table=StructuredDataset(dataframe=frame), note=FlyteFile(str(path)))
+
+
+@task
+def read_bundle(bundle: Bundle) -> str:
+    total = int(bundle.table.open(pd.DataFrame).all()["a"].sum())
+    with open(bundle.note) as handle:
+        return f"{handle.read()} {total}"
+
+
+@workflow
+def bundle_wf() -> str:
+    return read_bundle(bundle=make_bundle())
+
+
+def test_a_pydantic_model_with_a_file_and_a_dataset_travels_between_tasks(
+    tmp_path: Path,
+) -> None:
+    assert bundle_wf() == "hello 3"
+    with pytest.raises(ValidationError):  # a field of the wrong type is still refused
+        Bundle(table="not a dataset", note=FlyteFile(str(tmp_path / "x")))  # type: ignore[arg-type]

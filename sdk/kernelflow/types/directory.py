@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from kernelflow._core.typecheck import unwrap
 from kernelflow.store.files import put_tree, tree_checksum, verify
 from kernelflow.types._paths import download_dir, fsspec_for, is_url, local_of, with_format
+from kernelflow.types._pydantic import instance_schema
 from kernelflow.types.file import FlyteFile
 
 __all__ = ["FlyteDirectory"]
@@ -22,6 +23,8 @@ __all__ = ["FlyteDirectory"]
 
 class FlyteDirectory(os.PathLike):
     """A local folder or a remote prefix; ``FlyteDirectory[TypeVar("csv")]`` names a format."""
+
+    __get_pydantic_core_schema__ = classmethod(instance_schema)  # a pydantic model field
 
     extension: ClassVar[str] = ""
 

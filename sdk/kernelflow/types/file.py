@@ -20,12 +20,15 @@ from typing import IO, Any, ClassVar
 from kernelflow._core.typecheck import unwrap
 from kernelflow.store.files import file_checksum, put_file, verify
 from kernelflow.types._paths import download_dir, fsspec_for, is_url, local_of, with_format
+from kernelflow.types._pydantic import instance_schema
 
 __all__ = ["FlyteFile"]
 
 
 class FlyteFile(os.PathLike):
     """A local path or a remote URL; ``FlyteFile[TypeVar("csv")]`` names its format."""
+
+    __get_pydantic_core_schema__ = classmethod(instance_schema)  # a pydantic model field
 
     extension: ClassVar[str] = ""
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, get_args, get_origin
 from kernelflow._core.hashing import content_hash
 from kernelflow._core.typecheck import unwrap
 from kernelflow.types._paths import fsspec_for, is_url, local_of
+from kernelflow.types._pydantic import instance_schema
 
 __all__ = ["PARQUET", "StructuredDataset", "kwtypes"]
 
@@ -51,6 +52,8 @@ def _is_arrow(value: object) -> bool:
 
 class StructuredDataset:
     """A table: a DataFrame or Arrow table in memory, or Parquet at ``uri``."""
+
+    __get_pydantic_core_schema__ = classmethod(instance_schema)  # a pydantic model field
 
     def __init__(
         self,
