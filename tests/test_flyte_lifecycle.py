@@ -58,6 +58,8 @@ def test_get_or_create_returns_the_same_plan_and_refuses_other_settings(plans) -
     )
     assert again is plans.every_ten_minutes
     assert LaunchPlan.get_or_create(plans.report) is plans.report_default
+    default = LaunchPlan.get_default_launch_plan(None, plans.report)
+    assert default is plans.report_default  # Flyte's other spelling of the default plan
     with pytest.raises(KernelflowError, match="exists already"):
         LaunchPlan.get_or_create(
             plans.report, name="every_ten_minutes", fixed_inputs={"offset": 1.0}

@@ -10,7 +10,9 @@ copied into a fresh temporary directory with its imports rewritten by the rule o
 README "Flyte compatibility" (``flytekit`` -> ``kernelflow``, ``import flytekit``
 -> ``import kernelflow as flytekit``, ``flytekitplugins.NAME`` ->
 ``kernelflow.plugins.NAME``), then run with ``python file.py`` there (the files
-run their workflows under ``if __name__ == "__main__":``). A file passes when it
+run their workflows under ``if __name__ == "__main__":``); a file that imports
+from its own package (``from .workflow import ...``) runs as a module of that
+package (``python -m basics.launch_plan``), as ``pyflyte run`` imports it. A file passes when it
 exits with status 0 within the timeout. The script prints one row per file, with
 the first line of the error for a failure, and the fraction that passed.
 
@@ -71,14 +73,34 @@ def first_error_line(stderr: str) -> str:
     return lines[-1].strip() if lines else "(no output)"
 
 
+_RELATIVE_IMPORT = re.compile(r"^\s*from \.", re.M)
+
+
+def _place(path: Path, tmp: str) -> list[str]:
+    """Copy the example (rewritten) into ``tmp``; the command that runs it there.
+
+    A file with a relative import (``from .workflow import ...``) is part of its
+    package and runs as a module of it, as ``pyflyte run`` imports it: the
+    package's files are all copied, rewritten, and it runs as ``python -m pkg.mod``.
+    """
+    source = path.read_text()
+    if not _RELATIVE_IMPORT.search(source):
+        Path(tmp, path.name).write_text(rewrite(source))
+        return [path.name]
+    package = Path(tmp, path.parent.name)
+    package.mkdir()
+    for member in path.parent.glob("*.py"):
+        (package / member.name).write_text(rewrite(member.read_text()))
+    return ["-m", f"{path.parent.name}.{path.stem}"]
+
+
 def run_one(path: Path, python: str, timeout: float) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="flytesnacks-") as tmp:
-        target = Path(tmp, path.name)
-        target.write_text(rewrite(path.read_text()))
+        command = _place(path, tmp)
         env = dict(os.environ, KERNELFLOW_HOME=str(Path(tmp, ".kernelflow")))
         try:
             done = subprocess.run(
-                [python, target.name],
+                [python, *command],
                 cwd=tmp,
                 env=env,
                 capture_output=True,

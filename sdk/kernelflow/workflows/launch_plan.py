@@ -185,6 +185,12 @@ class LaunchPlan:
         # A new plan, or the same workflow defined again (its module was imported anew).
         return cls.create(name, workflow, default_inputs, fixed_inputs, schedule)
 
+    @classmethod
+    def get_default_launch_plan(cls, ctx: Any, workflow: Workflow) -> LaunchPlan:
+        """The workflow's default plan (no inputs fixed, no schedule), as Flyte names it;
+        ``ctx`` (Flyte's ``current_context()``) is not needed locally."""
+        return cls.get_or_create(workflow)
+
     @functools.cached_property
     def version(self) -> str:
         return graph_version(self.graph)
