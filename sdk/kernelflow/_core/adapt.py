@@ -14,6 +14,9 @@ Flyte lets a task declared ``-> FlyteFile`` return a plain path, and one declare
   ``root`` (an output file), and ``__kernelflow_verify__()`` raises IntegrityError
   when that copy is damaged (:mod:`kernelflow.engine.compute`).
 
+A plugin's coercer (:func:`kernelflow._core.validators.coercer_for`, pandera's
+``coerce=True``) is an adapter too: the coerced frame is what the task sees.
+
 The engine adapts a node's inputs before they are hashed, and a task's outputs
 in the process that ran it, before they are checked and persisted. What to do
 for a declared type is worked out once per annotation: for ``int`` or
@@ -28,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
 from kernelflow._core.typecheck import unwrap
+from kernelflow._core.validators import coercer_for, on_register
 
 __all__ = ["adapt", "adapt_all", "keep"]
 
@@ -94,6 +98,9 @@ def _plan(declared: Any) -> _Plan:
 
 def _make_plan(declared: Any) -> _Plan:
     base = unwrap(declared)
+    coercer = coercer_for(get_origin(base))
+    if coercer is not None:  # DataFrame[Schema] with a coercing schema
+        return lambda value: coercer(value, declared)
     if isinstance(base, type):
         adapter = getattr(base, "__kernelflow_adapt__", None)
         if adapter is not None:
@@ -107,6 +114,14 @@ def _make_plan(declared: Any) -> _Plan:
         item = _plan(args[1])
         return None if item is None else lambda value: _each_value(value, item)
     return None
+
+
+def _forget_plans() -> None:
+    _PLANS.clear()
+    _PLANNED.clear()
+
+
+on_register(_forget_plans)  # a plugin's coercer changes what a declared type is planned to do
 
 
 def _each(value: Any, item: Callable[[Any], Any]) -> Any:
