@@ -245,6 +245,17 @@ def test_decks_are_kept_per_node_and_run_without_secrets(
         kernelflow.api.deck(result.run_id, "profile")
 
 
+def test_an_output_annotated_with_a_renderer_is_rendered_into_the_deck(store_home: Path) -> None:
+    """``Annotated[pd.DataFrame, TopFrameRenderer(2)]``: the deck's Outputs page shows
+    the output's first two rows, and the value itself is the whole frame."""
+    result = kernelflow.run(resources.top_wf, {"n": 5})
+    assert len(result.outputs["o0"]) == 5
+    page = kernelflow.api.deck(result.run_id, "top_cities")
+    assert "<h2>Outputs</h2>" in page and "<h3>o0</h3>" in page
+    assert "city-0" in page and "city-1" in page
+    assert "city-2" not in page and "city-4" not in page
+
+
 def test_files_in_lists_and_dataclasses_are_kept_in_the_store() -> None:
     chunks, parts = files.split(n=3)
     assert parts.first == chunks[0]
