@@ -19,7 +19,9 @@ same object but may differ for equal objects built differently (a dict filled
 in another order inside an object, joblib#1611): the cost is a cache miss,
 never a wrong hit. A value that cannot be pickled has no hash:
 :class:`~kernelflow._core.errors.UnhashableValueError`, and the task that uses it is
-not cached.
+not cached. A value of a type registered with a transformer
+(:mod:`kernelflow._core.custom_types`) is hashed by the bytes its transformer
+writes, wherever it is (its pickle, inside another value, uses them too).
 
 numpy and pandas are never imported here: a value can only be an array or a
 frame if its library is already in ``sys.modules``.
@@ -36,6 +38,7 @@ from typing import Any
 
 import xxhash
 
+from kernelflow._core import custom_types
 from kernelflow._core.errors import UnhashableValueError
 
 __all__ = ["combine", "content_hash", "hash_bytes"]
@@ -181,6 +184,11 @@ class _Walker:
 
     def feed_other(self, value: object) -> None:
         """Arrays, frames, container subclasses, dataclasses, and the pickle fallback."""
+        codec = custom_types.codec_for(type(value))
+        if codec is not None:  # a user type: what its transformer writes (TypeEngine.register)
+            self.text(b"X", _type_name(value))
+            self.leaf(b"x", custom_types.encode(value))
+            return
         own = getattr(type(value), "__kernelflow_hash__", None)
         if own is not None:  # a file by its content, not its path (kernelflow._core.adapt)
             self.text(b"O", _type_name(value))

@@ -3,7 +3,9 @@
 Every output of every run is persisted as it is produced: that is what makes
 ``resume`` and the cache possible. A DataFrame is written as Parquet when it
 comes back identical (:func:`parquet_faithful`), a NumPy array without Python
-objects as ``.npy`` (read back without unpickling), anything else is pickled;
+objects as ``.npy`` (read back without unpickling), anything else is pickled
+(a user type with a registered transformer, as its transformer writes it:
+:mod:`kernelflow._core.custom_types`);
 a pickle of at most :data:`INLINE_LIMIT` bytes is kept inline in its ref (and so
 in the run store) rather than in a file, because creating a file costs more
 than running a small task.
@@ -45,7 +47,7 @@ from typing import Any, Literal
 
 import xxhash
 
-from kernelflow._core.errors import IntegrityError, StoreError
+from kernelflow._core.errors import IntegrityError, KernelflowError, StoreError
 
 __all__ = ["ArtifactRef", "ArtifactStore", "Format", "referenced_paths"]
 
@@ -519,6 +521,8 @@ def _encode(value: object) -> tuple[str, list[Chunk]]:
             return "npy", _encode_npy(value)
     try:
         return "pickle", [pickle.dumps(value, protocol=5)]
+    except KernelflowError:  # a user type's transformer failed: it says which (custom_types)
+        raise
     except Exception as error:
         kind = type(value).__qualname__
         raise StoreError(
