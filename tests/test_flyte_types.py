@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from flyte_types import files, resources, tables
+from flyte_types import columns, files, models, resources, tables
 
 import kernelflow
 from kernelflow.errors import IntegrityError, OutputTypeError, ResourceError, SecretError
@@ -215,6 +215,38 @@ def test_map_task_items_that_are_paths_are_keyed_by_content(tmp_path: Path) -> N
     Path(paths[1]).write_text("r\n" * 5)
     assert counted(data=paths) == [1, 5, 3]
     assert files.CALLS == ["count_rows"] * 4  # only the edited file ran again
+
+
+def test_a_frame_type_of_ones_own_is_stored_and_opened_through_its_encoder_and_decoder() -> None:
+    """Flyte's StructuredDatasetEncoder/Decoder, registered for a dict-of-lists type."""
+    total, frame = columns.columns_wf(n=4)
+    assert total == 0 + 1 + 4 + 9
+    assert frame.to_dict("list") == {"x": [0, 1, 2, 3], "y": [0, 1, 4, 9]}
+    again = kernelflow.run(columns.columns_wf, {"n": 3}, parallel=2)  # through worker processes
+    assert again.outputs["o0"] == 5
+    opened = columns.measurements(n=2).open(columns.Columns).all()
+    assert isinstance(opened, columns.Columns) and opened == {"x": [0, 1], "y": [0, 1]}
+
+
+def test_a_pydantic_model_with_a_file_and_a_dataset_is_checked_stored_and_hashed(
+    tmp_path: Path,
+) -> None:
+    models.CALLS.clear()
+    assert models.bundle_wf(text="a b c") == 6
+    made = models.bundle(text="a b c")  # a cache hit: the model comes back from the store
+    assert models.CALLS == ["bundle", "words"]
+    assert isinstance(made.notes, FlyteFile) and "artifacts/files/" in made.notes.path
+    assert Path(made.notes.download()).read_text() == "a b c"
+    with pytest.raises(ValueError, match="expected a FlyteFile"):
+        models.Bundle(notes=3, table=made.table, label="x")  # a field that is no file
+    edited = tmp_path / "notes.txt"
+    edited.write_text("a b c d")
+    assert models.words(b=made.model_copy(update={"notes": FlyteFile(str(edited))})) == 7
+    assert models.CALLS == ["bundle", "words", "words"]  # the file's content changed: a miss
+    renamed = tmp_path / "same.txt"
+    renamed.write_text("a b c d")
+    assert models.words(b=made.model_copy(update={"notes": FlyteFile(str(renamed))})) == 7
+    assert models.CALLS == ["bundle", "words", "words"]  # same bytes, another name: a hit
 
 
 # --- decks ------------------------------------------------------------------------------

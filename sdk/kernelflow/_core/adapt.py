@@ -30,6 +30,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
+from kernelflow._core.hashing import field_names
 from kernelflow._core.typecheck import unwrap
 from kernelflow._core.validators import coercer_for, on_register
 
@@ -143,7 +144,8 @@ def keep(value: Any, declared: Any, root: Any) -> Any:
 
     Files are found where the declared type says they can be: the value itself,
     the items of a ``list[...]``, the values of a ``dict[..., ...]``, the fields
-    of a dataclass; anything else is left as it is, so a ``list[int]`` is not walked.
+    of a dataclass or a pydantic model; anything else is left as it is, so a
+    ``list[int]`` is not walked.
     """
     if type(value) in _ATOMS:  # the usual output: nothing in it can be a file
         return value
@@ -162,14 +164,19 @@ def keep(value: Any, declared: Any, root: Any) -> Any:
             return value
         entries = {key: keep(item, args[1], root) for key, item in value.items()}
         return entries if any(entries[k] is not v for k, v in value.items()) else value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {}
-        for field in dataclasses.fields(value):
-            item = getattr(value, field.name)
-            if hasattr(type(item), "__kernelflow_persist__"):
-                changes[field.name] = keep(item, Any, root)
-        return dataclasses.replace(value, **changes) if changes else value
-    return value
+    names = field_names(value)
+    if names is None:
+        return value
+    changes = {}
+    for name in names:
+        item = getattr(value, name)
+        if hasattr(type(item), "__kernelflow_persist__"):
+            changes[name] = keep(item, Any, root)
+    if not changes:
+        return value
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(value, **changes)  # type: ignore[type-var]
+    return value.model_copy(update=changes)
 
 
 def _may_hold_files(declared: Any) -> bool:
@@ -177,5 +184,9 @@ def _may_hold_files(declared: Any) -> bool:
     if base is Any or isinstance(base, TypeVar):
         return True
     if isinstance(base, type):
-        return hasattr(base, "__kernelflow_persist__") or dataclasses.is_dataclass(base)
+        return (
+            hasattr(base, "__kernelflow_persist__")
+            or dataclasses.is_dataclass(base)
+            or isinstance(getattr(base, "model_fields", None), dict)
+        )
     return any(_may_hold_files(arg) for arg in get_args(base) if arg is not Ellipsis)

@@ -41,7 +41,7 @@ import xxhash
 from kernelflow._core import custom_types
 from kernelflow._core.errors import UnhashableValueError
 
-__all__ = ["combine", "content_hash", "hash_bytes"]
+__all__ = ["combine", "content_hash", "field_names", "hash_bytes"]
 
 _LEN = struct.Struct("<Q")
 _FLOAT = struct.Struct("<d")
@@ -88,6 +88,16 @@ def content_hash(value: object) -> str:
     except RecursionError as error:
         raise _unhashable(value, "it is nested too deeply") from error
     return walker.hasher.hexdigest()
+
+
+def field_names(value: Any) -> list[str] | None:
+    """The fields of a dataclass or a pydantic model instance (None for anything else)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [field.name for field in dataclasses.fields(value)]
+    fields = getattr(type(value), "model_fields", None)  # pydantic v2, without importing it
+    if isinstance(fields, dict) and hasattr(value, "model_copy"):
+        return list(fields)
+    return None
 
 
 def hash_or_none(value: object) -> str | None:
@@ -203,8 +213,8 @@ class _Walker:
                 self.text(b"C", _type_name(value))
                 self.container(value, method)
                 return
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            self.container(value, _Walker.dataclass_items)
+        if field_names(value) is not None:  # a dataclass or a pydantic model, by its fields
+            self.container(value, _Walker.record_items)
             return
         self.pickled(value)
 
@@ -239,13 +249,13 @@ class _Walker:
         for digest in digests:
             self.hasher.update(digest)
 
-    def dataclass_items(self, value: Any) -> None:
-        fields = dataclasses.fields(value)
+    def record_items(self, value: Any) -> None:
+        names = field_names(value) or []
         self.text(b"d", _type_name(value))
-        self.head(b"T", len(fields))
-        for field in fields:
-            self.text(b"s", field.name)
-            self.feed(getattr(value, field.name))
+        self.head(b"T", len(names))
+        for name in names:
+            self.text(b"s", name)
+            self.feed(getattr(value, name))
 
     # -- the fallback --
 

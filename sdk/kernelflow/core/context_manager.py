@@ -23,11 +23,50 @@ from typing import Any
 
 from kernelflow.core.data_persistence import FileAccessProvider, default_file_access
 from kernelflow.engine.context import ExecutionContext, current_context
-from kernelflow.exceptions.unsupported import refuse
+from kernelflow.exceptions.unsupported import refuse, refuse_attribute
 from kernelflow.workflows.imperative import NodeRef
 from kernelflow.workflows.workflow import current_builder
 
 __all__ = ["CompilationState", "FlyteContext", "FlyteContextManager", "scoped_file_access"]
+
+# Flyte's names that have no local meaning: refused by name (others: AttributeError).
+_CONTEXT_NAMES = frozenset(
+    [
+        "enter_conditional_section",
+        "execution_state",
+        "flyte_client",
+        "get_deck",
+        "get_origin_stackframe",
+        "in_a_condition",
+        "level",
+        "new_builder",
+        "new_compilation_state",
+        "new_execution_state",
+        "output_metadata_tracker",
+        "serialization_settings",
+        "set_stackframe",
+        "with_client",
+        "with_compilation_state",
+        "with_execution_state",
+        "with_file_access",
+        "with_new_branch",
+        "with_output_metadata_tracker",
+        "with_serialization_settings",
+        "worker_queue",
+    ]
+)
+_MANAGER_NAMES = frozenset(
+    [
+        "add_signal_handler",
+        "get_origin_stackframe",
+        "initialize",
+        "pop_context",
+        "push_context",
+        "size",
+        "with_context",
+    ]
+)
+_COMPILATION_NAMES = frozenset(["add_node", "mode", "task_resolver", "with_params"])
 
 
 class CompilationState:
@@ -49,7 +88,8 @@ class CompilationState:
         return ""
 
     def __getattr__(self, name: str) -> Any:
-        return refuse("kernelflow.core.context_manager.CompilationState", name)
+        owner = "kernelflow.core.context_manager.CompilationState"
+        return refuse_attribute(owner, name, _COMPILATION_NAMES)
 
 
 class FlyteContext:
@@ -77,14 +117,14 @@ class FlyteContext:
         return FlyteContextManager.current_context()
 
     def __getattr__(self, name: str) -> Any:
-        return refuse("kernelflow.FlyteContext", name)
+        return refuse_attribute("kernelflow.FlyteContext", name, _CONTEXT_NAMES)
 
 
 class _RefusingClass(type):
     """Class attributes Flyte has and kernelflow lacks fail with the one message."""
 
     def __getattr__(cls, name: str) -> Any:
-        return refuse(f"kernelflow.{cls.__name__}", name)
+        return refuse_attribute(f"kernelflow.{cls.__name__}", name, _MANAGER_NAMES)
 
 
 _scoped: contextvars.ContextVar[FileAccessProvider | None] = contextvars.ContextVar(

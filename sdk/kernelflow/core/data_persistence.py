@@ -20,10 +20,25 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kernelflow.exceptions.unsupported import refuse
+from kernelflow.exceptions.unsupported import refuse_attribute
 from kernelflow.types._paths import fsspec_for, is_url, local_of
 
 __all__ = ["FileAccessProvider", "default_file_access"]
+
+# Flyte's methods with no local meaning here: refused by name (others: AttributeError).
+_FLYTE_METHODS = frozenset(
+    [
+        "async_get_data",
+        "async_put_data",
+        "async_put_raw_data",
+        "data_config",
+        "generate_new_custom_path",
+        "get_async_filesystem_for_path",
+        "put_raw_data",
+        "raw_output_fs",
+        "recursive_paths",
+    ]
+)
 
 
 class FileAccessProvider:
@@ -36,7 +51,8 @@ class FileAccessProvider:
         self._raw_output_prefix = str(raw_output_prefix)
 
     def __getattr__(self, name: str) -> Any:
-        return refuse("kernelflow.core.data_persistence.FileAccessProvider", name)
+        owner = "kernelflow.core.data_persistence.FileAccessProvider"
+        return refuse_attribute(owner, name, _FLYTE_METHODS)
 
     @property
     def local_sandbox_dir(self) -> str:

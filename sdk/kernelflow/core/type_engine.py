@@ -50,7 +50,7 @@ from kernelflow.core.context_manager import (
 )
 from kernelflow.core.data_persistence import FileAccessProvider, default_file_access
 from kernelflow.core.literal_bytes import pack, unpack
-from kernelflow.exceptions.unsupported import refuse
+from kernelflow.exceptions.unsupported import refuse, refuse_attribute
 from kernelflow.models.literals import Literal, Primitive, Scalar, Void
 from kernelflow.models.types import LiteralType, SimpleType
 
@@ -174,9 +174,26 @@ _PRIMITIVES: dict[type, tuple[SimpleType, str]] = {
 }
 
 
+# TypeEngine's class methods that kernelflow lacks: refused by name.
+_ENGINE_NAMES = frozenset(
+    [
+        "async_to_literal",
+        "async_to_python_value",
+        "calculate_hash",
+        "dict_to_literal_map",
+        "get_available_transformers",
+        "guess_python_types",
+        "literal_map_to_kwargs",
+        "named_tuple_to_variable_map",
+        "to_html",
+        "unwrap_offloaded_literal",
+    ]
+)
+
+
 class _EngineClass(type):
     def __getattr__(cls, name: str) -> Any:
-        return refuse("kernelflow.core.type_engine.TypeEngine", name)
+        return refuse_attribute("kernelflow.core.type_engine.TypeEngine", name, _ENGINE_NAMES)
 
 
 class TypeEngine(metaclass=_EngineClass):

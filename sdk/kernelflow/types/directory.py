@@ -15,12 +15,13 @@ from typing import Any, ClassVar
 from kernelflow._core.typecheck import unwrap
 from kernelflow.store.files import put_tree, tree_checksum, verify
 from kernelflow.types._paths import download_dir, fsspec_for, is_url, local_of, with_format
+from kernelflow.types._pydantic import PydanticField
 from kernelflow.types.file import FlyteFile
 
 __all__ = ["FlyteDirectory"]
 
 
-class FlyteDirectory(os.PathLike):
+class FlyteDirectory(os.PathLike, PydanticField):
     """A local folder or a remote prefix; ``FlyteDirectory[TypeVar("csv")]`` names a format."""
 
     extension: ClassVar[str] = ""

@@ -20,11 +20,12 @@ from typing import IO, Any, ClassVar
 from kernelflow._core.typecheck import unwrap
 from kernelflow.store.files import file_checksum, put_file, verify
 from kernelflow.types._paths import download_dir, fsspec_for, is_url, local_of, with_format
+from kernelflow.types._pydantic import PydanticField
 
 __all__ = ["FlyteFile"]
 
 
-class FlyteFile(os.PathLike):
+class FlyteFile(os.PathLike, PydanticField):
     """A local path or a remote URL; ``FlyteFile[TypeVar("csv")]`` names its format."""
 
     extension: ClassVar[str] = ""
