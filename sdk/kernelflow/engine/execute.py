@@ -44,7 +44,8 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
             inputs = adapt_all(inputs, task.interface.inputs)
             check_inputs(task, inputs)
             outputs = adapt_all(task.run(inputs), task.interface.outputs)
-            render_outputs(task.interface.outputs, outputs)  # Annotated[T, TopFrameRenderer()]
+            if isinstance(decks, DeckCollector):  # Annotated[T, TopFrameRenderer()] outputs
+                render_outputs(task.interface.outputs, outputs)
     except StoreError as error:  # a checkpoint that could not be saved: the disk is full...
         raise _store_failed(task, context, error) from error
     except RecoverableError as error:  # the user asks for another attempt

@@ -111,6 +111,7 @@ class ArtifactRef:
         try:
             signature = data.get("signature")
             inline = data.get("inline")
+            copies = data.get("copies")  # absent for all but values holding stored files
             return cls(
                 path=str(data["path"]),
                 format=str(data["format"]),
@@ -118,7 +119,7 @@ class ArtifactRef:
                 checksum=str(data["checksum"]),
                 signature=None if signature is None else str(signature),
                 inline=None if inline is None else str(inline),
-                copies=tuple(str(copy) for copy in data.get("copies") or ()),
+                copies=tuple(map(str, copies)) if copies else (),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             reason = f"described by a malformed record ({error})"
@@ -139,8 +140,7 @@ def _copies_in(chunks: Sequence[Chunk]) -> tuple[str, ...]:
     found: set[str] = set()
     for chunk in chunks:
         data = chunk if isinstance(chunk, bytes) else bytes(chunk)
-        if b"artifacts/" in data:
-            found |= {match.group(0).decode() for match in _COPY_BYTES.finditer(data)}
+        found |= {match.group(0).decode() for match in _COPY_BYTES.finditer(data)}
     return tuple(sorted(found))
 
 
@@ -189,7 +189,8 @@ class ArtifactStore:
             size += memoryview(chunk).nbytes
         checksum = hasher.hexdigest()
         signature = self._sign(chunks) if format_ == "pickle" else None
-        copies = _copies_in(chunks) if format_ == "pickle" else ()
+        # A pickle (always one bytes chunk) naming a stored file copy: list it for gc.
+        copies = _copies_in(chunks) if format_ == "pickle" and b"artifacts/" in chunks[0] else ()
         if format_ == "pickle" and size <= self.inline_limit:
             data = b"".join(bytes(chunk) for chunk in chunks)
             inline = base64.b64encode(data).decode("ascii")
