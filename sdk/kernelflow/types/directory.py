@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelflow._core.typecheck import unwrap
+from kernelflow.exceptions.unsupported import refuse
 from kernelflow.store.files import put_tree, tree_checksum, verify
 from kernelflow.types._paths import download_dir, fsspec_for
 from kernelflow.types._stored import StoredPath, rebuild
@@ -101,3 +102,7 @@ FlyteDirectory.family = FlyteDirectory
 def _rebuild(extension: str, state: dict[str, Any]) -> FlyteDirectory:
     """What pickles made before the shared base name (kept so that stores still read)."""
     return rebuild(FlyteDirectory, extension, state)
+
+
+def __getattr__(name: str) -> Any:  # Flyte's names kernelflow lacks: the one message
+    return refuse(__name__, name)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kernelflow._core.typecheck import unwrap
+from kernelflow.exceptions.unsupported import refuse
 from kernelflow.store.files import file_checksum, put_file, verify
 from kernelflow.types._paths import download_dir, fsspec_for
 from kernelflow.types._stored import StoredPath, rebuild
@@ -130,3 +131,7 @@ FlyteFile.family = FlyteFile
 def _rebuild(extension: str, state: dict[str, Any]) -> FlyteFile:
     """What pickles made before the shared base name (kept so that stores still read)."""
     return rebuild(FlyteFile, extension, state)
+
+
+def __getattr__(name: str) -> Any:  # Flyte's names kernelflow lacks: the one message
+    return refuse(__name__, name)

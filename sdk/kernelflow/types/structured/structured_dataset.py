@@ -29,7 +29,7 @@ from typing import Annotated, Any, get_args, get_origin
 
 from kernelflow._core.hashing import content_hash
 from kernelflow._core.typecheck import unwrap
-from kernelflow.exceptions.unsupported import refuse_attribute
+from kernelflow.exceptions.unsupported import refuse, refuse_attribute
 from kernelflow.types._paths import fsspec_for, is_url, local_of
 from kernelflow.types._pydantic import PydanticField
 
@@ -319,3 +319,7 @@ def _decode(decoder: StructuredDatasetDecoder, table: Any) -> Any:
     pq.write_table(table, os.path.join(folder, "00000"))
     literal = DatasetLiteral(uri=folder, metadata=_metadata(PARQUET))
     return decoder.decode(ctx, literal, literal.metadata)
+
+
+def __getattr__(name: str) -> Any:  # Flyte's names kernelflow lacks: the one message
+    return refuse(__name__, name)
