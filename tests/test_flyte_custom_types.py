@@ -24,7 +24,7 @@ from flyte_types.matrices import Matrix
 
 import kernelflow
 from kernelflow._core.hashing import content_hash
-from kernelflow.errors import TaskFailedError, UnsupportedFeatureError
+from kernelflow.errors import KernelflowWarning, TaskFailedError, UnsupportedFeatureError
 from kernelflow.extend import TypeEngine, TypeTransformer
 from kernelflow.store.artifacts import ArtifactRef
 from kernelflow.store.home import open_store
@@ -118,6 +118,25 @@ def test_a_transformer_that_raises_fails_the_task_naming_the_task_the_variable_a
     assert matrices.CALLS == ["make_fragile"]  # nothing downstream ran
     with pytest.raises(TaskFailedError, match="transformer 'fragile' could not serialize"):
         matrices.make_fragile(size=1)
+
+
+def test_a_cached_value_its_transformer_cannot_read_back_is_recomputed_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kernelflow.run(matrices.trace_wf, {"n": 2})
+
+    def broken(self: object, ctx: object, lv: object, expected_python_type: object) -> None:
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(matrices.MatrixTransformer, "to_python_value", broken)
+    with pytest.warns(KernelflowWarning) as caught:
+        again = kernelflow.run(matrices.trace_wf, {"n": 2})
+    assert again.outputs["o0"] == 4.0
+    assert again.tasks["identity"].status == "succeeded"  # recomputed, not loaded
+    text = " ".join(str(w.message) for w in caught)
+    assert "cached output 'o0' of task 'identity' could not be read back" in text
+    assert "'matrix-as-text' for flyte_types.matrices.Matrix" in text
+    assert "to_python_value raised OSError: the disk went away" in text
 
 
 def test_a_transformer_for_a_type_kernelflow_stores_itself_is_refused() -> None:

@@ -127,8 +127,11 @@ class NodeCompute:
                 if verify is not None:  # a stored file: is the copy still intact?
                     verify(loaded[name])
             except IntegrityError as error:
+                state = "is damaged"
+                if isinstance(error.__cause__, TypeTransformerError):
+                    state = "could not be read back"
                 warn_about(
-                    f"{what} output {name!r} of task {label!r} is damaged "
+                    f"{what} output {name!r} of task {label!r} {state} "
                     f"({getattr(error, 'reason', error)}); recomputing it",
                     label,
                 )

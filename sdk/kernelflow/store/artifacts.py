@@ -467,6 +467,8 @@ def _decode(ref: ArtifactRef, data: Any) -> object:
     """The value of verified bytes; a decoder that fails means a damaged artifact."""
     try:
         return _DECODERS[ref.format](data)
+    except KernelflowError as error:  # a user type's transformer could not read it back
+        raise _integrity_error(ref.path, f"unreadable: {error.message}") from error
     except Exception as error:
         reason = f"unreadable ({type(error).__name__}: {error})"
         raise _integrity_error(ref.path, reason) from error
