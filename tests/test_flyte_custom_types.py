@@ -147,3 +147,41 @@ def test_a_transformer_for_a_type_kernelflow_stores_itself_is_refused() -> None:
     with pytest.raises(UnsupportedFeatureError, match=r"flytekit\.TypeEngine\.register"):
         TypeEngine.register(IntTransformer())
     assert TypeEngine.get_transformer(Matrix).name == "matrix-as-text"
+
+
+def test_a_literal_is_packed_with_the_content_of_what_it_names_not_the_path(
+    tmp_path: Path,
+) -> None:
+    """Two transformers' random paths with the same files give the same bytes; a directory
+    comes back whole, in a fresh place, with primitives and binaries beside it."""
+    from kernelflow import Blob, BlobMetadata, BlobType, Literal, Scalar
+    from kernelflow.core.literal_bytes import pack, unpack
+    from kernelflow.models.literals import Binary, LiteralMap, Primitive
+
+    def literal(folder: Path) -> Literal:
+        (folder / "sub").mkdir(parents=True)
+        (folder / "a.txt").write_text("alpha")
+        (folder / "sub" / "b.bin").write_bytes(b"\x00beta")
+        kind = BlobType(format="dir", dimensionality=BlobType.BlobDimensionality.MULTIPART)
+        blob = Literal(scalar=Scalar(blob=Blob(metadata=BlobMetadata(type=kind), uri=str(folder))))
+        return Literal(
+            map=LiteralMap(
+                literals={
+                    "data": blob,
+                    "n": Literal(scalar=Scalar(primitive=Primitive(integer=3))),
+                    "raw": Literal(scalar=Scalar(binary=Binary(value=b"\xff", tag="x"))),
+                }
+            )
+        )
+
+    first, second = pack(literal(tmp_path / "one")), pack(literal(tmp_path / "two"))
+    assert first == second
+    places = iter([tmp_path / "back"])
+    back = unpack(first, lambda: str(next(places)))
+    folder = Path(back.map.literals["data"].scalar.blob.uri)
+    assert folder == tmp_path / "back"
+    assert (folder / "a.txt").read_text() == "alpha"
+    assert (folder / "sub" / "b.bin").read_bytes() == b"\x00beta"
+    assert back.map.literals["n"].scalar.primitive.integer == 3
+    assert back.map.literals["raw"].scalar.binary.value == b"\xff"
+    assert back.map.literals["data"].scalar.blob.metadata.type.dimensionality == 1
