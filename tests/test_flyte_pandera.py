@@ -201,3 +201,34 @@ def test_a_frame_the_coercing_schema_rejects_still_fails_naming_the_column() -> 
     with pytest.raises(OutputTypeError) as info:
         orders.read_counts(texts=["1", "many"])
     assert "column 'count'" in str(info.value)
+
+
+def test_a_notebook_cell_reads_the_frame_a_coercing_schema_made_upstream(tmp_path) -> None:
+    setup = (
+        "import kernelflow.plugins.pandera\n"
+        "import pandas as pd\n"
+        "from pandera.typing import DataFrame\n"
+        "from flyte_pandera.orders import Counts"
+    )
+    cells = [
+        setup,
+        "%%task read\ncounts: DataFrame[Counts] = pd.DataFrame({'count': ['2', '5']})",
+        "%%task total\ntotal = int(counts['count'].sum())",
+    ]
+    path = write(make_notebook(cells), tmp_path / "counts.ipynb")
+    result = kernelflow.run(kernelflow.load_notebook(path))
+    assert result.status == "succeeded", result.error
+    assert result.outputs["total"] == 7  # integers, not "2" + "5"
+
+
+def test_a_live_kernel_binds_the_coerced_frame(tmp_path, monkeypatch) -> None:
+    with kernel_shell(tmp_path, monkeypatch) as shell:
+        run(
+            shell,
+            "import kernelflow.plugins.pandera\nimport pandas as pd\n"
+            "from pandera.typing import DataFrame\nfrom flyte_pandera.orders import Counts\n",
+        )
+        run(shell, "%%task read\ncounts: DataFrame[Counts] = pd.DataFrame({'count': ['2', '5']})")
+        assert str(shell.user_ns["counts"]["count"].dtype) == "int64"
+        run(shell, "%%task total\ntotal = int(counts['count'].sum())")
+        assert shell.user_ns["total"] == 7
