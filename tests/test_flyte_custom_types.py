@@ -21,6 +21,7 @@ import pytest
 from conftest import EXAMPLES, ROOT
 from flyte_types import matrices
 from flyte_types.matrices import Matrix
+from notebook_runner import make_notebook, write
 
 import kernelflow
 from kernelflow._core.hashing import content_hash
@@ -97,6 +98,23 @@ def test_an_equal_value_is_a_cache_hit_and_a_changed_one_a_miss() -> None:
     assert content_hash(Matrix([[1.0]])) == content_hash(Matrix([[1]]))
     assert content_hash(Matrix([[1.0]])) != content_hash(Matrix([[2.0]]))
     assert content_hash([Matrix([[1.0]])]) == content_hash([Matrix([[1]])])  # inside a list too
+
+
+def test_a_notebook_cell_output_of_the_type_is_cached_through_its_transformer(
+    tmp_path: Path,
+) -> None:
+    cells = [
+        "from flyte_types.matrices import Matrix",
+        "%%task make --cache\nm: Matrix = Matrix([[1, 2], [3, 4]])",
+        "%%task trace_cell\nt = m.rows[0][0] + m.rows[1][1]",
+    ]
+    path = write(make_notebook(cells), tmp_path / "matrix.ipynb")
+    assert kernelflow.run(kernelflow.load_notebook(path)).outputs == {"t": 5.0}
+    again = kernelflow.run(kernelflow.load_notebook(path))
+    assert again.outputs == {"t": 5.0} and again.tasks["make"].status == "cached"
+    assert len(matrices.READS) == 1
+    lineage = kernelflow.lineage(again.run_id, "make")
+    assert lineage["outputs"]["m"]["type"] == "Matrix (TypeTransformer 'matrix-as-text')"
 
 
 def test_a_worker_process_receives_and_returns_the_type_through_its_transformer() -> None:
