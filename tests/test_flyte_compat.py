@@ -356,8 +356,10 @@ def test_batch_size_is_accepted_on_a_list_output() -> None:
         return total(xs=make(n=n))
 
     assert wf() == 10
-    with pytest.raises(UnsupportedFeatureError, match=r"flytekit\.core\.type_engine\.TypeEngine"):
-        exec("from kernelflow.core.type_engine import TypeEngine", {})
+    with pytest.raises(
+        UnsupportedFeatureError, match=r"flytekit\.core\.type_engine\.DictTransformer"
+    ):
+        exec("from kernelflow.core.type_engine import DictTransformer", {})
 
 
 def test_a_reference_task_can_be_wired_and_refuses_to_run_here() -> None:

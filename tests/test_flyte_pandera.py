@@ -180,3 +180,55 @@ def test_a_worker_process_validates_too_when_the_task_travels_by_value(tmp_path)
     assert done.stdout.splitlines()[0] == "failed"
     assert "task 'use' received 'df' that does not validate" in done.stdout
     assert "column 'x': greater_than_or_equal_to(0) failed for -1 (row 0)" in done.stdout
+
+
+def test_a_coercing_schema_hands_on_the_coerced_frame_not_the_original() -> None:
+    """``coerce=True`` on a field: the text column the task returned comes out as integers,
+    to the caller and to the next task."""
+    frame = orders.read_counts(texts=["1", "2", "30"])
+    assert frame["count"].tolist() == [1, 2, 30]
+    assert str(frame["count"].dtype) == "int64"
+    assert orders.counts_wf(texts=["4", "5"]) == "int64"
+
+
+def test_a_coercing_schema_coerces_an_input_before_the_body_sees_it() -> None:
+    raw = pd.DataFrame({"count": ["3", "4"]})
+    assert orders.doubled(counts=raw) == 14  # not "33" + "44"
+    assert raw["count"].tolist() == ["3", "4"]  # the caller's frame is left as it was
+
+
+def test_a_frame_the_coercing_schema_rejects_still_fails_naming_the_column() -> None:
+    with pytest.raises(OutputTypeError) as info:
+        orders.read_counts(texts=["1", "many"])
+    assert "column 'count'" in str(info.value)
+
+
+def test_a_notebook_cell_reads_the_frame_a_coercing_schema_made_upstream(tmp_path) -> None:
+    setup = (
+        "import kernelflow.plugins.pandera\n"
+        "import pandas as pd\n"
+        "from pandera.typing import DataFrame\n"
+        "from flyte_pandera.orders import Counts"
+    )
+    cells = [
+        setup,
+        "%%task read\ncounts: DataFrame[Counts] = pd.DataFrame({'count': ['2', '5']})",
+        "%%task total\ntotal = int(counts['count'].sum())",
+    ]
+    path = write(make_notebook(cells), tmp_path / "counts.ipynb")
+    result = kernelflow.run(kernelflow.load_notebook(path))
+    assert result.status == "succeeded", result.error
+    assert result.outputs["total"] == 7  # integers, not "2" + "5"
+
+
+def test_a_live_kernel_binds_the_coerced_frame(tmp_path, monkeypatch) -> None:
+    with kernel_shell(tmp_path, monkeypatch) as shell:
+        run(
+            shell,
+            "import kernelflow.plugins.pandera\nimport pandas as pd\n"
+            "from pandera.typing import DataFrame\nfrom flyte_pandera.orders import Counts\n",
+        )
+        run(shell, "%%task read\ncounts: DataFrame[Counts] = pd.DataFrame({'count': ['2', '5']})")
+        assert str(shell.user_ns["counts"]["count"].dtype) == "int64"
+        run(shell, "%%task total\ntotal = int(counts['count'].sum())")
+        assert shell.user_ns["total"] == 7

@@ -11,11 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from flyte_types import files, resources, tables
-from pydantic import BaseModel, ValidationError
+from flyte_types import columns, files, models, resources, tables
 
 import kernelflow
-from kernelflow import task, workflow
 from kernelflow.errors import IntegrityError, OutputTypeError, ResourceError, SecretError
 from kernelflow.store.home import open_store
 from kernelflow.types.directory import FlyteDirectory
@@ -219,6 +217,38 @@ def test_map_task_items_that_are_paths_are_keyed_by_content(tmp_path: Path) -> N
     assert files.CALLS == ["count_rows"] * 4  # only the edited file ran again
 
 
+def test_a_frame_type_of_ones_own_is_stored_and_opened_through_its_encoder_and_decoder() -> None:
+    """Flyte's StructuredDatasetEncoder/Decoder, registered for a dict-of-lists type."""
+    total, frame = columns.columns_wf(n=4)
+    assert total == 0 + 1 + 4 + 9
+    assert frame.to_dict("list") == {"x": [0, 1, 2, 3], "y": [0, 1, 4, 9]}
+    again = kernelflow.run(columns.columns_wf, {"n": 3}, parallel=2)  # through worker processes
+    assert again.outputs["o0"] == 5
+    opened = columns.measurements(n=2).open(columns.Columns).all()
+    assert isinstance(opened, columns.Columns) and opened == {"x": [0, 1], "y": [0, 1]}
+
+
+def test_a_pydantic_model_with_a_file_and_a_dataset_is_checked_stored_and_hashed(
+    tmp_path: Path,
+) -> None:
+    models.CALLS.clear()
+    assert models.bundle_wf(text="a b c") == 6
+    made = models.bundle(text="a b c")  # a cache hit: the model comes back from the store
+    assert models.CALLS == ["bundle", "words"]
+    assert isinstance(made.notes, FlyteFile) and "artifacts/files/" in made.notes.path
+    assert Path(made.notes.download()).read_text() == "a b c"
+    with pytest.raises(ValueError, match="expected a FlyteFile"):
+        models.Bundle(notes=3, table=made.table, label="x")  # a field that is no file
+    edited = tmp_path / "notes.txt"
+    edited.write_text("a b c d")
+    assert models.words(b=made.model_copy(update={"notes": FlyteFile(str(edited))})) == 7
+    assert models.CALLS == ["bundle", "words", "words"]  # the file's content changed: a miss
+    renamed = tmp_path / "same.txt"
+    renamed.write_text("a b c d")
+    assert models.words(b=made.model_copy(update={"notes": FlyteFile(str(renamed))})) == 7
+    assert models.CALLS == ["bundle", "words", "words"]  # same bytes, another name: a hit
+
+
 # --- decks ------------------------------------------------------------------------------
 
 
@@ -245,6 +275,17 @@ def test_decks_are_kept_per_node_and_run_without_secrets(
     kernelflow.api.gc(keep_runs=0)  # a removed run's decks go with it
     with pytest.raises(kernelflow.errors.KernelflowError, match="no deck"):
         kernelflow.api.deck(result.run_id, "profile")
+
+
+def test_an_output_annotated_with_a_renderer_is_rendered_into_the_deck(store_home: Path) -> None:
+    """``Annotated[pd.DataFrame, TopFrameRenderer(2)]``: the deck's Outputs page shows
+    the output's first two rows, and the value itself is the whole frame."""
+    result = kernelflow.run(resources.top_wf, {"n": 5})
+    assert len(result.outputs["o0"]) == 5
+    page = kernelflow.api.deck(result.run_id, "top_cities")
+    assert "<h2>Outputs</h2>" in page and "<h3>o0</h3>" in page
+    assert "city-0" in page and "city-1" in page
+    assert "city-2" not in page and "city-4" not in page
 
 
 def test_files_in_lists_and_dataclasses_are_kept_in_the_store() -> None:
@@ -279,37 +320,3 @@ def test_secrets_manager_names_where_a_test_puts_a_secret(
 
     assert wf() == len("s3cr3t-value")
     assert manager.get_secrets_file("user-info", "token").endswith("user-info/token")
-
-
-# Flyte's pydantic example, written here: a model holding Flyte's types is an output.
-class Bundle(BaseModel):
-    table: StructuredDataset
-    note: FlyteFile
-
-
-@task
-def make_bundle() -> Bundle:
-    path = Path(kernelflow.current_context().working_directory) / "note.txt"
-    path.write_text("hello")
-    frame = pd.DataFrame({"a": [1, 2]})
-    return Bundle(table=StructuredDataset(dataframe=frame), note=FlyteFile(str(path)))
-
-
-@task
-def read_bundle(bundle: Bundle) -> str:
-    total = int(bundle.table.open(pd.DataFrame).all()["a"].sum())
-    with open(bundle.note) as handle:
-        return f"{handle.read()} {total}"
-
-
-@workflow
-def bundle_wf() -> str:
-    return read_bundle(bundle=make_bundle())
-
-
-def test_a_pydantic_model_with_a_file_and_a_dataset_travels_between_tasks(
-    tmp_path: Path,
-) -> None:
-    assert bundle_wf() == "hello 3"
-    with pytest.raises(ValidationError):  # a field of the wrong type is still refused
-        Bundle(table="not a dataset", note=FlyteFile(str(tmp_path / "x")))  # type: ignore[arg-type]

@@ -34,6 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "kernelflow.exceptions",
             "kernelflow.types",
             "kernelflow.core",
+            "kernelflow.extend",
+            "kernelflow.models",
             "kernelflow.testing",
             "kernelflow.plugins",
             "kernelflow.deck",

@@ -65,3 +65,33 @@ def raw_orders(quantities: list[int]) -> pd.DataFrame:
 @workflow
 def raw_wf(quantities: list[int]) -> float:
     return revenue(priced=add_totals(orders=raw_orders(quantities=quantities)))
+
+
+class Counts(pa.DataFrameModel):
+    """A schema that coerces: a column of numbers written as text becomes integers."""
+
+    count: Series[int] = pa.Field(ge=0, coerce=True)
+
+
+@task
+def read_counts(texts: list[str]) -> DataFrame[Counts]:
+    """Returns the counts as text, the way a CSV reader without dtypes gives them."""
+    CALLS.append("read_counts")
+    return pd.DataFrame({"count": texts})
+
+
+@task
+def count_dtype(counts: DataFrame[Counts]) -> str:
+    CALLS.append("count_dtype")
+    return str(counts["count"].dtype)
+
+
+@task
+def doubled(counts: DataFrame[Counts]) -> int:
+    """Arithmetic that only works on integers: "2" * 2 would be "22"."""
+    return int((counts["count"] * 2).sum())
+
+
+@workflow
+def counts_wf(texts: list[str]) -> str:
+    return count_dtype(counts=read_counts(texts=texts))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import Annotated
+
+import pandas as pd
 
 from kernelflow import ImageSpec, Resources, Secret, current_context, task, workflow
-from kernelflow.deck import Deck
+from kernelflow.deck import Deck, TopFrameRenderer
 
 TOKEN = Secret(group="weather-api", key="token")
 IMAGE = ImageSpec(name="weather", packages=["pandas"], registry="localhost:30000")
@@ -70,3 +73,14 @@ def quiet(rows: int) -> int:
 @workflow
 def deck_wf(rows: int = 3) -> int:
     return quiet(rows=profile(rows=rows))
+
+
+@task(enable_deck=True)
+def top_cities(n: int) -> Annotated[pd.DataFrame, TopFrameRenderer(2)]:
+    """Flyte's renderer annotation: the deck shows the first two rows of the output."""
+    return pd.DataFrame({"city": [f"city-{i}" for i in range(n)], "rank": list(range(n))})
+
+
+@workflow
+def top_wf(n: int = 5) -> Annotated[pd.DataFrame, TopFrameRenderer(2)]:
+    return top_cities(n=n)

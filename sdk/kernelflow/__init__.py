@@ -144,6 +144,16 @@ _LAZY = {
     "reference_task": "kernelflow.workflows.reference",
     "reference_workflow": "kernelflow.workflows.reference",
     "reference_launch_plan": "kernelflow.workflows.reference",
+    # Flyte's context and literal models, for TypeTransformers (kernelflow.core.type_engine)
+    "FlyteContext": "kernelflow.core.context_manager",
+    "FlyteContextManager": "kernelflow.core.context_manager",
+    "Literal": "kernelflow.models.literals",
+    "Scalar": "kernelflow.models.literals",
+    "Blob": "kernelflow.models.literals",
+    "BlobMetadata": "kernelflow.models.literals",
+    "LiteralType": "kernelflow.models.types",
+    "StructuredDatasetType": "kernelflow.models.types",
+    "BlobType": "kernelflow.models.core.types",
 }
 
 

@@ -20,6 +20,7 @@ import kernelflow
 from kernelflow import api, current_context, task, workflow
 from kernelflow.store.artifacts import ArtifactRef
 from kernelflow.store.home import open_store
+from kernelflow.types.file import FlyteFile
 
 FAIL = "KERNELFLOW_TEST_GC_FAIL"
 
@@ -304,3 +305,53 @@ def test_cache_clear_keeps_what_kept_runs_used_and_their_records_whole(store_hom
     assert _load_outputs(hit)["make.o0"] == bytes([7]) * 8192
     assert kernelflow.lineage(hit, "make")["outputs"] == before[hit][0]["outputs"]
     assert kernelflow.run(flow, {"n": 7}).tasks["make"].status == "succeeded"  # a miss now
+
+
+@task
+def write_report(text: str) -> FlyteFile:
+    """Returns a file the task wrote: the store keeps a copy under artifacts/files/."""
+    path = Path(current_context().working_directory, "report.txt")
+    path.write_text(text)
+    return FlyteFile(str(path))
+
+
+@workflow
+def report_flow(text: str) -> FlyteFile:
+    return write_report(text=text)
+
+
+def _copies(home: Path) -> list[str]:
+    return sorted(str(p.relative_to(home)) for p in (home / "artifacts" / "files").glob("*/*"))
+
+
+def test_gc_removes_the_stored_file_copies_only_removed_runs_refer_to(store_home: Path) -> None:
+    first = kernelflow.run(report_flow, {"text": "first version\n" * 400})
+    second = kernelflow.run(report_flow, {"text": "second\n"})  # small: its record is inline
+    _age(store_home)
+    assert len(_copies(store_home)) == 2
+    kept = _load_outputs(second.run_id)["write_report.o0"].path
+    removed = _load_outputs(first.run_id)["write_report.o0"].path
+
+    dry = api.gc(keep_runs=1, dry_run=True)
+    assert (dry.file_copies, dry.file_copy_bytes) == (1, len("first version\n" * 400))
+    assert "1 stored file copy" in dry.summary() and len(_copies(store_home)) == 2
+
+    real = api.gc(keep_runs=1)
+    assert real.file_copies == 1
+    assert _copies(store_home) == [str(Path(kept).relative_to(store_home))]
+    assert not Path(removed).exists()
+    stored = _load_outputs(second.run_id)["write_report.o0"]
+    assert Path(stored.download()).read_text() == "second\n"  # verified against its checksum
+
+
+def test_gc_without_options_removes_a_copy_no_record_names(store_home: Path) -> None:
+    kernelflow.run(report_flow, {"text": "kept"})
+    stray = store_home / "artifacts" / "files" / ("ab" * 16) / "left.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("a copy whose run was removed by hand")
+    _age(store_home)
+
+    report = api.gc()
+
+    assert report.file_copies == 1 and not stray.parent.exists()
+    assert len(_copies(store_home)) == 1

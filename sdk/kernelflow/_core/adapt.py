@@ -14,6 +14,9 @@ Flyte lets a task declared ``-> FlyteFile`` return a plain path, and one declare
   ``root`` (an output file), and ``__kernelflow_verify__()`` raises IntegrityError
   when that copy is damaged (:mod:`kernelflow.engine.compute`).
 
+A plugin's coercer (:func:`kernelflow._core.validators.coercer_for`, pandera's
+``coerce=True``) is an adapter too: the coerced frame is what the task sees.
+
 The engine adapts a node's inputs before they are hashed, and a task's outputs
 in the process that ran it, before they are checked and persisted. What to do
 for a declared type is worked out once per annotation: for ``int`` or
@@ -27,7 +30,9 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
+from kernelflow._core.hashing import field_names
 from kernelflow._core.typecheck import unwrap
+from kernelflow._core.validators import coercer_for, on_register
 
 __all__ = ["adapt", "adapt_all", "keep"]
 
@@ -94,6 +99,9 @@ def _plan(declared: Any) -> _Plan:
 
 def _make_plan(declared: Any) -> _Plan:
     base = unwrap(declared)
+    coercer = coercer_for(get_origin(base))
+    if coercer is not None:  # DataFrame[Schema] with a coercing schema
+        return lambda value: coercer(value, declared)
     if isinstance(base, type):
         adapter = getattr(base, "__kernelflow_adapt__", None)
         if adapter is not None:
@@ -107,6 +115,14 @@ def _make_plan(declared: Any) -> _Plan:
         item = _plan(args[1])
         return None if item is None else lambda value: _each_value(value, item)
     return None
+
+
+def _forget_plans() -> None:
+    _PLANS.clear()
+    _PLANNED.clear()
+
+
+on_register(_forget_plans)  # a plugin's coercer changes what a declared type is planned to do
 
 
 def _each(value: Any, item: Callable[[Any], Any]) -> Any:
@@ -128,7 +144,8 @@ def keep(value: Any, declared: Any, root: Any) -> Any:
 
     Files are found where the declared type says they can be: the value itself,
     the items of a ``list[...]``, the values of a ``dict[..., ...]``, the fields
-    of a dataclass; anything else is left as it is, so a ``list[int]`` is not walked.
+    of a dataclass or a pydantic model; anything else is left as it is, so a
+    ``list[int]`` is not walked.
     """
     if type(value) in _ATOMS:  # the usual output: nothing in it can be a file
         return value
@@ -147,14 +164,19 @@ def keep(value: Any, declared: Any, root: Any) -> Any:
             return value
         entries = {key: keep(item, args[1], root) for key, item in value.items()}
         return entries if any(entries[k] is not v for k, v in value.items()) else value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {}
-        for field in dataclasses.fields(value):
-            item = getattr(value, field.name)
-            if hasattr(type(item), "__kernelflow_persist__"):
-                changes[field.name] = keep(item, Any, root)
-        return dataclasses.replace(value, **changes) if changes else value
-    return value
+    names = field_names(value)
+    if names is None:
+        return value
+    changes = {}
+    for name in names:
+        item = getattr(value, name)
+        if hasattr(type(item), "__kernelflow_persist__"):
+            changes[name] = keep(item, Any, root)
+    if not changes:
+        return value
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(value, **changes)  # type: ignore[type-var]
+    return value.model_copy(update=changes)
 
 
 def _may_hold_files(declared: Any) -> bool:
@@ -162,5 +184,9 @@ def _may_hold_files(declared: Any) -> bool:
     if base is Any or isinstance(base, TypeVar):
         return True
     if isinstance(base, type):
-        return hasattr(base, "__kernelflow_persist__") or dataclasses.is_dataclass(base)
+        return (
+            hasattr(base, "__kernelflow_persist__")
+            or dataclasses.is_dataclass(base)
+            or isinstance(getattr(base, "model_fields", None), dict)
+        )
     return any(_may_hold_files(arg) for arg in get_args(base) if arg is not Ellipsis)

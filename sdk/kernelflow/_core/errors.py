@@ -39,6 +39,7 @@ __all__ = [
     "StoreError",
     "IntegrityError",
     "UnhashableValueError",
+    "TypeTransformerError",
     "SecretError",
     "KernelflowWarning",
 ]
@@ -205,6 +206,14 @@ class IntegrityError(StoreError):
 
 class UnhashableValueError(KernelflowError):
     """A value has no content hash, so the task using it cannot be cached."""
+
+
+class TypeTransformerError(KernelflowError, TypeError):
+    """A user type's registered transformer (Flyte's ``TypeTransformer``) raised.
+
+    ``type_name`` names the type, ``transformer`` the transformer, ``method`` what
+    it was asked (``to_literal``: serialize, ``to_python_value``: read back).
+    """
 
 
 class UnsupportedFeatureError(KernelflowError, ImportError):

@@ -19,7 +19,9 @@ same object but may differ for equal objects built differently (a dict filled
 in another order inside an object, joblib#1611): the cost is a cache miss,
 never a wrong hit. A value that cannot be pickled has no hash:
 :class:`~kernelflow._core.errors.UnhashableValueError`, and the task that uses it is
-not cached.
+not cached. A value of a type registered with a transformer
+(:mod:`kernelflow._core.custom_types`) is hashed by the bytes its transformer
+writes, wherever it is (its pickle, inside another value, uses them too).
 
 numpy and pandas are never imported here: a value can only be an array or a
 frame if its library is already in ``sys.modules``.
@@ -36,9 +38,10 @@ from typing import Any
 
 import xxhash
 
+from kernelflow._core import custom_types
 from kernelflow._core.errors import UnhashableValueError
 
-__all__ = ["combine", "content_hash", "hash_bytes"]
+__all__ = ["combine", "content_hash", "field_names", "hash_bytes"]
 
 _LEN = struct.Struct("<Q")
 _FLOAT = struct.Struct("<d")
@@ -85,6 +88,16 @@ def content_hash(value: object) -> str:
     except RecursionError as error:
         raise _unhashable(value, "it is nested too deeply") from error
     return walker.hasher.hexdigest()
+
+
+def field_names(value: Any) -> list[str] | None:
+    """The fields of a dataclass or a pydantic model instance (None for anything else)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [field.name for field in dataclasses.fields(value)]
+    fields = getattr(type(value), "model_fields", None)  # pydantic v2, without importing it
+    if isinstance(fields, dict) and hasattr(value, "model_copy"):
+        return list(fields)
+    return None
 
 
 def hash_or_none(value: object) -> str | None:
@@ -181,6 +194,11 @@ class _Walker:
 
     def feed_other(self, value: object) -> None:
         """Arrays, frames, container subclasses, dataclasses, and the pickle fallback."""
+        codec = custom_types.codec_for(type(value))
+        if codec is not None:  # a user type: what its transformer writes (TypeEngine.register)
+            self.text(b"X", _type_name(value))
+            self.leaf(b"x", custom_types.encode(value))
+            return
         own = getattr(type(value), "__kernelflow_hash__", None)
         if own is not None:  # a file by its content, not its path (kernelflow._core.adapt)
             self.text(b"O", _type_name(value))
@@ -195,8 +213,8 @@ class _Walker:
                 self.text(b"C", _type_name(value))
                 self.container(value, method)
                 return
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            self.container(value, _Walker.dataclass_items)
+        if field_names(value) is not None:  # a dataclass or a pydantic model, by its fields
+            self.container(value, _Walker.record_items)
             return
         self.pickled(value)
 
@@ -231,13 +249,13 @@ class _Walker:
         for digest in digests:
             self.hasher.update(digest)
 
-    def dataclass_items(self, value: Any) -> None:
-        fields = dataclasses.fields(value)
+    def record_items(self, value: Any) -> None:
+        names = field_names(value) or []
         self.text(b"d", _type_name(value))
-        self.head(b"T", len(fields))
-        for field in fields:
-            self.text(b"s", field.name)
-            self.feed(getattr(value, field.name))
+        self.head(b"T", len(names))
+        for name in names:
+            self.text(b"s", name)
+            self.feed(getattr(value, name))
 
     # -- the fallback --
 

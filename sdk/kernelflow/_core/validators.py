@@ -7,6 +7,11 @@ calls it for every value declared as that type, on the way into a task and on
 the way out: it returns the problems found (an empty list when the value is
 valid), each naming what is wrong (a column and its failed checks). The core
 imports no plugin and no plugin's library: it only looks up this registry.
+
+A plugin may also register a *coercer* for the origin: the value a schema makes
+of its input (pandera's ``coerce=True`` turns a column of ``"1"`` into ``1``).
+:mod:`kernelflow._core.adapt` applies it where values enter and leave a task,
+so the task receives, and its caller gets, the coerced value, not the original.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ __all__ = [
     "Validator",
     "is_validated",
     "load_validators",
+    "coercer_for",
     "register_validator",
     "validator_for",
     "validator_modules",
@@ -27,14 +33,22 @@ __all__ = [
 
 Validator = Callable[[Any, Any], list[str]]
 """``validator(value, declared) -> problems``; ``declared`` may be ``Annotated[...]``."""
+Coercer = Callable[[Any, Any], Any]
+"""``coercer(value, declared) -> value``: the value the schema makes of it (or it, unchanged)."""
 
 _VALIDATORS: dict[object, Validator] = {}
+_COERCERS: dict[object, Coercer] = {}
 _LISTENERS: list[Callable[[], None]] = []
 
 
-def register_validator(origin: object, validator: Validator) -> None:
-    """Validate values declared ``origin[...]`` with ``validator`` from now on."""
+def register_validator(
+    origin: object, validator: Validator, *, coercer: Coercer | None = None
+) -> None:
+    """Validate values declared ``origin[...]`` with ``validator`` from now on, and
+    hand the task (and its caller) what ``coercer`` makes of them, when given."""
     _VALIDATORS[origin] = validator
+    if coercer is not None:
+        _COERCERS[origin] = coercer
     for forget in _LISTENERS:  # checks compiled before the plugin came are stale
         forget()
 
@@ -55,6 +69,11 @@ def load_validators(modules: Iterable[str]) -> None:
 
 def validator_for(origin: object) -> Validator | None:
     return _VALIDATORS.get(origin) if origin is not None else None
+
+
+def coercer_for(origin: object) -> Coercer | None:
+    """What turns a value declared ``origin[...]`` into the form its schema makes of it."""
+    return _COERCERS.get(origin) if _COERCERS and origin is not None else None
 
 
 def is_validated(declared: Any) -> bool:

@@ -16,9 +16,15 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from kernelflow._core import custom_types
 from kernelflow._core.adapt import keep
 from kernelflow._core.cache_key import CacheKey, cache_key
-from kernelflow._core.errors import IntegrityError, KernelflowWarning
+from kernelflow._core.errors import (
+    IntegrityError,
+    KernelflowWarning,
+    TaskFailedError,
+    TypeTransformerError,
+)
 from kernelflow._core.hash_method import output_hash
 from kernelflow._core.interface import type_name
 from kernelflow._core.task import Task
@@ -38,6 +44,22 @@ def warn_about(message: str, label: str) -> None:
 
 
 """What is kept of one output: ``hash``, ``artifact`` (a ref as a dict) and ``type``."""
+
+
+def transformer_failed(task: Task, variable: str, error: TypeTransformerError) -> TaskFailedError:
+    """The task's failure when the transformer of its output's type raised."""
+    type_name = getattr(error, "type_name", "?")
+    return TaskFailedError(
+        f"task {task.name!r} produced {variable!r} of type {type_name}, but its transformer "
+        f"{getattr(error, 'transformer', '?')!r} could not serialize it "
+        f"({getattr(error, 'cause', error.message)})",
+        fix=error.fix,
+        task=task.name,
+        variable=variable,
+        type_name=type_name,
+        transformer=getattr(error, "transformer", None),
+        error_type="TypeTransformerError",
+    )
 
 
 class NodeCompute:
@@ -105,8 +127,11 @@ class NodeCompute:
                 if verify is not None:  # a stored file: is the copy still intact?
                     verify(loaded[name])
             except IntegrityError as error:
+                state = "is damaged"
+                if isinstance(error.__cause__, TypeTransformerError):
+                    state = "could not be read back"
                 warn_about(
-                    f"{what} output {name!r} of task {label!r} is damaged "
+                    f"{what} output {name!r} of task {label!r} {state} "
                     f"({getattr(error, 'reason', error)}); recomputing it",
                     label,
                 )
@@ -115,6 +140,10 @@ class NodeCompute:
 
     def persist(self, task: Task, label: str, outputs: Mapping[str, Any]) -> dict[str, OutputMeta]:
         """Hash and store each output. One that cannot be stored is left out, with a warning.
+
+        An output whose registered transformer (``TypeEngine.register``) raises
+        fails the task instead: :class:`TaskFailedError` naming the task, the
+        variable and the type, as Flyte fails a task whose output it cannot convert.
 
         An output declared ``Annotated[T, HashMethod(fn)]`` is hashed as ``fn(value)``.
 
@@ -129,6 +158,8 @@ class NodeCompute:
                 # A file (also in a list or a dataclass) is copied into the store.
                 value = keep(value, declared.get(name), self._files_root)
                 ref = self.artifacts.put(value)
+            except TypeTransformerError as error:  # the user's transformer: fail the task
+                raise transformer_failed(task, name, error) from error
             except Exception as error:
                 warn_about(
                     f"output {name!r} of task {label!r} could not be saved "
@@ -164,7 +195,14 @@ class NodeCompute:
         try:
             return self._type_names[declared]
         except KeyError:
-            text = self._type_names[declared] = type_name(declared)
+            text = self._type_names[declared] = _recorded_type(declared)
             return text
         except TypeError:  # an unhashable annotation
             return type_name(declared)
+
+
+def _recorded_type(declared: Any) -> str:
+    """The type's name for lineage; a user type names the transformer that stores it too."""
+    text = type_name(declared)
+    codec = custom_types.codec_for(declared) if isinstance(declared, type) else None
+    return text if codec is None else f"{text} (TypeTransformer {codec.name!r})"

@@ -6,6 +6,10 @@ the pages of an attempt are written to the store when it ends (also when it
 fails: that is when they help most) and read back with ``kernelflow deck RUN_ID
 TASK``. Any secret value the attempt read is replaced by ``[secret]`` before
 the page is written: a deck never holds a secret.
+
+An output declared ``Annotated[pd.DataFrame, TopFrameRenderer(10)]`` (any
+annotation with a ``to_html(value)`` method: Flyte's renderers) is rendered
+with it into the deck's "Outputs" page, as Flyte does.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from __future__ import annotations
 import contextvars
 import html as html_lib
 import warnings
+from collections.abc import Mapping
 from types import TracebackType
+from typing import Annotated, Any, get_origin
 
 from kernelflow._core.errors import KernelflowWarning, StoreError
 from kernelflow.engine.secrets import collect_revealed
 from kernelflow.store.decks import write_deck
 
-__all__ = ["Deck", "DeckCollector", "collecting", "default_deck", "render"]
+__all__ = ["Deck", "DeckCollector", "collecting", "default_deck", "render", "render_outputs"]
 
 DEFAULT = "default"
 _decks: contextvars.ContextVar[list[Deck] | None] = contextvars.ContextVar(
@@ -65,6 +71,44 @@ def collecting() -> bool:
 
 def current_decks() -> list[Deck]:
     return list(_decks.get() or ())
+
+
+def render_outputs(declared: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+    """Add each output whose annotation carries a renderer to the "Outputs" page.
+
+    Only while the attempt keeps a deck; a renderer that fails costs its section
+    (with a warning), never the task's result.
+    """
+    if not collecting():
+        return
+    sections = []
+    for name, expected in declared.items():
+        renderer = _renderer_of(expected)
+        if renderer is None or name not in outputs:
+            continue
+        try:
+            body = renderer.to_html(outputs[name])
+        except Exception as error:
+            warnings.warn(
+                f"output {name!r} could not be rendered into the deck by "
+                f"{type(renderer).__name__} ({type(error).__name__}: {error})",
+                KernelflowWarning,
+                stacklevel=2,
+            )
+            continue
+        sections.append(f"<h3>{html_lib.escape(name)}</h3>\n{body}")
+    if sections:
+        Deck("Outputs", "\n".join(sections))
+
+
+def _renderer_of(declared: Any) -> Any:
+    """The first annotation of ``Annotated[T, ...]`` that renders values to HTML."""
+    if get_origin(declared) is not Annotated:
+        return None
+    for meta in declared.__metadata__:
+        if callable(getattr(meta, "to_html", None)) and not isinstance(meta, type):
+            return meta
+    return None
 
 
 def render(title: str, decks: list[Deck], hidden: set[str]) -> str:

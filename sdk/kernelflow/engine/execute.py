@@ -28,7 +28,7 @@ from kernelflow._core.resources import requirements_of
 from kernelflow._core.task import Task
 from kernelflow._core.validators import is_validated, load_validators
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
-from kernelflow.engine.decks import DeckCollector
+from kernelflow.engine.decks import DeckCollector, render_outputs
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,6 +44,8 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
             inputs = adapt_all(inputs, task.interface.inputs)
             check_inputs(task, inputs)
             outputs = adapt_all(task.run(inputs), task.interface.outputs)
+            if isinstance(decks, DeckCollector):  # Annotated[T, TopFrameRenderer()] outputs
+                render_outputs(task.interface.outputs, outputs)
     except StoreError as error:  # a checkpoint that could not be saved: the disk is full...
         raise _store_failed(task, context, error) from error
     except RecoverableError as error:  # the user asks for another attempt

@@ -443,7 +443,11 @@ class RunLoop:
     def _succeeded(self, attempt: Attempt, outputs: Mapping[str, Any]) -> None:
         duration = time.perf_counter() - attempt.clock
         node = self.graph.nodes[attempt.node]
-        persisted = self.compute.persist(node.task, node.id, outputs)
+        try:
+            persisted = self.compute.persist(node.task, node.id, outputs)
+        except TaskFailedError as error:  # an output's transformer raised (custom types)
+            self._attempt_failed(attempt, error)
+            return
         self.values.bind(node.id, outputs, persisted, node.task.interface.outputs)
         self.compute.remember(
             attempt.key, node.task, persisted, produced=len(outputs), duration=duration

@@ -54,6 +54,15 @@ def refuse(module: str, name: str, why: str = "") -> NoReturn:
     raise UnsupportedFeatureError(f"{flyte_name(module)}.{name}", why=why)
 
 
+def refuse_attribute(owner: str, name: str, flyte_has: frozenset[str]) -> NoReturn:
+    """An attribute of a Flyte class kernelflow mirrors: one Flyte has is refused by name
+    (UnsupportedFeatureError); any other is a plain AttributeError, so that ``getattr(obj,
+    name, default)`` (code hashing, introspection) still works."""
+    if name in flyte_has:
+        raise UnsupportedFeatureError(f"{flyte_name(owner)}.{name}")
+    raise AttributeError(f"{owner.rpartition('.')[2]!r} object has no attribute {name!r}")
+
+
 def flyte_name(module: str) -> str:
     """``kernelflow.x.y`` as Flyte spells it: ``flytekit.x.y`` (plugins: ``flytekitplugins.y``)."""
     if module == "kernelflow.plugins" or module.startswith("kernelflow.plugins."):

@@ -3,7 +3,9 @@
 Every output of every run is persisted as it is produced: that is what makes
 ``resume`` and the cache possible. A DataFrame is written as Parquet when it
 comes back identical (:func:`parquet_faithful`), a NumPy array without Python
-objects as ``.npy`` (read back without unpickling), anything else is pickled;
+objects as ``.npy`` (read back without unpickling), anything else is pickled
+(a user type with a registered transformer, as its transformer writes it:
+:mod:`kernelflow._core.custom_types`);
 a pickle of at most :data:`INLINE_LIMIT` bytes is kept inline in its ref (and so
 in the run store) rather than in a file, because creating a file costs more
 than running a small task.
@@ -45,7 +47,7 @@ from typing import Any, Literal
 
 import xxhash
 
-from kernelflow._core.errors import IntegrityError, StoreError
+from kernelflow._core.errors import IntegrityError, KernelflowError, StoreError
 
 __all__ = ["ArtifactRef", "ArtifactStore", "Format", "referenced_paths"]
 
@@ -60,6 +62,9 @@ _EXTENSIONS: dict[str, str] = {"parquet": "parquet", "npy": "npy", "pickle": "pk
 PARQUET_COMPRESSION = "snappy"
 _NPY_HEADER_MAX = 65536 + 12  # the largest header of .npy format 1.0, and then some
 _PATH = re.compile(r"artifacts/([0-9a-f]{2})/(\1[0-9a-f]{30})\.(parquet|npy|pkl)")
+# The stored copies of files and directories (kernelflow.store.files), by checksum folder.
+_COPY = re.compile(r"artifacts/(?:files|dirs)/[0-9a-f]{32}")
+_COPY_BYTES = re.compile(_COPY.pattern.encode())
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,10 @@ class ArtifactRef:
     ``signature`` (HMAC-SHA256 with the store key) is set for pickles only,
     because only unpickling can run code. Small pickles are kept ``inline``
     (base64, in the run store's record) instead of in a file of their own:
-    creating a file costs more than a small task does.
+    creating a file costs more than a small task does. ``copies`` names the
+    stored file and directory copies the value refers to (a ``FlyteFile``
+    output), in plain text, so that gc sees them whether the pickle is inline
+    or in a file.
     """
 
     path: str
@@ -80,11 +88,12 @@ class ArtifactRef:
     checksum: str
     signature: str | None = None
     inline: str | None = None
+    copies: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict (the run store keeps refs as JSON)."""
         # Spelled out: dataclasses.asdict deep-copies, and this runs for every output.
-        return {
+        data: dict[str, object] = {
             "path": self.path,
             "format": self.format,
             "size": self.size,
@@ -92,6 +101,9 @@ class ArtifactRef:
             "signature": self.signature,
             "inline": self.inline,
         }
+        if self.copies:  # most values hold no file: their records stay as they were
+            data["copies"] = list(self.copies)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> ArtifactRef:
@@ -99,6 +111,7 @@ class ArtifactRef:
         try:
             signature = data.get("signature")
             inline = data.get("inline")
+            copies = data.get("copies")  # absent for all but values holding stored files
             return cls(
                 path=str(data["path"]),
                 format=str(data["format"]),
@@ -106,6 +119,7 @@ class ArtifactRef:
                 checksum=str(data["checksum"]),
                 signature=None if signature is None else str(signature),
                 inline=None if inline is None else str(inline),
+                copies=tuple(map(str, copies)) if copies else (),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             reason = f"described by a malformed record ({error})"
@@ -113,8 +127,21 @@ class ArtifactRef:
 
 
 def referenced_paths(text: str) -> set[str]:
-    """The artifact files a record (refs as JSON, of any shape) names; inline refs name none."""
-    return {match.group(0) for match in _PATH.finditer(text)}
+    """The artifact files a record (refs as JSON, of any shape) names, and the stored
+    copies (``artifacts/files/<checksum>``) its refs list; inline refs name no file."""
+    found = {match.group(0) for match in _PATH.finditer(text)}
+    if "artifacts/files/" in text or "artifacts/dirs/" in text:
+        found |= {match.group(0) for match in _COPY.finditer(text)}
+    return found
+
+
+def _copies_in(chunks: Sequence[Chunk]) -> tuple[str, ...]:
+    """The stored copies a pickle's bytes name (the paths of the FlyteFiles in it)."""
+    found: set[str] = set()
+    for chunk in chunks:
+        data = chunk if isinstance(chunk, bytes) else bytes(chunk)
+        found |= {match.group(0).decode() for match in _COPY_BYTES.finditer(data)}
+    return tuple(sorted(found))
 
 
 def _integrity_error(path: str, reason: str) -> IntegrityError:
@@ -162,10 +189,14 @@ class ArtifactStore:
             size += memoryview(chunk).nbytes
         checksum = hasher.hexdigest()
         signature = self._sign(chunks) if format_ == "pickle" else None
+        # A pickle (always one bytes chunk) naming a stored file copy: list it for gc.
+        copies = _copies_in(chunks) if format_ == "pickle" and b"artifacts/" in chunks[0] else ()
         if format_ == "pickle" and size <= self.inline_limit:
             data = b"".join(bytes(chunk) for chunk in chunks)
             inline = base64.b64encode(data).decode("ascii")
-            return ArtifactRef(f"inline:{checksum}", format_, size, checksum, signature, inline)
+            return ArtifactRef(
+                f"inline:{checksum}", format_, size, checksum, signature, inline, copies
+            )
         relative = f"artifacts/{checksum[:2]}/{checksum}.{_EXTENSIONS[format_]}"
         final = self.root / relative
         if not _has_size(final, size):
@@ -174,7 +205,7 @@ class ArtifactStore:
         else:  # an intact copy is already there: share it, marked as just used, so that
             with contextlib.suppress(OSError):  # a gc running meanwhile keeps it
                 os.utime(final)
-        return ArtifactRef(relative, format_, size, checksum, signature)
+        return ArtifactRef(relative, format_, size, checksum, signature, copies=copies)
 
     def get(self, ref: ArtifactRef) -> object:
         """The value ``ref`` points to, after checking size, checksum and signature.
@@ -222,6 +253,14 @@ class ArtifactStore:
                 relative = f"artifacts/{directory.name}/{path.name}"
                 if path.is_file():
                     yield relative, _PATH.fullmatch(relative) is not None
+
+    def copies(self) -> Iterator[str]:
+        """Each stored copy's folder (``artifacts/files/<checksum>``), relative to the root."""
+        for kind in ("files", "dirs"):
+            for folder in sorted((self.root / "artifacts" / kind).glob("*")):
+                relative = f"artifacts/{kind}/{folder.name}"
+                if folder.is_dir() and _COPY.fullmatch(relative):
+                    yield relative
 
     # -- internals --
 
@@ -428,6 +467,8 @@ def _decode(ref: ArtifactRef, data: Any) -> object:
     """The value of verified bytes; a decoder that fails means a damaged artifact."""
     try:
         return _DECODERS[ref.format](data)
+    except KernelflowError as error:  # a user type's transformer could not read it back
+        raise _integrity_error(ref.path, f"unreadable: {error.message}") from error
     except Exception as error:
         reason = f"unreadable ({type(error).__name__}: {error})"
         raise _integrity_error(ref.path, reason) from error
@@ -483,6 +524,8 @@ def _encode(value: object) -> tuple[str, list[Chunk]]:
             return "npy", _encode_npy(value)
     try:
         return "pickle", [pickle.dumps(value, protocol=5)]
+    except KernelflowError:  # a user type's transformer failed: it says which (custom_types)
+        raise
     except Exception as error:
         kind = type(value).__qualname__
         raise StoreError(

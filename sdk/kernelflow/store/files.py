@@ -7,7 +7,9 @@ directory into ``<root>/artifacts/dirs/<checksum>/<name>/``), where equal
 content shares one copy, the name is kept for readers, and the checksum
 (xxh3-128 of the bytes; of the sorted paths and file checksums for a
 directory) lets a reader detect a damaged copy. Writes go to a temporary name
-and are renamed into place, like every artifact.
+and are renamed into place, like every artifact. A copy that is there already
+is marked as just used (its folder's mtime), as :meth:`ArtifactStore.put` marks
+a shared file, so that a gc running meanwhile keeps it.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def put_file(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> tupl
     final = Path(root, "artifacts", "files", checksum, source.name or "file")
     if not (final.is_file() and file_checksum(final) == checksum):  # absent or damaged
         _copy_atomic(final, lambda temporary: shutil.copyfile(source, temporary))
+    else:
+        _touch(final.parent)
     return final, checksum
 
 
@@ -73,7 +77,14 @@ def put_tree(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> tupl
         if final.is_dir():
             shutil.rmtree(final, ignore_errors=True)
         _copy_atomic(final, lambda temporary: shutil.copytree(source, temporary))
+    else:
+        _touch(final.parent)
     return final, checksum
+
+
+def _touch(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(folder)
 
 
 def verify(path: str | os.PathLike[str], checksum: str, *, directory: bool = False) -> None:

@@ -13,9 +13,13 @@ state a checkpoint, every new value an artifact. :func:`collect` removes, in ord
    chain), and checkpoint directories of runs the store does not know; their
    decks (``decks/<run_id>/``).
 3. The artifact files that no kept record, no cache entry and no kept checkpoint
-   names. A file written or reused within :data:`GRACE_SECONDS` before gc began is
-   kept whatever the records say: a run that started meanwhile may use it before
-   its records are committed (:meth:`ArtifactStore.put` marks a reused file so).
+   names, and likewise the stored copies of files and directories that tasks
+   returned (``artifacts/files/<checksum>/``, ``artifacts/dirs/<checksum>/``;
+   a record names them in its refs' ``copies``). A file written or reused within
+   :data:`GRACE_SECONDS` before gc began is kept whatever the records say: a run
+   that started meanwhile may use it before its records are committed
+   (:meth:`ArtifactStore.put` and :func:`kernelflow.store.files.put_file` mark a
+   reused file so).
 4. The free space in the run store (``VACUUM``), so that the file shrinks.
 
 gc never removes a cache entry; :func:`clear_cache` does, and then collects what
@@ -78,12 +82,14 @@ class GcReport:
     before: StoreSize
     after: StoreSize  # on a dry run, the same as before
     cache_entries: int | None = None  # removed by clear_cache (gc never removes one)
+    file_copies: int = 0  # stored copies of FlyteFiles and FlyteDirectories removed
+    file_copy_bytes: int = 0
 
     @property
     def freed(self) -> int:
         """Bytes given back (on a dry run: the files that would go; compaction not counted)."""
         if self.dry_run:
-            return self.artifact_bytes + self.checkpoint_bytes
+            return self.artifact_bytes + self.checkpoint_bytes + self.file_copy_bytes
         return self.before.total - self.after.total
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +102,11 @@ class GcReport:
             f"{_count(self.artifacts, 'artifact file')} that nothing kept refers to "
             f"({_bytes(self.artifact_bytes)})"
         )
+        if self.file_copies:
+            files += (
+                f", with {_count(self.file_copies, 'stored file copy', 'stored file copies')} "
+                f"({_bytes(self.file_copy_bytes)})"
+            )
         folders = (
             f"{_count(self.checkpoints, 'checkpoint directory', 'checkpoint directories')} "
             f"({_bytes(self.checkpoint_bytes)})"
@@ -174,6 +185,7 @@ def _collect(
     old = began - GRACE_SECONDS
     checkpoints, checkpoint_bytes = _sweep_checkpoints(store.home, gone, known, keep, old, dry_run)
     artifacts, artifact_bytes = _sweep_artifacts(store, keep, old, dry_run)
+    copies, copy_bytes = _sweep_copies(store, keep, old, dry_run)
     if not dry_run:
         for run_id in gone:  # a removed run's decks go with it (store/decks.py)
             shutil.rmtree(deck_folder(store.home, run_id), ignore_errors=True)
@@ -190,6 +202,8 @@ def _collect(
         artifact_bytes=artifact_bytes,
         before=before,
         after=before if dry_run else measure(store),
+        file_copies=copies,
+        file_copy_bytes=copy_bytes,
     )
 
 
@@ -273,6 +287,20 @@ def _sweep_artifacts(store: Store, keep: set[str], old: float, dry_run: bool) ->
         except FileNotFoundError:
             continue
         count, size = count + 1, size + stat.st_size
+    return count, size
+
+
+def _sweep_copies(store: Store, keep: set[str], old: float, dry_run: bool) -> tuple[int, int]:
+    """Remove the stored file and directory copies that nothing kept names, and not new."""
+    count = size = 0
+    for relative in store.artifacts.copies():
+        folder = store.home / relative
+        if relative in keep or _mtime(folder) >= old:
+            continue
+        bytes_ = _tree_size(folder)
+        if not dry_run:
+            shutil.rmtree(folder, ignore_errors=True)
+        count, size = count + 1, size + bytes_
     return count, size
 
 

@@ -1,24 +1,24 @@
-"""Flyte's types as fields of pydantic models (``class M(BaseModel): file: FlyteFile``).
-
-pydantic (v2) asks a class it does not know for its schema; these classes
-answer "an instance of me", so a model holding a file, a directory or a
-dataset validates and travels between tasks as Flyte's examples expect.
-pydantic is imported only when a model asks, never by kernelflow itself.
-"""
+"""Flyte's types as fields of pydantic models (``flytekit`` supports ``BaseModel`` with
+``FlyteFile``, ``FlyteDirectory`` and ``StructuredDataset`` fields). pydantic is
+imported only when a model with such a field is defined."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 
-def instance_schema(cls: type, source: Any, handler: Any) -> Any:
-    """Validate by ``isinstance``; in JSON, a path-like value is its path text."""
-    from pydantic_core import core_schema
+class PydanticField:
+    """Makes a type usable as a field of a pydantic model (Flyte's ``BaseModel`` with
+    ``FlyteFile``, ``FlyteDirectory`` and ``StructuredDataset`` fields): the field takes
+    what the type's adapter takes (a path for a file), as a task input does."""
 
-    serialization = None
-    if issubclass(cls, os.PathLike):
-        serialization = core_schema.plain_serializer_function_ser_schema(
-            os.fspath, when_used="json"
-        )
-    return core_schema.is_instance_schema(cls, serialization=serialization)
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def validate(value: object) -> object:
+            if not cls.__kernelflow_accepts__(value):  # type: ignore[attr-defined]
+                raise ValueError(f"expected a {cls.__name__}, got {type(value).__name__}")
+            return cls.__kernelflow_adapt__(value, cls)  # type: ignore[attr-defined]
+
+        return core_schema.no_info_plain_validator_function(validate)

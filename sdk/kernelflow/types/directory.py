@@ -10,41 +10,27 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from kernelflow._core.typecheck import unwrap
+from kernelflow.exceptions.unsupported import refuse
 from kernelflow.store.files import put_tree, tree_checksum, verify
-from kernelflow.types._paths import download_dir, fsspec_for, is_url, local_of, with_format
-from kernelflow.types._pydantic import instance_schema
+from kernelflow.types._paths import download_dir, fsspec_for
+from kernelflow.types._stored import StoredPath, rebuild
 from kernelflow.types.file import FlyteFile
 
 __all__ = ["FlyteDirectory"]
 
 
-class FlyteDirectory(os.PathLike):
+class FlyteDirectory(StoredPath):
     """A local folder or a remote prefix; ``FlyteDirectory[TypeVar("csv")]`` names a format."""
 
-    __get_pydantic_core_schema__ = classmethod(instance_schema)  # a pydantic model field
-
-    extension: ClassVar[str] = ""
-
     def __init__(self, path: str | os.PathLike[str], remote_directory: str | None = None) -> None:
-        text = os.fspath(path)
-        self._remote = text if is_url(text) else remote_directory
-        self._local: str | None = None if is_url(text) else local_of(text)
-        self._checksum: str | None = None
-        self._verified = False
-
-    def __class_getitem__(cls, item: object) -> type[FlyteDirectory]:
-        return with_format(cls, item)
+        self._locate(path, remote_directory)
 
     @property
     def path(self) -> str:
         return self.download()
-
-    @property
-    def remote_source(self) -> str | None:
-        return self._remote
 
     @property
     def remote_directory(self) -> str | None:
@@ -79,25 +65,8 @@ class FlyteDirectory(os.PathLike):
             for entry in sorted(base.iterdir())
         ]
 
-    def __fspath__(self) -> str:
-        return self.download()
-
     def __truediv__(self, name: str) -> Path:
         return Path(self.download()) / name
-
-    def __str__(self) -> str:
-        return self._remote if self._local is None else self._local  # type: ignore[return-value]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self)!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FlyteDirectory):
-            return NotImplemented
-        return (self._local, self._remote) == (other._local, other._remote)
-
-    def __hash__(self) -> int:
-        return hash((self._local, self._remote))
 
     # -- the protocol of kernelflow._core.adapt --
 
@@ -113,9 +82,7 @@ class FlyteDirectory(os.PathLike):
         if type(value) is target or not isinstance(target, type):
             return value
         if isinstance(value, FlyteDirectory):
-            copy = target.__new__(target)
-            copy.__dict__.update(value.__dict__)
-            return copy
+            return value._as(target)
         if isinstance(value, (str, os.PathLike)) and not isinstance(value, FlyteFile):
             return target(value)
         return value
@@ -125,33 +92,17 @@ class FlyteDirectory(os.PathLike):
             return self._checksum
         return tree_checksum(self.download())
 
-    def __kernelflow_verify__(self) -> None:
-        if self._checksum is not None and self._local is not None:
-            self._verified = False
-            self.download()
+    def _put(self, root: str | os.PathLike[str], local: str) -> tuple[Path, str]:
+        return put_tree(root, local)
 
-    def __kernelflow_persist__(self, root: str | os.PathLike[str] | None) -> FlyteDirectory:
-        if root is None or self._local is None or self._checksum is not None:
-            return self
-        stored, checksum = put_tree(root, self._local)
-        copy = type(self).__new__(type(self))
-        copy.__dict__.update(self.__dict__)
-        copy._local, copy._checksum, copy._verified = str(stored), checksum, True
-        return copy
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"local": self._local, "remote": self._remote, "checksum": self._checksum}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._local, self._remote = state["local"], state["remote"]
-        self._checksum, self._verified = state["checksum"], False
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.extension, self.__getstate__()))
+FlyteDirectory.family = FlyteDirectory
 
 
 def _rebuild(extension: str, state: dict[str, Any]) -> FlyteDirectory:
-    cls = FlyteDirectory[extension] if extension else FlyteDirectory
-    value = cls.__new__(cls)
-    value.__setstate__(state)
-    return value
+    """What pickles made before the shared base name (kept so that stores still read)."""
+    return rebuild(FlyteDirectory, extension, state)
+
+
+def __getattr__(name: str) -> Any:  # Flyte's names kernelflow lacks: the one message
+    return refuse(__name__, name)

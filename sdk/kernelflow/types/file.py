@@ -15,34 +15,24 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any
 
 from kernelflow._core.typecheck import unwrap
+from kernelflow.exceptions.unsupported import refuse
 from kernelflow.store.files import file_checksum, put_file, verify
-from kernelflow.types._paths import download_dir, fsspec_for, is_url, local_of, with_format
-from kernelflow.types._pydantic import instance_schema
+from kernelflow.types._paths import download_dir, fsspec_for
+from kernelflow.types._stored import StoredPath, rebuild
 
 __all__ = ["FlyteFile"]
 
 
-class FlyteFile(os.PathLike):
+class FlyteFile(StoredPath):
     """A local path or a remote URL; ``FlyteFile[TypeVar("csv")]`` names its format."""
 
-    __get_pydantic_core_schema__ = classmethod(instance_schema)  # a pydantic model field
-
-    extension: ClassVar[str] = ""
-
     def __init__(self, path: str | os.PathLike[str], remote_path: str | None = None) -> None:
-        text = os.fspath(path)
-        self._remote = text if is_url(text) else remote_path
-        self._local: str | None = None if is_url(text) else local_of(text)
-        self._checksum: str | None = None  # set when it is a verified copy in the store
-        self._verified = False
+        self._locate(path, remote_path)
         self._stamp: tuple[int, int] | None = None
         self._digest: str | None = None
-
-    def __class_getitem__(cls, item: object) -> type[FlyteFile]:
-        return with_format(cls, item)
 
     # -- Flyte's surface --
 
@@ -50,11 +40,6 @@ class FlyteFile(os.PathLike):
     def path(self) -> str:
         """The local path (a remote file is downloaded first)."""
         return self.download()
-
-    @property
-    def remote_source(self) -> str | None:
-        """The URL the file came from, or None for a local file."""
-        return self._remote
 
     @property
     def downloaded(self) -> bool:
@@ -89,23 +74,6 @@ class FlyteFile(os.PathLike):
     def new_remote_file(cls, name: str | None = None) -> FlyteFile:
         """A new local file to write (there is no remote store locally)."""
         return cls(os.path.join(download_dir(), name or "file"))
-
-    def __fspath__(self) -> str:
-        return self.download()
-
-    def __str__(self) -> str:
-        return self._remote if self._local is None else self._local  # type: ignore[return-value]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self)!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, FlyteFile):
-            return NotImplemented
-        return (self._local, self._remote) == (other._local, other._remote)
-
-    def __hash__(self) -> int:
-        return hash((self._local, self._remote))
 
     # -- the protocol of kernelflow._core.adapt --
 
@@ -143,43 +111,12 @@ class FlyteFile(os.PathLike):
             self._digest, self._stamp = file_checksum(self._local), stamp
         return self._digest
 
-    def __kernelflow_verify__(self) -> None:
-        """Raise IntegrityError when the store's copy is gone or changed."""
-        if self._checksum is not None and self._local is not None:
-            self._verified = False
-            self.download()
-
-    def __kernelflow_persist__(self, root: str | os.PathLike[str] | None) -> FlyteFile:
-        """A copy that lives in the store at ``root`` (a remote file stays where it is)."""
-        if root is None or self._local is None or self._checksum is not None:
-            return self
-        stored, checksum = put_file(root, self._local)
-        copy = self._as(type(self))
-        copy._local, copy._checksum, copy._verified = str(stored), checksum, True
-        return copy
-
-    # -- internals --
-
-    def _as(self, cls: type[FlyteFile]) -> FlyteFile:
-        copy = cls.__new__(cls)
-        copy.__dict__.update(self.__dict__)
-        return copy
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {
-            "local": self._local,
-            "remote": self._remote,
-            "checksum": self._checksum,
-        }
+    def _put(self, root: str | os.PathLike[str], local: str) -> tuple[Path, str]:
+        return put_file(root, local)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._local, self._remote = state["local"], state["remote"]
-        self._checksum = state["checksum"]
-        self._verified = False
+        super().__setstate__(state)
         self._stamp = self._digest = None
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.extension, self.__getstate__()))
 
     def copy_to(self, destination: str | os.PathLike[str]) -> FlyteFile:
         """Copy the bytes to ``destination``; a FlyteFile of the copy."""
@@ -188,8 +125,13 @@ class FlyteFile(os.PathLike):
         return type(self)(destination)
 
 
+FlyteFile.family = FlyteFile
+
+
 def _rebuild(extension: str, state: dict[str, Any]) -> FlyteFile:
-    cls = FlyteFile[extension] if extension else FlyteFile
-    value = cls.__new__(cls)
-    value.__setstate__(state)
-    return value
+    """What pickles made before the shared base name (kept so that stores still read)."""
+    return rebuild(FlyteFile, extension, state)
+
+
+def __getattr__(name: str) -> Any:  # Flyte's names kernelflow lacks: the one message
+    return refuse(__name__, name)

@@ -16,8 +16,9 @@ A frame declared ``DataFrame[Schema]`` is validated on its way into a task and
 on its way out, lazily: every failed check of every column is listed, in an
 error that names the task and the variable; the task fails and nothing
 downstream runs. ``Annotated[DataFrame[Schema], ValidationConfig(on_error="warn")]``
-turns a failure into a warning. The validated frame is the one returned (a
-schema's ``coerce=True`` is not applied to it).
+turns a failure into a warning. A schema with ``coerce=True`` (on itself or
+on a field) hands on the frame it coerced: the task receives it, and its
+callers get it back, with the columns converted to their declared types.
 
 The core never imports pandera: this module registers its check with
 :mod:`kernelflow._core.validators`, which the type check consults.

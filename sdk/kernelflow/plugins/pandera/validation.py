@@ -19,7 +19,7 @@ except ImportError as error:  # the optional extra is not installed
         "pip install 'kernelflow[pandera]'"
     ) from error
 
-__all__ = ["ValidationConfig", "enable", "problems"]
+__all__ = ["ValidationConfig", "coerced", "enable", "problems"]
 
 _CASES_SHOWN = 5  # failure cases listed per failed check
 
@@ -41,20 +41,61 @@ class ValidationConfig:
 
 def enable() -> None:
     """Validate ``pandera.typing.DataFrame[...]`` values from now on (done at import)."""
-    register_validator(pandera.typing.DataFrame, problems)
+    register_validator(pandera.typing.DataFrame, problems, coercer=coerced)
 
 
-def problems(value: Any, declared: Any) -> list[str]:
-    """What is wrong with ``value`` as a ``DataFrame[Schema]``, one entry per column."""
+def _schema_and_config(declared: Any) -> tuple[Any, ValidationConfig]:
+    """The schema of ``DataFrame[Schema]`` (None if bare) and the ValidationConfig beside it."""
     config = ValidationConfig()
     if get_origin(declared) is Annotated:
         found = [meta for meta in declared.__metadata__ if isinstance(meta, ValidationConfig)]
         config = found[0] if found else config
         declared = declared.__origin__
     args = get_args(declared)
-    if not args:
+    return (args[0] if args else None), config
+
+
+def coerced(value: Any, declared: Any) -> Any:
+    """The frame a coercing schema makes of ``value`` (``"1"`` becomes ``1``); else ``value``.
+
+    Only schemas that coerce (``coerce=True`` on the schema or on a field) are
+    run here, so the others are validated once, by :func:`problems`. A frame the
+    schema rejects is returned as it is: :func:`problems` then names what is wrong.
+    """
+    schema, _ = _schema_and_config(declared)
+    pandas = sys.modules.get("pandas")
+    if schema is None or pandas is None or not isinstance(value, pandas.DataFrame):
+        return value
+    if not _coerces(schema):
+        return value
+    try:
+        return schema.validate(value, lazy=True)
+    except (pandera.errors.SchemaErrors, pandera.errors.SchemaError):
+        return value
+
+
+_COERCES: dict[int, tuple[Any, bool]] = {}
+
+
+def _coerces(schema: Any) -> bool:
+    """Whether the schema (a DataFrameModel or a DataFrameSchema) changes what it validates."""
+    entry = _COERCES.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    built = schema.to_schema() if hasattr(schema, "to_schema") else schema
+    columns = getattr(built, "columns", {}) or {}
+    answer = bool(getattr(built, "coerce", False)) or any(
+        getattr(column, "coerce", False) for column in columns.values()
+    )
+    _COERCES[id(schema)] = (schema, answer)
+    return answer
+
+
+def problems(value: Any, declared: Any) -> list[str]:
+    """What is wrong with ``value`` as a ``DataFrame[Schema]``, one entry per column."""
+    schema, config = _schema_and_config(declared)
+    if schema is None:
         return []
-    schema = args[0]
     pandas = sys.modules.get("pandas")
     if pandas is None or not isinstance(value, pandas.DataFrame):
         return ["not a pandas DataFrame"]

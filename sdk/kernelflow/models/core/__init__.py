@@ -1,0 +1,1 @@
+"""``flytekit.models.core``: ``types.BlobType``."""
