@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import time
+from pathlib import Path
+
 import pytest
 
 import kernelflow
 from kernelflow import current_context, map_task, task, workflow
 from kernelflow.engine.events import Event
 from kernelflow.engine.mapping import batches
-from kernelflow.errors import RecoverableError, TaskFailedError
+from kernelflow.errors import ParameterError, RecoverableError, TaskFailedError
 
 COMPUTED: list[int] = []
 
@@ -146,3 +151,55 @@ def test_a_retried_map_item_resumes_from_its_own_checkpoint() -> None:
     # The retry: seed 1 restores its finished state, seed 2 continues at epoch 2.
     second_attempt = [(2, 2), (2, 3), (3, 1), (3, 2), (3, 3)]
     assert first_attempt + second_attempt == EPOCHS_RUN
+
+
+# --- concurrency: at most N items in flight, on every backend ---------------------------
+
+
+@task
+def timed_item(x: int, log_dir: str) -> int:
+    """Record when this item started and ended, so the test can see which ran together."""
+    started = time.time()
+    time.sleep(0.15)
+    Path(log_dir, f"{x}.json").write_text(json.dumps([started, time.time()]))
+    return x
+
+
+@workflow
+def two_at_a_time(xs: list[int], log_dir: str) -> list[int]:
+    return map_task(functools.partial(timed_item, log_dir=log_dir), concurrency=2)(x=xs)
+
+
+def most_at_once(log_dir: Path) -> int:
+    """The largest number of items whose [start, end] spans overlap at one moment."""
+    moments = []
+    for path in log_dir.glob("*.json"):
+        started, ended = json.loads(path.read_text())
+        moments += [(started, 1), (ended, -1)]
+    running = peak = 0
+    for _, change in sorted(moments):  # at one instant an end sorts before a start
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.mark.parametrize(
+    "parallel,backend", [(1, "threading"), (4, "threading"), (4, "loky"), (4, "dask")]
+)
+def test_concurrency_bounds_the_items_in_flight(
+    tmp_path: Path, parallel: int, backend: str
+) -> None:
+    xs = list(range(8))
+    result = kernelflow.run(
+        two_at_a_time, {"xs": xs, "log_dir": str(tmp_path)}, parallel=parallel, backend=backend
+    )
+    assert result.outputs["o0"] == xs
+    assert len(list(tmp_path.glob("*.json"))) == len(xs)
+    assert most_at_once(tmp_path) <= 2
+    if parallel > 1 and backend == "threading":
+        assert most_at_once(tmp_path) == 2  # the bound is the map's, not one at a time
+
+
+def test_a_negative_concurrency_is_refused() -> None:
+    with pytest.raises(ParameterError, match="concurrency must be a whole number >= 0"):
+        map_task(square, concurrency=-1)

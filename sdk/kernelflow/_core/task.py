@@ -64,6 +64,8 @@ class Task:
     # For a map task: the fraction of items that must succeed (Flyte's
     # ``min_success_ratio``); below 1, a failed item's outputs are None.
     min_success_ratio: float = 1.0
+    # For a map task: at most this many items in flight (Flyte's ``concurrency``); None: no bound.
+    concurrency: int | None = None
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Compute the outputs (by name) from the inputs (by name)."""
