@@ -10,6 +10,12 @@ listeners with a ``task_waiting`` event, from the task's ``waiting_for``.
 
 A value that does not come within the timeout fails the node, with the command
 that would have given it.
+
+The node waits for the signal of its resume chain (the first run's id): a run
+that waited, died and was resumed under a new id takes a value sent to the old
+id or the new one, before or after the resume. It records the type it expects
+in a form another process can rebuild, so ``kernelflow signal`` refuses a value
+of the wrong type when it is sent.
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ from kernelflow._core.errors import (
 )
 from kernelflow._core.interface import Interface, parse_parameter, type_name
 from kernelflow._core.task import Task, TaskOptions
+from kernelflow._core.type_spec import describe_type, rebuild_type
+from kernelflow._core.typenames import short_repr
 from kernelflow.engine.context import current_context
+from kernelflow.engine.resume import finished_by
+from kernelflow.store.home import Store, open_store
 from kernelflow.store.signals import SignalStore
 from kernelflow.workflows.workflow import Promise, add_call, current_builder
 
@@ -93,6 +103,7 @@ class GateTask(Task):
         context = current_context()
         assert self.signal is not None
         store = SignalStore(context.store_root)
+        root = open_store(context.store_root).runs.chain_root(context.run_id)
         deadline = time.time() + self.seconds
         store.start_wait(
             context.run_id,
@@ -100,9 +111,11 @@ class GateTask(Task):
             node=context.node,
             type_name=type_name(self.expected_type),
             deadline=deadline,
+            root=root,
+            spec=describe_type(self.expected_type),
         )
         while True:
-            text = store.value(context.run_id, self.signal)
+            text = store.value(root, self.signal)
             if text is not None:
                 try:
                     value = parse_parameter(self.signal, text, self.expected_type)
@@ -122,6 +135,70 @@ class GateTask(Task):
                     + ", or give a longer timeout",
                 )
             time.sleep(POLL_SECONDS)
+
+
+def send_signal(store: Store, run_id: str, name: str, value: str) -> None:
+    """Store ``value`` (text) for signal ``name`` of run ``run_id``'s resume chain.
+
+    Refused, with nothing stored: an unknown run; a run that is finished (it, or a
+    run that resumed it, succeeded); a value that does not parse as the type the
+    waiting node recorded. A run that died, failed or was interrupted takes the
+    signal: its waiting node finds it when ``--resume`` runs it again.
+    """
+    run = store.runs.get_run(run_id)
+    if run is None:
+        raise ParameterError(
+            f"no run {run_id!r} in the store {store.home}",
+            parameter="run_id",
+            actual=run_id,
+            fix="`kernelflow runs` lists the runs; check $KERNELFLOW_HOME",
+        )
+    _refuse_finished(store, run_id, str(run["status"]), name)
+    root = store.runs.chain_root(run_id)
+    signals = SignalStore(store.home)
+    _check_value(signals.expected(root, name), run_id, name, value)
+    signals.send(root, name, value)
+
+
+def _refuse_finished(store: Store, run_id: str, status: str, name: str) -> None:
+    finisher = run_id if status == "succeeded" else finished_by(store, run_id)
+    if finisher is None:
+        return
+    how = "succeeded" if finisher == run_id else f"was resumed by run {finisher}, which succeeded"
+    raise ParameterError(
+        f"run {run_id!r} {how}: nothing waits for {name!r} any more",
+        parameter="run_id",
+        actual=run_id,
+        fix="signal a run that is running or can be resumed (`kernelflow runs` shows "
+        "the waiting ones)",
+    )
+
+
+def _check_value(
+    expected: tuple[str, str | None] | None, run_id: str, name: str, text: str
+) -> None:
+    """Parse ``text`` as the waiting node will; a value it would refuse is refused now."""
+    tp = rebuild_type(expected[1]) if expected is not None else None
+    if expected is None or tp is None:
+        return  # no node waited yet, or its type has no description: the node checks
+    try:
+        parse_parameter(name, text, tp)
+    except ParameterError as error:
+        problem = f" ({error.problem})" if getattr(error, "problem", None) else ""
+        command = (
+            f"kernelflow approve {run_id} {name} [--reject]"
+            if tp is bool
+            else f"kernelflow signal {run_id} {name} VALUE"
+        )
+        raise ParameterError(
+            f"run {run_id!r} waits for signal {name!r} as {expected[0]}, "
+            f"got {short_repr(text)}{problem}; nothing was sent",
+            fix=f"send a value that reads as {expected[0]}: {command}",
+            parameter=name,
+            expected=expected[0],
+            actual=text,
+            run_id=run_id,
+        ) from error
 
 
 def sleep(duration: timedelta) -> Any:
