@@ -306,6 +306,56 @@ def test_on_failure_runs_the_cleanup_with_the_inputs_and_the_error() -> None:
     assert result.status == "failed" and CLEANED[1][0] == "other"
 
 
+@workflow(on_failure=clean_up)
+def cluster_job(name: str) -> int:
+    return fail(cluster=create_cluster(name=name))
+
+
+@task
+def fine(name: str) -> str:
+    return f"{name} is fine"
+
+
+def test_a_failing_sub_workflow_runs_its_own_on_failure() -> None:
+    """Flyte's semantics: the sub-workflow's handler gets its inputs; the parent's runs too."""
+    CLEANED.clear()
+
+    @workflow
+    def parent(prefix: str) -> int:
+        return cluster_job(name=fine(name=prefix))
+
+    result = kernelflow.run(parent, {"prefix": "sub"})
+    assert result.status == "failed"
+    [(name, message)] = CLEANED  # the sub-workflow's own input, and its error
+    assert name == "sub is fine" and "Fail on sub is fine!" in message
+    assert result.tasks["cluster_job"].status == "failed"
+
+    CLEANED.clear()
+
+    @workflow(on_failure=clean_up)
+    def guarded(name: str) -> int:
+        return cluster_job(name=name)
+
+    with pytest.raises(TaskFailedError, match="Fail on outer!"):
+        guarded(name="outer")
+    assert [name for name, _ in CLEANED] == ["outer", "outer"]  # inner handler, then outer
+
+
+def test_a_sub_workflow_that_succeeds_runs_no_handler() -> None:
+    CLEANED.clear()
+
+    @workflow(on_failure=clean_up)
+    def ok_job(name: str) -> str:
+        return fine(name=name)
+
+    @workflow
+    def parent(name: str) -> str:
+        return ok_job(name=name)
+
+    assert parent(name="x") == "x is fine"
+    assert CLEANED == []
+
+
 # --- current_context() ---------------------------------------------------------------
 
 
