@@ -23,6 +23,7 @@ from kernelflow.core.type_engine import BatchSize
 from kernelflow.errors import KernelflowError, TaskFailedError, UnsupportedFeatureError
 from kernelflow.exceptions.user import FlyteRecoverableException
 from kernelflow.types.error.error import FlyteError
+from kernelflow.types.file import FlyteFile
 
 # --- the import rule: Flyte's names at Flyte's paths -------------------------------
 
@@ -384,6 +385,56 @@ def test_current_context_as_flyte_has_it() -> None:
     assert run_name == result.run_id
     assert workdir.endswith("attempt-2")  # one directory per attempt
     assert total == 10  # the second attempt read the first's checkpoint
+
+
+@task
+def write_in_scratch(text: str) -> (FlyteFile, str):  # type: ignore[syntax]
+    """Flyte's usual pattern: write a file in the working directory, return it."""
+    workdir = current_context().working_directory
+    path = Path(workdir, "note.txt")
+    path.write_text(text)
+    return FlyteFile(str(path)), workdir
+
+
+@task
+def read_file(f: FlyteFile) -> str:
+    with open(f) as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize("parallel,backend", [(1, "threading"), (2, "loky")])
+def test_the_working_directory_is_removed_when_the_task_ends(parallel: int, backend: str) -> None:
+    """Per attempt, gone afterwards, as in Flyte; a file returned from it outlives it."""
+
+    @workflow
+    def wf(text: str) -> (str, FlyteFile, str):  # type: ignore[syntax]
+        f, workdir = write_in_scratch(text=text)
+        return read_file(f=f), f, workdir
+
+    result = kernelflow.run(wf, {"text": "kept"}, parallel=parallel, backend=backend)
+    assert result.status == "succeeded", result.error
+    text, returned, workdir = result.outputs["o0"], result.outputs["o1"], result.outputs["o2"]
+    assert not Path(workdir).exists()
+    assert text == "kept"  # the next task read the file
+    with open(returned) as handle:
+        assert handle.read() == "kept"  # and so can the caller, after the run
+
+
+FAILED_SCRATCH: list[str] = []
+
+
+@task
+def fail_in_scratch() -> int:
+    FAILED_SCRATCH.append(current_context().working_directory)
+    Path(FAILED_SCRATCH[-1], "partial.txt").write_text("half done")
+    raise ValueError("gave up")
+
+
+def test_the_working_directory_of_a_failed_task_is_removed_too() -> None:
+    FAILED_SCRATCH.clear()
+    with pytest.raises(TaskFailedError, match="gave up"):
+        fail_in_scratch()
+    assert FAILED_SCRATCH and not Path(FAILED_SCRATCH[0]).exists()
 
 
 def test_batch_size_is_accepted_on_a_list_output() -> None:

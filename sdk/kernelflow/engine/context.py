@@ -13,8 +13,9 @@ the next attempt of the same node in the same run (after a retry or a resume)::
         ctx.checkpoint.save(state)
 
 Flyte's names are there too: ``execution_id.name`` (the run id),
-``working_directory`` (a scratch directory of this attempt), ``logging`` (a
-logger named after the task) and ``checkpoint.read()`` / ``checkpoint.write(bytes)``.
+``working_directory`` (a scratch directory of this attempt, removed when the
+attempt ends, as a Flyte task's goes with its container), ``logging`` (a logger
+named after the task) and ``checkpoint.read()`` / ``checkpoint.write(bytes)``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import os
 import secrets
 import tempfile
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,9 +139,13 @@ class ExecutionContext:
         return Secrets()
 
     @property
+    def slot(self) -> str:
+        """The node, or the node's item (``node[3]``): what has a checkpoint of its own."""
+        return self.node if self.item is None else f"{self.node}[{self.item}]"
+
+    @property
     def checkpoint(self) -> Checkpoint:
-        slot = self.node if self.item is None else f"{self.node}[{self.item}]"
-        return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, slot)
+        return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, self.slot)
 
     @property
     def execution_id(self) -> ExecutionId:
@@ -147,22 +153,37 @@ class ExecutionContext:
 
     @property
     def working_directory(self) -> str:
-        """A scratch directory of this attempt (of this item), created on first use."""
-        slot = self.node if self.item is None else f"{self.node}[{self.item}]"
-        path = Path(
-            tempfile.gettempdir(),
-            "kernelflow-work",
-            self.run_id,
-            urllib.parse.quote(slot, safe=""),
-            f"attempt-{self.attempt}",
-        )
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
+        """A scratch directory of this attempt (of this item), made on first use.
+
+        A fresh temporary directory, removed when the attempt ends, whether it
+        succeeded or failed (:func:`release_working_directory`).
+        """
+        key = (self.run_id, self.slot, self.attempt)
+        with _scratch_lock:
+            path = _scratch.get(key)
+            if path is None:
+                prefix = f"kernelflow-{self.run_id}-{urllib.parse.quote(self.slot, safe='')}-"
+                path = _scratch[key] = tempfile.mkdtemp(
+                    prefix=prefix, suffix=f"-attempt-{self.attempt}"
+                )
+        return path
 
     @property
     def logging(self) -> logging.Logger:
         """A logger named after the task (``kernelflow.task.NAME``)."""
         return logging.getLogger(f"kernelflow.task.{self.task_name}")
+
+
+# The scratch directories of the attempts running in this process, made on first use.
+_scratch: dict[tuple[str, str, int], str] = {}
+_scratch_lock = threading.Lock()
+
+
+def release_working_directory(context: ExecutionContext) -> str | None:
+    """Forget the attempt's scratch directory: its path for the caller to remove, or
+    None when the attempt never asked for one."""
+    with _scratch_lock:
+        return _scratch.pop((context.run_id, context.slot, context.attempt), None)
 
 
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(

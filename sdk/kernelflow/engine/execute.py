@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import traceback
 import types
 from collections.abc import Mapping
 from typing import Any
 
-from kernelflow._core.adapt import adapt_all
+from kernelflow._core.adapt import adapt_all, keep
 from kernelflow._core.errors import (
     KernelflowError,
     OutputTypeError,
@@ -27,7 +28,12 @@ from kernelflow._core.interface import check_value, type_name
 from kernelflow._core.resources import requirements_of
 from kernelflow._core.task import Task
 from kernelflow._core.validators import is_validated, load_validators
-from kernelflow.engine.context import ExecutionContext, reset_context, set_context
+from kernelflow.engine.context import (
+    ExecutionContext,
+    release_working_directory,
+    reset_context,
+    set_context,
+)
 from kernelflow.engine.decks import DeckCollector
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,6 +41,15 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
+    try:
+        outputs = _execute(task, inputs, context)
+    except BaseException:
+        _remove_scratch(release_working_directory(context))
+        raise
+    return _outlive_scratch(task, context, outputs)
+
+
+def _execute(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     load_validators(context.plugins)  # in a fresh worker: the plugins the run uses
     token = set_context(context)
     decks = _decks(task, context)
@@ -56,6 +71,34 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
         reset_context(token)
     check_outputs(task, outputs)
     return outputs
+
+
+def _outlive_scratch(task: Task, context: ExecutionContext, outputs: dict) -> dict:
+    """The outputs, safe from the removal of the attempt's scratch directory, which goes.
+
+    A task often writes a file there and returns it (Flyte's examples do): its
+    files are copied into the store first, as they would be after the task, and
+    the outputs name the copies. If that fails the directory stays, so the
+    outputs still hold, and the store's own attempt later warns as usual.
+    """
+    scratch = release_working_directory(context)
+    if scratch is None:
+        return outputs
+    declared = task.interface.outputs
+    try:
+        kept = {
+            name: keep(value, declared.get(name), context.store_root)
+            for name, value in outputs.items()
+        }
+    except Exception:  # a full disk...: the outputs stay where they are
+        return outputs
+    _remove_scratch(scratch)
+    return kept
+
+
+def _remove_scratch(path: str | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _decks(task: Task, context: ExecutionContext) -> contextlib.AbstractContextManager[Any]:
