@@ -329,7 +329,12 @@ class RunLoop:
         self.bus.emit("task_started", node=node_id, task=task.name, attempt=attempt)
         if task.waiting_for is not None:  # a gate node (workflows.human)
             self.bus.emit(
-                "task_waiting", node=node_id, task=task.name, waiting_for=task.waiting_for
+                "task_waiting",
+                node=node_id,
+                task=task.name,
+                waiting_for=task.waiting_for,
+                gate=task.gate,
+                signal=task.signal,
             )
         context = ExecutionContext(
             self.run_id,

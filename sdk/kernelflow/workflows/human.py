@@ -58,7 +58,7 @@ class GateTask(Task):
         expected_type: Any = None,
         passthrough: Any = None,
     ) -> None:
-        self.kind = kind
+        self.gate: GateKind = kind
         self.name = name
         self.signal = None if kind == "sleep" else name
         self.seconds = seconds
@@ -81,7 +81,7 @@ class GateTask(Task):
 
     @property
     def code_hash(self) -> str:
-        text = f"{self.kind}:{self.name}:{type_name(self.expected_type)}:{self.seconds}"
+        text = f"{self.gate}:{self.name}:{type_name(self.expected_type)}:{self.seconds}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,7 +89,7 @@ class GateTask(Task):
             time.sleep(self.seconds)
             return {}
         value = self._wait()
-        if self.kind == "approve":
+        if self.gate == "approve":
             if not value:
                 raise SignalRejectedError(
                     f"approval {self.signal!r} was rejected",
@@ -126,12 +126,12 @@ class GateTask(Task):
                 return value
             if time.time() >= deadline:
                 store.end_wait(context.run_id, self.signal, "timed_out")
-                verb = "approve" if self.kind == "approve" else "signal"
+                verb = "approve" if self.gate == "approve" else "signal"
                 raise SignalTimeoutError(
-                    f"{self.kind} {self.signal!r} got no value within {self.seconds:g} s",
+                    f"{self.gate} {self.signal!r} got no value within {self.seconds:g} s",
                     task=self.name,
                     fix=f"send it in time: kernelflow {verb} {context.run_id} {self.signal}"
-                    + ("" if self.kind == "approve" else " VALUE")
+                    + ("" if self.gate == "approve" else " VALUE")
                     + ", or give a longer timeout",
                 )
             time.sleep(POLL_SECONDS)
@@ -235,8 +235,8 @@ def _add(task: GateTask, kwargs: Mapping[str, Any]) -> Any:
     builder = current_builder()
     if builder is None:
         raise DefinitionError(
-            f"{task.kind}() was called outside a @workflow",
-            fix=f"call {task.kind}(...) in a workflow body; it adds a node that waits",
+            f"{task.gate}() was called outside a @workflow",
+            fix=f"call {task.gate}(...) in a workflow body; it adds a node that waits",
         )
     return add_call(builder, task, kwargs)
 
