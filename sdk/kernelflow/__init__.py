@@ -75,6 +75,8 @@ __all__ = [
     "ImperativeWorkflow",
     "Schema",
     "WorkflowFailurePolicy",
+    "FlyteContext",
+    "FlyteContextManager",
     # Flyte types and resources (issue 15)
     "FlyteFile",
     "FlyteDirectory",
@@ -144,6 +146,8 @@ _LAZY = {
     "reference_task": "kernelflow.workflows.reference",
     "reference_workflow": "kernelflow.workflows.reference",
     "reference_launch_plan": "kernelflow.workflows.reference",
+    "FlyteContext": "kernelflow.core.context_manager",
+    "FlyteContextManager": "kernelflow.core.context_manager",
 }
 
 
