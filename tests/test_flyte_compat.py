@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import pickle
+import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -388,12 +389,13 @@ def test_current_context_as_flyte_has_it() -> None:
 
 
 @task
-def write_in_scratch(text: str) -> (FlyteFile, str):  # type: ignore[syntax]
+def write_in_scratch(text: str, log: str) -> FlyteFile:
     """Flyte's usual pattern: write a file in the working directory, return it."""
     workdir = current_context().working_directory
+    Path(log).write_text(workdir)  # where it was, for the test (any backend's process)
     path = Path(workdir, "note.txt")
     path.write_text(text)
-    return FlyteFile(str(path)), workdir
+    return FlyteFile(str(path))
 
 
 @task
@@ -403,21 +405,38 @@ def read_file(f: FlyteFile) -> str:
 
 
 @pytest.mark.parametrize("parallel,backend", [(1, "threading"), (2, "loky")])
-def test_the_working_directory_is_removed_when_the_task_ends(parallel: int, backend: str) -> None:
+def test_the_working_directory_is_removed_when_the_task_ends(
+    tmp_path: Path, parallel: int, backend: str
+) -> None:
     """Per attempt, gone afterwards, as in Flyte; a file returned from it outlives it."""
 
     @workflow
-    def wf(text: str) -> (str, FlyteFile, str):  # type: ignore[syntax]
-        f, workdir = write_in_scratch(text=text)
-        return read_file(f=f), f, workdir
+    def wf(text: str, log: str) -> (str, FlyteFile):  # type: ignore[syntax]
+        f = write_in_scratch(text=text, log=log)
+        return read_file(f=f), f
 
-    result = kernelflow.run(wf, {"text": "kept"}, parallel=parallel, backend=backend)
+    log = tmp_path / "workdir.txt"
+    result = kernelflow.run(
+        wf, {"text": "kept", "log": str(log)}, parallel=parallel, backend=backend
+    )
     assert result.status == "succeeded", result.error
-    text, returned, workdir = result.outputs["o0"], result.outputs["o1"], result.outputs["o2"]
-    assert not Path(workdir).exists()
+    text, returned = result.outputs["o0"], result.outputs["o1"]
+    assert not Path(log.read_text()).exists()
     assert text == "kept"  # the next task read the file
     with open(returned) as handle:
         assert handle.read() == "kept"  # and so can the caller, after the run
+
+
+@task
+def name_scratch() -> str:
+    return current_context().working_directory
+
+
+def test_a_working_directory_an_output_still_names_is_kept() -> None:
+    """A path into it that the store does not copy (here: text) keeps the directory."""
+    workdir = name_scratch()
+    assert Path(workdir).is_dir()
+    shutil.rmtree(workdir)
 
 
 FAILED_SCRATCH: list[str] = []

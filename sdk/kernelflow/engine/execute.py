@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import shutil
 import traceback
 import types
@@ -78,8 +79,9 @@ def _outlive_scratch(task: Task, context: ExecutionContext, outputs: dict) -> di
 
     A task often writes a file there and returns it (Flyte's examples do): its
     files are copied into the store first, as they would be after the task, and
-    the outputs name the copies. If that fails the directory stays, so the
-    outputs still hold, and the store's own attempt later warns as usual.
+    the outputs name the copies. The directory stays when that fails, or when an
+    output still names something in it (a file in a container the store does not
+    walk), so that the outputs still hold.
     """
     scratch = release_working_directory(context)
     if scratch is None:
@@ -92,8 +94,18 @@ def _outlive_scratch(task: Task, context: ExecutionContext, outputs: dict) -> di
         }
     except Exception:  # a full disk...: the outputs stay where they are
         return outputs
-    _remove_scratch(scratch)
+    if not _names(kept, os.path.basename(scratch)):
+        _remove_scratch(scratch)
     return kept
+
+
+def _names(outputs: dict, directory_name: str) -> bool:
+    """Whether ``outputs`` may name something in the directory (its unique name is in
+    their pickle, as a path's text or part); unpicklable outputs may."""
+    try:
+        return directory_name.encode() in pickle.dumps(outputs)
+    except Exception:
+        return True
 
 
 def _remove_scratch(path: str | None) -> None:
