@@ -7,24 +7,14 @@ The programs are written as a Flyte user writes them, with ``flytekit`` read as
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from pathlib import Path
 
 import pytest
 
 import kernelflow
-from kernelflow import (
-    FlyteContextManager,
-    Workflow,
-    conditional,
-    dynamic,
-    eager,
-    task,
-    workflow,
-)
+from kernelflow import Workflow, conditional, dynamic, eager, task, workflow
 from kernelflow.core.node_creation import create_node
-from kernelflow.errors import UnsupportedFeatureError
 from kernelflow.exceptions.eager import EagerException
 from kernelflow.exceptions.user import FlyteRecoverableException
 from kernelflow.workflows.conditional import Echo
@@ -707,55 +697,3 @@ def test_with_overrides_applies_a_timeout_to_that_node() -> None:
     assert result.status == "failed"
     assert type(result.error).__name__ == "TaskTimeoutError"
     assert sleepy.options.timeout is None
-
-
-# --- FlyteContextManager: the nodes of the workflow being defined ----------------------
-
-ORDER: list[str] = []
-
-
-@task
-def open_session() -> None:
-    ORDER.append("open")
-
-
-@task
-def close_session() -> None:
-    ORDER.append("close")
-
-
-@task
-def step(x: int) -> int:
-    ORDER.append(f"step {x}")
-    return x + 1
-
-
-def bracketed(fn):  # type: ignore[no-untyped-def]
-    """A workflow decorator in Flyte's style: a node before the body's first, one after its last."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        context = FlyteContextManager.current_context()
-        before = create_node(open_session)
-        outputs = fn(*args, **kwargs)
-        after = create_node(close_session)
-        nodes = context.compilation_state.nodes
-        before >> nodes[1]
-        nodes[-2] >> after
-        return outputs
-
-    return wrapper
-
-
-def test_the_compilation_state_lists_the_nodes_defined_so_far() -> None:
-    @workflow
-    @bracketed
-    def wrapped(x: int) -> int:
-        return step(x=step(x=x))
-
-    ORDER.clear()
-    assert wrapped(x=1) == 3
-    assert ORDER == ["open", "step 1", "step 2", "close"]
-    assert FlyteContextManager.current_context().compilation_state is None  # outside a body
-    with pytest.raises(UnsupportedFeatureError, match=r"FlyteContext\.file_access"):
-        FlyteContextManager.current_context().file_access  # noqa: B018

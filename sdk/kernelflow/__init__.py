@@ -75,8 +75,6 @@ __all__ = [
     "ImperativeWorkflow",
     "Schema",
     "WorkflowFailurePolicy",
-    "FlyteContext",
-    "FlyteContextManager",
     # Flyte types and resources (issue 15)
     "FlyteFile",
     "FlyteDirectory",
@@ -146,8 +144,6 @@ _LAZY = {
     "reference_task": "kernelflow.workflows.reference",
     "reference_workflow": "kernelflow.workflows.reference",
     "reference_launch_plan": "kernelflow.workflows.reference",
-    "FlyteContext": "kernelflow.core.context_manager",
-    "FlyteContextManager": "kernelflow.core.context_manager",
 }
 
 

@@ -152,10 +152,6 @@ class GraphBuilder:
         self._nodes[node.id] = node
         return node
 
-    def node_ids(self) -> list[NodeId]:
-        """The nodes added so far, in the order they were added."""
-        return list(self._nodes)
-
     def node(self, node_id: NodeId) -> Node:
         """A node already added."""
         if node_id not in self._nodes:
