@@ -156,7 +156,7 @@ class ExecutionContext:
         """A scratch directory of this attempt (of this item), made on first use.
 
         A fresh temporary directory, removed when the attempt ends, whether it
-        succeeded or failed (:func:`release_working_directory`).
+        succeeded or failed (:meth:`release_working_directory`).
         """
         key = (self.run_id, self.slot, self.attempt)
         with _scratch_lock:
@@ -168,6 +168,12 @@ class ExecutionContext:
                 )
         return path
 
+    def release_working_directory(self) -> str | None:
+        """Forget this attempt's scratch directory: its path, for the caller to remove,
+        or None when the attempt never asked for one."""
+        with _scratch_lock:
+            return _scratch.pop((self.run_id, self.slot, self.attempt), None)
+
     @property
     def logging(self) -> logging.Logger:
         """A logger named after the task (``kernelflow.task.NAME``)."""
@@ -177,13 +183,6 @@ class ExecutionContext:
 # The scratch directories of the attempts running in this process, made on first use.
 _scratch: dict[tuple[str, str, int], str] = {}
 _scratch_lock = threading.Lock()
-
-
-def release_working_directory(context: ExecutionContext) -> str | None:
-    """Forget the attempt's scratch directory: its path for the caller to remove, or
-    None when the attempt never asked for one."""
-    with _scratch_lock:
-        return _scratch.pop((context.run_id, context.slot, context.attempt), None)
 
 
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(

@@ -29,28 +29,27 @@ from kernelflow._core.interface import check_value, type_name
 from kernelflow._core.resources import requirements_of
 from kernelflow._core.task import Task
 from kernelflow._core.validators import is_validated, load_validators
-from kernelflow.engine.context import (
-    ExecutionContext,
-    release_working_directory,
-    reset_context,
-    set_context,
-)
+from kernelflow.engine.context import ExecutionContext, reset_context, set_context
 from kernelflow.engine.decks import DeckCollector
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
-    """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
+    """Run ``task`` on ``inputs`` once; return its outputs, checked, by name.
+
+    The attempt's scratch directory (``working_directory``) goes when it ends.
+    """
     try:
-        outputs = _execute(task, inputs, context)
+        outputs = _attempt(task, inputs, context)
     except BaseException:
-        _remove_scratch(release_working_directory(context))
+        _remove_scratch(context.release_working_directory())
         raise
     return _outlive_scratch(task, context, outputs)
 
 
-def _execute(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
+def _attempt(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
+    """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
     load_validators(context.plugins)  # in a fresh worker: the plugins the run uses
     token = set_context(context)
     decks = _decks(task, context)
@@ -83,7 +82,7 @@ def _outlive_scratch(task: Task, context: ExecutionContext, outputs: dict) -> di
     output still names something in it (a file in a container the store does not
     walk), so that the outputs still hold.
     """
-    scratch = release_working_directory(context)
+    scratch = context.release_working_directory()
     if scratch is None:
         return outputs
     declared = task.interface.outputs
