@@ -388,6 +388,16 @@ def test_current_context_as_flyte_has_it() -> None:
     assert total == 10  # the second attempt read the first's checkpoint
 
 
+def test_current_context_outside_a_task_is_the_local_one() -> None:
+    """As in Flyte, at module level too (a launch plan script passes it along)."""
+    context = current_context()
+    assert context.execution_id.name == "local"
+    assert Path(context.working_directory).is_dir()
+    assert isinstance(context.logging, logging.Logger)
+    with pytest.raises(KernelflowError, match="checkpoint was used outside a running task"):
+        context.checkpoint  # noqa: B018
+
+
 @task
 def write_in_scratch(text: str, log: str) -> FlyteFile:
     """Flyte's usual pattern: write a file in the working directory, return it."""

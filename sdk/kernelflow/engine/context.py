@@ -123,6 +123,8 @@ class ExecutionContext:
     # The plugins (kernelflow.plugins.NAME) imported where the run started: a worker
     # process imports them too, so their validation holds there (_core/validators).
     plugins: tuple[str, ...] = ()
+    # False for the context outside any task (local_context): it has no checkpoint.
+    in_task: bool = True
 
     @property
     def default_deck(self) -> Deck:
@@ -145,6 +147,11 @@ class ExecutionContext:
 
     @property
     def checkpoint(self) -> Checkpoint:
+        if not self.in_task:
+            raise KernelflowError(
+                "current_context().checkpoint was used outside a running task",
+                fix="save and restore checkpoints inside a @task function or a %%task cell",
+            )
         return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, self.slot)
 
     @property
@@ -199,6 +206,22 @@ def current_context() -> ExecutionContext:
             fix="call it inside a @task function or a %%task cell while it runs",
         )
     return context
+
+
+def flyte_current_context() -> ExecutionContext:
+    """Flyte's ``current_context()``: the running task's, else the process's local one.
+
+    Flyte gives a context at module level too (a launch plan script passes it to
+    ``LaunchPlan.get_default_launch_plan``): ``execution_id.name`` is ``local``,
+    with a working directory and a logger; only a checkpoint needs a task. The
+    engine itself uses :func:`current_context`, which refuses outside a task.
+    """
+    context = _current.get()
+    if context is not None:
+        return context
+    from kernelflow.store.home import default_home
+
+    return ExecutionContext("local", "local", "local", 1, str(default_home()), in_task=False)
 
 
 def set_context(context: ExecutionContext | None) -> contextvars.Token[ExecutionContext | None]:
