@@ -73,7 +73,6 @@ class ProgressView:
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            self.signals(event)
             if event.kind == "run_started" and event.nodes is not None:
                 self._restrict(event.nodes)
                 self.header.value = f"<b>{html.escape(self.title)}</b>: run {event.run_id}"
@@ -90,6 +89,7 @@ class ProgressView:
                     f"{event.status} in {seconds(event.duration)}"
                 )
             self._refresh(final=event.kind == "run_finished")
+            self.signals(event)  # after the row: a line never shows before its row says why
 
     def capture(self, node: str, output: Output) -> None:
         """The run's output sink: ``output`` was printed or displayed by task ``node``."""
