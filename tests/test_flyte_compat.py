@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import pickle
+import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from kernelflow.core.type_engine import BatchSize
 from kernelflow.errors import KernelflowError, TaskFailedError, UnsupportedFeatureError
 from kernelflow.exceptions.user import FlyteRecoverableException
 from kernelflow.types.error.error import FlyteError
+from kernelflow.types.file import FlyteFile
 
 # --- the import rule: Flyte's names at Flyte's paths -------------------------------
 
@@ -310,6 +312,56 @@ def test_on_failure_runs_the_cleanup_with_the_inputs_and_the_error() -> None:
     assert result.status == "failed" and CLEANED[1][0] == "other"
 
 
+@workflow(on_failure=clean_up)
+def cluster_job(name: str) -> int:
+    return fail(cluster=create_cluster(name=name))
+
+
+@task
+def fine(name: str) -> str:
+    return f"{name} is fine"
+
+
+def test_a_failing_sub_workflow_runs_its_own_on_failure() -> None:
+    """Flyte's semantics: the sub-workflow's handler gets its inputs; the parent's runs too."""
+    CLEANED.clear()
+
+    @workflow
+    def parent(prefix: str) -> int:
+        return cluster_job(name=fine(name=prefix))
+
+    result = kernelflow.run(parent, {"prefix": "sub"})
+    assert result.status == "failed"
+    [(name, message)] = CLEANED  # the sub-workflow's own input, and its error
+    assert name == "sub is fine" and "Fail on sub is fine!" in message
+    assert result.tasks["cluster_job"].status == "failed"
+
+    CLEANED.clear()
+
+    @workflow(on_failure=clean_up)
+    def guarded(name: str) -> int:
+        return cluster_job(name=name)
+
+    with pytest.raises(TaskFailedError, match="Fail on outer!"):
+        guarded(name="outer")
+    assert [name for name, _ in CLEANED] == ["outer", "outer"]  # inner handler, then outer
+
+
+def test_a_sub_workflow_that_succeeds_runs_no_handler() -> None:
+    CLEANED.clear()
+
+    @workflow(on_failure=clean_up)
+    def ok_job(name: str) -> str:
+        return fine(name=name)
+
+    @workflow
+    def parent(name: str) -> str:
+        return ok_job(name=name)
+
+    assert parent(name="x") == "x is fine"
+    assert CLEANED == []
+
+
 # --- current_context() ---------------------------------------------------------------
 
 
@@ -338,6 +390,84 @@ def test_current_context_as_flyte_has_it() -> None:
     assert run_name == result.run_id
     assert workdir.endswith("attempt-2")  # one directory per attempt
     assert total == 10  # the second attempt read the first's checkpoint
+
+
+def test_current_context_outside_a_task_is_the_local_one() -> None:
+    """As in Flyte, at module level too (a launch plan script passes it along)."""
+    context = current_context()
+    assert context.execution_id.name == "local"
+    assert Path(context.working_directory).is_dir()
+    assert isinstance(context.logging, logging.Logger)
+    with pytest.raises(KernelflowError, match="checkpoint was used outside a running task"):
+        context.checkpoint  # noqa: B018
+
+
+@task
+def write_in_scratch(text: str, log: str) -> FlyteFile:
+    """Flyte's usual pattern: write a file in the working directory, return it."""
+    workdir = current_context().working_directory
+    Path(log).write_text(workdir)  # where it was, for the test (any backend's process)
+    path = Path(workdir, "note.txt")
+    path.write_text(text)
+    return FlyteFile(str(path))
+
+
+@task
+def read_file(f: FlyteFile) -> str:
+    with open(f) as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize("parallel,backend", [(1, "threading"), (2, "loky")])
+def test_the_working_directory_is_removed_when_the_task_ends(
+    tmp_path: Path, parallel: int, backend: str
+) -> None:
+    """Per attempt, gone afterwards, as in Flyte; a file returned from it outlives it."""
+
+    @workflow
+    def wf(text: str, log: str) -> (str, FlyteFile):  # type: ignore[syntax]
+        f = write_in_scratch(text=text, log=log)
+        return read_file(f=f), f
+
+    log = tmp_path / "workdir.txt"
+    result = kernelflow.run(
+        wf, {"text": "kept", "log": str(log)}, parallel=parallel, backend=backend
+    )
+    assert result.status == "succeeded", result.error
+    text, returned = result.outputs["o0"], result.outputs["o1"]
+    assert not Path(log.read_text()).exists()
+    assert text == "kept"  # the next task read the file
+    with open(returned) as handle:
+        assert handle.read() == "kept"  # and so can the caller, after the run
+
+
+@task
+def name_scratch() -> str:
+    return current_context().working_directory
+
+
+def test_a_working_directory_an_output_still_names_is_kept() -> None:
+    """A path into it that the store does not copy (here: text) keeps the directory."""
+    workdir = name_scratch()
+    assert Path(workdir).is_dir()
+    shutil.rmtree(workdir)
+
+
+FAILED_SCRATCH: list[str] = []
+
+
+@task
+def fail_in_scratch() -> int:
+    FAILED_SCRATCH.append(current_context().working_directory)
+    Path(FAILED_SCRATCH[-1], "partial.txt").write_text("half done")
+    raise ValueError("gave up")
+
+
+def test_the_working_directory_of_a_failed_task_is_removed_too() -> None:
+    FAILED_SCRATCH.clear()
+    with pytest.raises(TaskFailedError, match="gave up"):
+        fail_in_scratch()
+    assert FAILED_SCRATCH and not Path(FAILED_SCRATCH[0]).exists()
 
 
 def test_batch_size_is_accepted_on_a_list_output() -> None:

@@ -30,6 +30,7 @@ class Row:
     cached: bool = False
     error: str = ""
     items: str = ""  # "300/10000 items" while a map node runs
+    waiting_for: str = ""  # "signal 'extra' (int)" while a gate node waits
 
     def apply(self, event: Event) -> None:
         """Take in a task event of this row's node."""
@@ -37,6 +38,8 @@ class Row:
             self.items = f"{event.done}/{event.total} items"
             return
         self.state = _STATE_OF_EVENT.get(event.kind, self.state)
+        if event.kind == "task_waiting":
+            self.waiting_for = event.waiting_for or ""
         if event.kind == "task_cached":
             self.cached, self.duration = True, event.saved
         elif event.kind in ("task_finished", "task_failed"):
@@ -58,4 +61,5 @@ class Row:
         else:
             detail = f" in {seconds(self.duration)}"
         error = f": {self.error}" if self.error else ""
-        return f"{self.state}{items}{detail}{error}"
+        waiting = f" for {self.waiting_for}" if self.state == "waiting" and self.waiting_for else ""
+        return f"{self.state}{waiting}{items}{detail}{error}"

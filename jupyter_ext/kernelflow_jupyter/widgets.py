@@ -2,7 +2,8 @@
 
 An overall bar, one collapsible row per task (its state and time in the title,
 what it printed and displayed inside, in an ``Output`` widget) and the DAG,
-updated as events arrive. The same output also carries a ``text/plain`` form,
+updated as events arrive; a node waiting for a signal gets a line of controls
+that send it (``signals.py``). The same output also carries a ``text/plain`` form,
 refreshed as the run goes on, so that where widgets cannot render (papermill,
 nbconvert, a terminal) a text progress line shows instead.
 
@@ -22,6 +23,7 @@ from kernelflow.api import Event, Graph
 from kernelflow.render import dag_svg, seconds
 from kernelflow_jupyter.captured import CapturedOutputs, Output
 from kernelflow_jupyter.rows import Row
+from kernelflow_jupyter.signals import SignalPanel
 from kernelflow_jupyter.snapshot import snapshot_html
 
 _TEXT_REFRESH_SECONDS = 1.0
@@ -54,7 +56,8 @@ class ProgressView:
         self.header = widgets.HTML(f"<b>{html.escape(title)}</b>: starting")
         self.tasks = widgets.Accordion()
         self.dag = widgets.HTML(dag_svg(graph))
-        self.box = widgets.VBox([self.header, self.bar, self.tasks, self.dag])
+        self.signals = SignalPanel()  # Send, Approve, Reject for the nodes that wait
+        self.box = widgets.VBox([self.header, self.bar, self.signals.box, self.tasks, self.dag])
         self.box.add_class("kernelflow-progress")
         self._lay_out_tasks()
         self._handle: Any = None
@@ -86,6 +89,7 @@ class ProgressView:
                     f"{event.status} in {seconds(event.duration)}"
                 )
             self._refresh(final=event.kind == "run_finished")
+            self.signals(event)  # after the row: a line never shows before its row says why
 
     def capture(self, node: str, output: Output) -> None:
         """The run's output sink: ``output`` was printed or displayed by task ``node``."""
@@ -123,6 +127,7 @@ class ProgressView:
                 self._handle.update(snapshot, raw=True)
             for widget in (*self.output_widgets.values(), self.tasks, self.dag, self.bar):
                 widget.close()
+            self.signals.close()
             self.header.close()
             self.box.close()
 

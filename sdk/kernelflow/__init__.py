@@ -36,7 +36,7 @@ from kernelflow._version import __version__
 
 # Imported eagerly (they are light): the names shadow the submodules of the same
 # name, so ``kernelflow._core.task`` is always the decorator.
-from kernelflow.engine.context import current_context
+from kernelflow.engine.context import flyte_current_context as current_context
 from kernelflow.exceptions.unsupported import install_finder, refuse
 from kernelflow.workflows.conditional import conditional
 from kernelflow.workflows.dynamic import dynamic

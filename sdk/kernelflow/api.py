@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelflow._core.describe import describe as _describe
-from kernelflow._core.errors import ParameterError, TargetError
+from kernelflow._core.errors import TargetError
 from kernelflow._core.graph import Graph
 from kernelflow._core.interface import parse_parameter
 from kernelflow._core.names import name_from_stem, validate_name
@@ -34,6 +34,7 @@ from kernelflow.store.gc import GcReport, clear_cache, collect
 from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
 from kernelflow.store.signals import SignalStore
 from kernelflow.workflows.failure import run_on_failure
+from kernelflow.workflows.human import send_signal as deliver_signal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -381,28 +382,15 @@ def close_kernel_session(shell: Any) -> None:
 def send_signal(
     run_id: str, name: str, value: str, *, store: Store | str | os.PathLike[str] | None = None
 ) -> None:
-    """Give the ``wait_for_input``/``approve`` node ``name`` of a running run its value.
+    """Give the ``wait_for_input``/``approve`` node ``name`` of a run its value.
 
-    ``value`` is text, parsed by the waiting node as the type it expects (as a ``-p``
-    value is). It may be sent before the node starts waiting.
+    ``value`` is text, parsed as the type the node expects (as a ``-p`` value is);
+    a value of the wrong type for a node that waits is refused, nothing stored.
+    It may be sent before the node starts waiting, and to a run that died while
+    it waited: ``--resume`` runs the node again, and it takes the value sent to
+    the old run id or to the new one.
     """
-    opened = _store(store)
-    run = opened.runs.get_run(run_id)
-    if run is None:
-        raise ParameterError(
-            f"no run {run_id!r} in the store {opened.home}",
-            parameter="run_id",
-            actual=run_id,
-            fix="`kernelflow runs` lists the runs; check $KERNELFLOW_HOME",
-        )
-    if run["status"] != "running":
-        raise ParameterError(
-            f"run {run_id!r} is {run['status']}, not running: nothing waits for {name!r}",
-            parameter="run_id",
-            actual=run_id,
-            fix="signal a running run (`kernelflow runs` shows the waiting ones)",
-        )
-    SignalStore(opened.home).send(run_id, name, value)
+    deliver_signal(_store(store), run_id, name, value)
 
 
 def waiting_nodes(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import time
+from pathlib import Path
+
 import pytest
 
 import kernelflow
 from kernelflow import current_context, map_task, task, workflow
 from kernelflow.engine.events import Event
 from kernelflow.engine.mapping import batches
-from kernelflow.errors import RecoverableError, TaskFailedError
+from kernelflow.errors import ParameterError, RecoverableError, TaskFailedError
 
 COMPUTED: list[int] = []
 
@@ -146,3 +151,65 @@ def test_a_retried_map_item_resumes_from_its_own_checkpoint() -> None:
     # The retry: seed 1 restores its finished state, seed 2 continues at epoch 2.
     second_attempt = [(2, 2), (2, 3), (3, 1), (3, 2), (3, 3)]
     assert first_attempt + second_attempt == EPOCHS_RUN
+
+
+# --- concurrency: at most N items in flight, on every backend ---------------------------
+
+
+@task
+def timed_item(x: int, log_dir: str, meet: int) -> int:
+    """Record when this item started and ended, so the test can see which ran together.
+
+    The first ``meet`` items also wait for each other (a bound of 60 s only in case
+    of a bug): they can only all start if that many items may run at once.
+    """
+    started = time.time()
+    Path(log_dir, f"started-{x}").touch()
+    deadline = time.monotonic() + 60
+    while x < meet and sum(Path(log_dir, f"started-{i}").exists() for i in range(meet)) < meet:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"item {x} never ran beside the first {meet} items")
+        time.sleep(0.01)
+    time.sleep(0.05)
+    Path(log_dir, f"{x}.json").write_text(json.dumps([started, time.time()]))
+    return x
+
+
+@workflow
+def two_at_a_time(xs: list[int], log_dir: str, meet: int) -> list[int]:
+    item = functools.partial(timed_item, log_dir=log_dir, meet=meet)
+    return map_task(item, concurrency=2)(x=xs)
+
+
+def most_at_once(log_dir: Path) -> int:
+    """The largest number of items whose [start, end] spans overlap at one moment."""
+    moments = []
+    for path in log_dir.glob("*.json"):
+        started, ended = json.loads(path.read_text())
+        moments += [(started, 1), (ended, -1)]
+    running = peak = 0
+    for _, change in sorted(moments):  # at one instant an end sorts before a start
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.mark.parametrize(
+    "parallel,backend", [(1, "threading"), (4, "threading"), (4, "loky"), (4, "dask")]
+)
+def test_concurrency_bounds_the_items_in_flight(
+    tmp_path: Path, parallel: int, backend: str
+) -> None:
+    xs = list(range(8))
+    meet = min(parallel, 2)  # two items run together, unless the run has one worker
+    params = {"xs": xs, "log_dir": str(tmp_path), "meet": meet}
+    result = kernelflow.run(two_at_a_time, params, parallel=parallel, backend=backend)
+    assert result.status == "succeeded", result.error
+    assert result.outputs["o0"] == xs
+    assert len(list(tmp_path.glob("*.json"))) == len(xs)
+    assert most_at_once(tmp_path) <= 2
+
+
+def test_a_negative_concurrency_is_refused() -> None:
+    with pytest.raises(ParameterError, match="concurrency must be a whole number >= 0"):
+        map_task(square, concurrency=-1)

@@ -56,6 +56,7 @@ def _parameter_error(name: str, text: str, tp: object, problem: str | None) -> P
         parameter=name,
         expected=expected,
         actual=text,
+        problem=problem,
     )
 
 

@@ -61,9 +61,15 @@ class Task:
     options: TaskOptions
     waiting_for: str | None = None
     """What a gate node (``wait_for_input``, ``approve``) waits for: the engine tells listeners."""
+    gate: str | None = None
+    """A gate node's kind (``sleep``, ``wait_for_input``, ``approve``): how to answer it."""
+    signal: str | None = None
+    """The signal a gate node waits for (None for ``sleep``)."""
     # For a map task: the fraction of items that must succeed (Flyte's
     # ``min_success_ratio``); below 1, a failed item's outputs are None.
     min_success_ratio: float = 1.0
+    # For a map task: at most this many items in flight (Flyte's ``concurrency``); None: no bound.
+    concurrency: int | None = None
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Compute the outputs (by name) from the inputs (by name)."""

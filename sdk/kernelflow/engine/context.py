@@ -13,8 +13,9 @@ the next attempt of the same node in the same run (after a retry or a resume)::
         ctx.checkpoint.save(state)
 
 Flyte's names are there too: ``execution_id.name`` (the run id),
-``working_directory`` (a scratch directory of this attempt), ``logging`` (a
-logger named after the task) and ``checkpoint.read()`` / ``checkpoint.write(bytes)``.
+``working_directory`` (a scratch directory of this attempt, removed when the
+attempt ends, as a Flyte task's goes with its container), ``logging`` (a logger
+named after the task) and ``checkpoint.read()`` / ``checkpoint.write(bytes)``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import os
 import secrets
 import tempfile
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +123,8 @@ class ExecutionContext:
     # The plugins (kernelflow.plugins.NAME) imported where the run started: a worker
     # process imports them too, so their validation holds there (_core/validators).
     plugins: tuple[str, ...] = ()
+    # False for the context outside any task (local_context): it has no checkpoint.
+    in_task: bool = True
 
     @property
     def default_deck(self) -> Deck:
@@ -137,9 +141,18 @@ class ExecutionContext:
         return Secrets()
 
     @property
+    def slot(self) -> str:
+        """The node, or the node's item (``node[3]``): what has a checkpoint of its own."""
+        return self.node if self.item is None else f"{self.node}[{self.item}]"
+
+    @property
     def checkpoint(self) -> Checkpoint:
-        slot = self.node if self.item is None else f"{self.node}[{self.item}]"
-        return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, slot)
+        if not self.in_task:
+            raise KernelflowError(
+                "current_context().checkpoint was used outside a running task",
+                fix="save and restore checkpoints inside a @task function or a %%task cell",
+            )
+        return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, self.slot)
 
     @property
     def execution_id(self) -> ExecutionId:
@@ -147,22 +160,36 @@ class ExecutionContext:
 
     @property
     def working_directory(self) -> str:
-        """A scratch directory of this attempt (of this item), created on first use."""
-        slot = self.node if self.item is None else f"{self.node}[{self.item}]"
-        path = Path(
-            tempfile.gettempdir(),
-            "kernelflow-work",
-            self.run_id,
-            urllib.parse.quote(slot, safe=""),
-            f"attempt-{self.attempt}",
-        )
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
+        """A scratch directory of this attempt (of this item), made on first use.
+
+        A fresh temporary directory, removed when the attempt ends, whether it
+        succeeded or failed (:meth:`release_working_directory`).
+        """
+        key = (self.run_id, self.slot, self.attempt)
+        with _scratch_lock:
+            path = _scratch.get(key)
+            if path is None:
+                prefix = f"kernelflow-{self.run_id}-{urllib.parse.quote(self.slot, safe='')}-"
+                path = _scratch[key] = tempfile.mkdtemp(
+                    prefix=prefix, suffix=f"-attempt-{self.attempt}"
+                )
+        return path
+
+    def release_working_directory(self) -> str | None:
+        """Forget this attempt's scratch directory: its path, for the caller to remove,
+        or None when the attempt never asked for one."""
+        with _scratch_lock:
+            return _scratch.pop((self.run_id, self.slot, self.attempt), None)
 
     @property
     def logging(self) -> logging.Logger:
         """A logger named after the task (``kernelflow.task.NAME``)."""
         return logging.getLogger(f"kernelflow.task.{self.task_name}")
+
+
+# The scratch directories of the attempts running in this process, made on first use.
+_scratch: dict[tuple[str, str, int], str] = {}
+_scratch_lock = threading.Lock()
 
 
 _current: contextvars.ContextVar[ExecutionContext | None] = contextvars.ContextVar(
@@ -179,6 +206,22 @@ def current_context() -> ExecutionContext:
             fix="call it inside a @task function or a %%task cell while it runs",
         )
     return context
+
+
+def flyte_current_context() -> ExecutionContext:
+    """Flyte's ``current_context()``: the running task's, else the process's local one.
+
+    Flyte gives a context at module level too (a launch plan script passes it to
+    ``LaunchPlan.get_default_launch_plan``): ``execution_id.name`` is ``local``,
+    with a working directory and a logger; only a checkpoint needs a task. The
+    engine itself uses :func:`current_context`, which refuses outside a task.
+    """
+    context = _current.get()
+    if context is not None:
+        return context
+    from kernelflow.store.home import default_home
+
+    return ExecutionContext("local", "local", "local", 1, str(default_home()), in_task=False)
 
 
 def set_context(context: ExecutionContext | None) -> contextvars.Token[ExecutionContext | None]:

@@ -37,7 +37,9 @@ class Event:
     ``saved`` (task_cached) is the compute time the cache hit saved, in seconds;
     ``done``/``total`` (task_progress) count the items of a map node;
     ``waiting_for`` (task_waiting) says what a started node waits for (a signal, a
-    duration): ``sleep``, ``wait_for_input`` and ``approve`` nodes.
+    duration): ``sleep``, ``wait_for_input`` and ``approve`` nodes; ``gate`` is
+    which of the three, and ``signal`` the name a value is sent under (so a front
+    end can offer a text box, or Approve and Reject).
     """
 
     kind: EventKind
@@ -55,6 +57,8 @@ class Event:
     done: int | None = None
     total: int | None = None
     waiting_for: str | None = None
+    gate: str | None = None
+    signal: str | None = None
 
 
 Listener = Callable[[Event], None]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import shutil
 import traceback
 import types
 from collections.abc import Mapping
 from typing import Any
 
-from kernelflow._core.adapt import adapt_all
+from kernelflow._core.adapt import adapt_all, keep
 from kernelflow._core.errors import (
     KernelflowError,
     OutputTypeError,
@@ -34,6 +36,19 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
+    """Run ``task`` on ``inputs`` once; return its outputs, checked, by name.
+
+    The attempt's scratch directory (``working_directory``) goes when it ends.
+    """
+    try:
+        outputs = _attempt(task, inputs, context)
+    except BaseException:
+        _remove_scratch(context.release_working_directory())
+        raise
+    return _outlive_scratch(task, context, outputs)
+
+
+def _attempt(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
     load_validators(context.plugins)  # in a fresh worker: the plugins the run uses
     token = set_context(context)
@@ -58,6 +73,45 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
         reset_context(token)
     check_outputs(task, outputs)
     return outputs
+
+
+def _outlive_scratch(task: Task, context: ExecutionContext, outputs: dict) -> dict:
+    """The outputs, safe from the removal of the attempt's scratch directory, which goes.
+
+    A task often writes a file there and returns it (Flyte's examples do): its
+    files are copied into the store first, as they would be after the task, and
+    the outputs name the copies. The directory stays when that fails, or when an
+    output still names something in it (a file in a container the store does not
+    walk), so that the outputs still hold.
+    """
+    scratch = context.release_working_directory()
+    if scratch is None:
+        return outputs
+    declared = task.interface.outputs
+    try:
+        kept = {
+            name: keep(value, declared.get(name), context.store_root)
+            for name, value in outputs.items()
+        }
+    except Exception:  # a full disk...: the outputs stay where they are
+        return outputs
+    if not _names(kept, os.path.basename(scratch)):
+        _remove_scratch(scratch)
+    return kept
+
+
+def _names(outputs: dict, directory_name: str) -> bool:
+    """Whether ``outputs`` may name something in the directory (its unique name is in
+    their pickle, as a path's text or part); unpicklable outputs may."""
+    try:
+        return directory_name.encode() in pickle.dumps(outputs)
+    except Exception:
+        return True
+
+
+def _remove_scratch(path: str | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _decks(task: Task, context: ExecutionContext) -> contextlib.AbstractContextManager[Any]:

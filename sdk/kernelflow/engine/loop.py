@@ -37,7 +37,7 @@ from kernelflow.engine.compute import NodeCompute, OutputMeta
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus
 from kernelflow.engine.execute import execute_task
-from kernelflow.engine.mapping import MapRun, batches, execute_batch
+from kernelflow.engine.mapping import MapRun, execute_batch, in_flight_limit
 from kernelflow.engine.nested import ParentRun, enter_run, leave_run
 from kernelflow.engine.results import RunResult, RunTarget, TaskRun, run_environment
 from kernelflow.store.cache_locks import CacheLocks
@@ -329,7 +329,12 @@ class RunLoop:
         self.bus.emit("task_started", node=node_id, task=task.name, attempt=attempt)
         if task.waiting_for is not None:  # a gate node (workflows.human)
             self.bus.emit(
-                "task_waiting", node=node_id, task=task.name, waiting_for=task.waiting_for
+                "task_waiting",
+                node=node_id,
+                task=task.name,
+                waiting_for=task.waiting_for,
+                gate=task.gate,
+                signal=task.signal,
             )
         context = ExecutionContext(
             self.run_id,
@@ -546,25 +551,31 @@ class RunLoop:
             self._succeeded(attempt, mapped.outputs(list(node.task.interface.outputs)))
             return
         self.maps[node.id] = mapped
+        limit = in_flight_limit(node.task.concurrency, self.executor.workers)
+        mapped.plan(todo, limit, context)
+        self._feed_map(attempt, mapped)
+
+    def _feed_map(self, attempt: Attempt, mapped: MapRun) -> None:
+        """Submit a map's next batches, up to its limit; the rest wait for a batch to finish.
+
+        A batch that finished at once (the sequential executor) is collected by the
+        loop like any other, so a long map does not recurse through its batches.
+        """
+        task = self.graph.nodes[attempt.node].task
         self.recorder.before_user_code()
-        for batch in batches(todo, self.executor.workers):
-            if self.maps.get(node.id) is not mapped:
-                return  # an earlier batch failed: the node is being retried or has failed
+        while (batch := mapped.next_batch()) is not None:
             future = self.executor.submit(
                 execute_batch,
-                item_task,
-                [items[i] for i in batch],
+                mapped.item_task,
+                [mapped.items[i] for i in batch],
                 batch,
-                context,
-                node.task.min_success_ratio < 1.0,
-                timeout=node.task.options.timeout,
-                label=node.id,
+                mapped.context,
+                task.min_success_ratio < 1.0,
+                timeout=task.options.timeout,
+                label=attempt.node,
             )
             mapped.submitted(future, batch)
-            if future.done():
-                self._settle_batch(attempt, future)
-            else:
-                self.running[future] = attempt
+            self.running[future] = attempt
 
     def _settle_batch(self, attempt: Attempt, future: Future[Any]) -> None:
         mapped = self.maps.get(attempt.node)
@@ -575,6 +586,7 @@ class RunLoop:
         except Exception as error:
             self._attempt_failed(attempt, error)
             return
+        self._feed_map(attempt, mapped)
         if mapped.finished:
             del self.maps[attempt.node]
             task = self.graph.nodes[attempt.node].task

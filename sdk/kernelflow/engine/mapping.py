@@ -4,12 +4,17 @@ A map node (``map_task(t)`` or ``%%task NAME --map VAR``) is split by the engine
 into batches of items, so thousands of items cost a few round trips to the
 workers, not thousands. With ``cache=True`` each item has its own cache entry:
 a map over 10,000 items where one item changed computes one item.
+
+A batch runs its items one after the other, so the items in flight are the
+batches in flight: holding back batches is how Flyte's ``concurrency=N`` is kept
+on every backend, whatever the executor does with what it is given.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
@@ -78,6 +83,16 @@ def batches(indexes: Sequence[int], workers: int) -> list[list[int]]:
     return [list(indexes[start : start + size]) for start in range(0, len(indexes), size)]
 
 
+def in_flight_limit(concurrency: int | None, workers: int) -> int:
+    """How many batches (so items) of a map may run at once.
+
+    The run's workers bound it; Flyte's ``concurrency=N`` bounds it further. As in
+    Flyte, no concurrency (None or 0) means no bound of the map's own.
+    """
+    workers = max(1, workers)
+    return min(concurrency, workers) if concurrency else workers
+
+
 class MapRun:
     """A map node in flight: its items, which are done, and which batches are running.
 
@@ -103,6 +118,21 @@ class MapRun:
         self.keys: list[CacheKey | None] = [None] * len(items)
         self.failed: set[int] = set()  # items that failed in a map allowed to lose some
         self._batches: dict[Future[Any], tuple[list[int], float]] = {}
+        self.pending: deque[list[int]] = deque()  # batches not submitted yet
+        self.limit = 1
+        self.context: ExecutionContext | None = None
+
+    def plan(self, todo: Sequence[int], limit: int, context: ExecutionContext) -> None:
+        """Split the items to compute into batches, at most ``limit`` of them in flight."""
+        self.limit = max(1, limit)
+        self.context = context
+        self.pending = deque(batches(todo, self.limit))
+
+    def next_batch(self) -> list[int] | None:
+        """The next batch to submit, or None while ``limit`` batches are in flight."""
+        if self.pending and len(self._batches) < self.limit:
+            return self.pending.popleft()
+        return None
 
     @property
     def done(self) -> int:
@@ -110,7 +140,7 @@ class MapRun:
 
     @property
     def finished(self) -> bool:
-        return not self._batches and self.done == len(self.results)
+        return not self._batches and not self.pending and self.done == len(self.results)
 
     def todo(self) -> list[int]:
         return [index for index, result in enumerate(self.results) if result is None]
@@ -165,6 +195,7 @@ class MapRun:
         for future in running:
             future.cancel()
         self._batches.clear()
+        self.pending.clear()
         return running
 
     def report_progress(self) -> None:

@@ -56,7 +56,7 @@ def plan_resume(
             run_id=run_id,
             fix="run the workflow again (cached tasks are reused)",
         )
-    finisher = _finished_by(store, run_id)
+    finisher = finished_by(store, run_id)
     if finisher is not None:
         raise ResumeError(
             f"run {run_id} was resumed by run {finisher}, which succeeded; there is nothing "
@@ -74,7 +74,7 @@ def plan_resume(
         )
     finished = store.runs.finished_nodes(run_id)
     _refuse_changed_code(run_id, target, finished)
-    return ResumePlan(run_id, _root(store, run_id), old_params, finished)
+    return ResumePlan(run_id, store.runs.chain_root(run_id), old_params, finished)
 
 
 def _find(store: Store, target: RunTarget, which: str) -> Mapping[str, Any]:
@@ -106,7 +106,7 @@ def _find(store: Store, target: RunTarget, which: str) -> Mapping[str, Any]:
     return run
 
 
-def _finished_by(store: Store, run_id: str) -> str | None:
+def finished_by(store: Store, run_id: str) -> str | None:
     """A run that succeeded by resuming ``run_id``, or a run that resumed it; or None."""
     pending, seen = [run_id], {run_id}
     while pending:
@@ -147,15 +147,3 @@ def built_at_run_time(node_id: str, nodes: Mapping[str, Any]) -> bool:
     """
     parts = node_id.split(".")
     return any(".".join(parts[:end]) in nodes for end in range(len(parts) - 1, 0, -1))
-
-
-def _root(store: Store, run_id: str) -> str:
-    current = run_id
-    seen = {current}
-    while True:
-        run = store.runs.get_run(current) or {}
-        parent = run.get("resumed_from")
-        if not parent or parent in seen:
-            return current
-        seen.add(str(parent))
-        current = str(parent)

@@ -680,6 +680,13 @@ class RunStore:
                 return row
         return None
 
+    def chain_root(self, run_id: str) -> str:
+        """The first run of the resume chain ``run_id`` belongs to (itself if it resumed none).
+
+        What a chain shares is kept under this id: checkpoints, and signals.
+        """
+        return self._run_chain(run_id)[0]
+
     def _run_chain(self, run_id: str) -> list[str]:
         """``run_id`` and the runs it resumed, oldest first."""
         chain: list[str] = []

@@ -7,7 +7,12 @@ apart from ``runs.sqlite`` as the schedules are: a node polling every fraction o
 a second must not contend with the run's own writes.
 
 A value is stored as the text the user typed; the waiting node parses it by the
-type it expects, so the sender needs no knowledge of the workflow's code.
+type it expects, so the sender needs no knowledge of the workflow's code. The
+node also records that type (``spec``, :mod:`kernelflow._core.type_spec`), so
+that a sender can refuse a value the node would not take.
+
+Signals are kept under the first run of a resume chain (``root``): a run that
+waits, dies and is resumed under a new id gets a value sent to either id.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ CREATE TABLE IF NOT EXISTS signals (
     PRIMARY KEY (run_id, name));
 CREATE TABLE IF NOT EXISTS waits (
     run_id TEXT NOT NULL, name TEXT NOT NULL, node TEXT NOT NULL, type TEXT NOT NULL,
-    since_ts REAL NOT NULL, deadline_ts REAL, state TEXT NOT NULL,
+    since_ts REAL NOT NULL, deadline_ts REAL, state TEXT NOT NULL, root TEXT, spec TEXT,
     PRIMARY KEY (run_id, name));
 """
+# Columns added since the first release of the file: (name, SQL type), added on open.
+_ADDED_WAIT_COLUMNS = (("root", "TEXT"), ("spec", "TEXT"))
 
 
 class SignalStore:
@@ -61,6 +68,7 @@ class SignalStore:
             if not self._ready:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(_SCHEMA)
+                _add_missing_columns(conn)
                 self._ready = True
             yield conn
         finally:
@@ -84,14 +92,35 @@ class SignalStore:
         return None if row is None else str(row["value"])
 
     def start_wait(
-        self, run_id: str, name: str, *, node: str, type_name: str, deadline: float | None
+        self,
+        run_id: str,
+        name: str,
+        *,
+        node: str,
+        type_name: str,
+        deadline: float | None,
+        root: str | None = None,
+        spec: str | None = None,
     ) -> None:
+        """Node ``node`` of run ``run_id`` waits for ``name`` (of the chain ``root``),
+        a value of ``type_name`` (``spec`` describes it, when it can be described)."""
         with self._connect() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO waits (run_id, name, node, type, since_ts, deadline_ts,"
-                " state) VALUES (?, ?, ?, ?, ?, ?, 'waiting')",
-                (run_id, name, node, type_name, time.time(), deadline),
+                " state, root, spec) VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
+                (run_id, name, node, type_name, time.time(), deadline, root or run_id, spec),
             )
+
+    def expected(self, root: str, name: str) -> tuple[str, str | None] | None:
+        """The type (its name and spec) the latest node of chain ``root`` waiting for
+        ``name`` asked for; None when no node has waited for it yet."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT type, spec FROM waits WHERE coalesce(root, run_id) = ? AND name = ?"
+                " ORDER BY since_ts DESC LIMIT 1",
+                (root, name),
+            ).fetchone()
+        return None if row is None else (str(row["type"]), row["spec"])
 
     def end_wait(self, run_id: str, name: str, state: WaitState) -> None:
         with self._connect() as conn:
@@ -116,3 +145,15 @@ class SignalStore:
 
 def _wait_dict(row: sqlite3.Row) -> dict[str, Any]:
     return dict(row)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """A signal file written by an older kernelflow gets the columns added since."""
+    present = {row["name"] for row in conn.execute("PRAGMA table_info(waits)")}
+    for column, sql_type in _ADDED_WAIT_COLUMNS:
+        if column not in present:
+            try:
+                conn.execute(f"ALTER TABLE waits ADD COLUMN {column} {sql_type}")
+            except sqlite3.OperationalError as error:  # another process added it just now
+                if "duplicate column" not in str(error):
+                    raise

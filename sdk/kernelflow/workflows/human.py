@@ -10,6 +10,12 @@ listeners with a ``task_waiting`` event, from the task's ``waiting_for``.
 
 A value that does not come within the timeout fails the node, with the command
 that would have given it.
+
+The node waits for the signal of its resume chain (the first run's id): a run
+that waited, died and was resumed under a new id takes a value sent to the old
+id or the new one, before or after the resume. It records the type it expects
+in a form another process can rebuild, so ``kernelflow signal`` refuses a value
+of the wrong type when it is sent.
 """
 
 from __future__ import annotations
@@ -28,7 +34,11 @@ from kernelflow._core.errors import (
 )
 from kernelflow._core.interface import Interface, parse_parameter, type_name
 from kernelflow._core.task import Task, TaskOptions
+from kernelflow._core.type_spec import describe_type, rebuild_type
+from kernelflow._core.typenames import short_repr
 from kernelflow.engine.context import current_context
+from kernelflow.engine.resume import finished_by
+from kernelflow.store.home import Store, open_store
 from kernelflow.store.signals import SignalStore
 from kernelflow.workflows.workflow import Promise, add_call, current_builder
 
@@ -48,7 +58,7 @@ class GateTask(Task):
         expected_type: Any = None,
         passthrough: Any = None,
     ) -> None:
-        self.kind = kind
+        self.gate: GateKind = kind
         self.name = name
         self.signal = None if kind == "sleep" else name
         self.seconds = seconds
@@ -71,7 +81,7 @@ class GateTask(Task):
 
     @property
     def code_hash(self) -> str:
-        text = f"{self.kind}:{self.name}:{type_name(self.expected_type)}:{self.seconds}"
+        text = f"{self.gate}:{self.name}:{type_name(self.expected_type)}:{self.seconds}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,7 +89,7 @@ class GateTask(Task):
             time.sleep(self.seconds)
             return {}
         value = self._wait()
-        if self.kind == "approve":
+        if self.gate == "approve":
             if not value:
                 raise SignalRejectedError(
                     f"approval {self.signal!r} was rejected",
@@ -93,6 +103,7 @@ class GateTask(Task):
         context = current_context()
         assert self.signal is not None
         store = SignalStore(context.store_root)
+        root = open_store(context.store_root).runs.chain_root(context.run_id)
         deadline = time.time() + self.seconds
         store.start_wait(
             context.run_id,
@@ -100,9 +111,11 @@ class GateTask(Task):
             node=context.node,
             type_name=type_name(self.expected_type),
             deadline=deadline,
+            root=root,
+            spec=describe_type(self.expected_type),
         )
         while True:
-            text = store.value(context.run_id, self.signal)
+            text = store.value(root, self.signal)
             if text is not None:
                 try:
                     value = parse_parameter(self.signal, text, self.expected_type)
@@ -113,15 +126,79 @@ class GateTask(Task):
                 return value
             if time.time() >= deadline:
                 store.end_wait(context.run_id, self.signal, "timed_out")
-                verb = "approve" if self.kind == "approve" else "signal"
+                verb = "approve" if self.gate == "approve" else "signal"
                 raise SignalTimeoutError(
-                    f"{self.kind} {self.signal!r} got no value within {self.seconds:g} s",
+                    f"{self.gate} {self.signal!r} got no value within {self.seconds:g} s",
                     task=self.name,
                     fix=f"send it in time: kernelflow {verb} {context.run_id} {self.signal}"
-                    + ("" if self.kind == "approve" else " VALUE")
+                    + ("" if self.gate == "approve" else " VALUE")
                     + ", or give a longer timeout",
                 )
             time.sleep(POLL_SECONDS)
+
+
+def send_signal(store: Store, run_id: str, name: str, value: str) -> None:
+    """Store ``value`` (text) for signal ``name`` of run ``run_id``'s resume chain.
+
+    Refused, with nothing stored: an unknown run; a run that is finished (it, or a
+    run that resumed it, succeeded); a value that does not parse as the type the
+    waiting node recorded. A run that died, failed or was interrupted takes the
+    signal: its waiting node finds it when ``--resume`` runs it again.
+    """
+    run = store.runs.get_run(run_id)
+    if run is None:
+        raise ParameterError(
+            f"no run {run_id!r} in the store {store.home}",
+            parameter="run_id",
+            actual=run_id,
+            fix="`kernelflow runs` lists the runs; check $KERNELFLOW_HOME",
+        )
+    _refuse_finished(store, run_id, str(run["status"]), name)
+    root = store.runs.chain_root(run_id)
+    signals = SignalStore(store.home)
+    _check_value(signals.expected(root, name), run_id, name, value)
+    signals.send(root, name, value)
+
+
+def _refuse_finished(store: Store, run_id: str, status: str, name: str) -> None:
+    finisher = run_id if status == "succeeded" else finished_by(store, run_id)
+    if finisher is None:
+        return
+    how = "succeeded" if finisher == run_id else f"was resumed by run {finisher}, which succeeded"
+    raise ParameterError(
+        f"run {run_id!r} {how}: nothing waits for {name!r} any more",
+        parameter="run_id",
+        actual=run_id,
+        fix="signal a run that is running or can be resumed (`kernelflow runs` shows "
+        "the waiting ones)",
+    )
+
+
+def _check_value(
+    expected: tuple[str, str | None] | None, run_id: str, name: str, text: str
+) -> None:
+    """Parse ``text`` as the waiting node will; a value it would refuse is refused now."""
+    tp = rebuild_type(expected[1]) if expected is not None else None
+    if expected is None or tp is None:
+        return  # no node waited yet, or its type has no description: the node checks
+    try:
+        parse_parameter(name, text, tp)
+    except ParameterError as error:
+        problem = f" ({error.problem})" if getattr(error, "problem", None) else ""
+        command = (
+            f"kernelflow approve {run_id} {name} [--reject]"
+            if tp is bool
+            else f"kernelflow signal {run_id} {name} VALUE"
+        )
+        raise ParameterError(
+            f"run {run_id!r} waits for signal {name!r} as {expected[0]}, "
+            f"got {short_repr(text)}{problem}; nothing was sent",
+            fix=f"send a value that reads as {expected[0]}: {command}",
+            parameter=name,
+            expected=expected[0],
+            actual=text,
+            run_id=run_id,
+        ) from error
 
 
 def sleep(duration: timedelta) -> Any:
@@ -158,8 +235,8 @@ def _add(task: GateTask, kwargs: Mapping[str, Any]) -> Any:
     builder = current_builder()
     if builder is None:
         raise DefinitionError(
-            f"{task.kind}() was called outside a @workflow",
-            fix=f"call {task.kind}(...) in a workflow body; it adds a node that waits",
+            f"{task.gate}() was called outside a @workflow",
+            fix=f"call {task.gate}(...) in a workflow body; it adds a node that waits",
         )
     return add_call(builder, task, kwargs)
 

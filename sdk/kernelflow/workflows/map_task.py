@@ -32,7 +32,7 @@ class MapTask(CallableTask):
         self.options = inner.options
         # Inputs bound by functools.partial: one value (or promise) for every item.
         self.fixed = fixed
-        self.concurrency = concurrency  # accepted and recorded; the workers bound it
+        self.concurrency = concurrency  # at most this many items in flight (the engine)
         self.min_success_ratio = min_success_ratio
         spec = inner.interface
         item_outputs = spec.outputs
@@ -122,8 +122,9 @@ def map_task(
 
     As in Flyte: ``functools.partial(task, k=v)`` binds ``k`` to one value (or
     promise) for every item; ``min_success_ratio`` below 1 lets that fraction of
-    items fail, their outputs None; ``concurrency`` is accepted (the run's workers
-    bound it). Other Flyte options (``metadata``...) are accepted and ignored.
+    items fail, their outputs None; ``concurrency=N`` runs at most N items at once
+    (the run's workers bound it too). Other Flyte options (``metadata``...) are
+    accepted and ignored.
     """
     fixed: dict[str, Any] = {}
     if isinstance(task, functools.partial):
@@ -138,6 +139,11 @@ def map_task(
         raise ParameterError(
             f"min_success_ratio must be between 0 and 1, got {min_success_ratio}",
             fix="pass the fraction of items that must succeed, e.g. 0.75",
+        )
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 0):
+        raise ParameterError(
+            f"concurrency must be a whole number >= 0, got {concurrency!r}",
+            fix="pass how many items may run at once, e.g. concurrency=4 (0 or None: no bound)",
         )
     mapped = MapTask(
         task,

@@ -563,9 +563,17 @@ def run_before(first: Any, second: Any, builder: GraphBuilder | None = None) -> 
 
 
 def _inline(builder: GraphBuilder, child: Workflow, kwargs: Mapping[str, Any]) -> Any:
-    """A nested workflow call: copy its nodes into the parent graph under a prefix."""
+    """A nested workflow call: copy its nodes into the parent graph under a prefix.
+
+    One with its own ``on_failure`` is one node instead, which runs it and its handler.
+    """
     # First, as for a task: a misspelled input would otherwise be reported as a missing one.
     _refuse_unknown_inputs("workflow", child.name, child.graph.params, kwargs)
+    if child.on_failure is not None:
+        # Imported here: subworkflow.py builds on this module (through dynamic.py).
+        from kernelflow.workflows.subworkflow import SubWorkflowTask
+
+        return add_call(builder, SubWorkflowTask(child), kwargs)
     params = {}
     for name, spec in child.graph.params.items():
         if name in kwargs:
