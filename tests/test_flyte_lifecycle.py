@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -157,8 +158,9 @@ def test_wait_for_input_and_approve_get_their_values_from_the_cli(tmp_path: Path
         wait = _wait_until(lambda: api.waiting_nodes(), "the node to wait")[0]
         assert (wait["name"], wait["node"], wait["type"]) == ("extra", "extra", "int")
         run_id = wait["run_id"]
-        assert api.runs()["status"][0] == "running"
+        assert api.runs()["status"][0] == "waiting"  # running, and waiting for a person
         listed = kernelflow_cli("runs")
+        assert re.search(rf"{run_id}.*waiting", listed.stdout)
         assert f"extra: waiting for signal 'extra' (int): kernelflow signal {run_id}" in (
             listed.stdout
         )

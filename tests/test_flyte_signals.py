@@ -63,6 +63,9 @@ def test_a_killed_waiting_run_resumes_with_the_signals_sent_to_its_old_id() -> N
     old = _kill_waiting_run()
     sent = kernelflow_cli("signal", old, "extra", "5")  # while no process runs it
     assert sent.returncode == 0, sent.stderr
+    assert f"the value is taken when it is resumed: kernelflow run TARGET --resume {old}" in (
+        sent.stdout
+    )
 
     resumed = _start("--resume", old)
     waiting = _waiting_for("proposal-ok")  # extra is not waited for again

@@ -218,7 +218,15 @@ def runs(workflow: str | None = None, *, store: Store | str | None = None) -> pd
     """Run history, newest first, as a DataFrame with the columns of :data:`RUN_COLUMNS`."""
     import pandas as pd
 
-    rows = _store(store).runs.list_runs(workflow)
+    opened = _store(store)
+    rows = opened.runs.list_runs(workflow)
+    if any(row["status"] == "running" for row in rows):
+        # A running run with a node waiting for a signal is shown as waiting (Flyte's
+        # state): it needs a person, not more time. The record itself stays running.
+        waiting = {wait["run_id"] for wait in waiting_nodes(store=opened)}
+        for row in rows:
+            if row["status"] == "running" and row["run_id"] in waiting:
+                row["status"] = "waiting"
     return pd.DataFrame([{c: row.get(c) for c in RUN_COLUMNS} for row in rows], columns=RUN_COLUMNS)
 
 
@@ -381,16 +389,17 @@ def close_kernel_session(shell: Any) -> None:
 
 def send_signal(
     run_id: str, name: str, value: str, *, store: Store | str | os.PathLike[str] | None = None
-) -> None:
+) -> str:
     """Give the ``wait_for_input``/``approve`` node ``name`` of a run its value.
 
     ``value`` is text, parsed as the type the node expects (as a ``-p`` value is);
     a value of the wrong type for a node that waits is refused, nothing stored.
     It may be sent before the node starts waiting, and to a run that died while
     it waited: ``--resume`` runs the node again, and it takes the value sent to
-    the old run id or to the new one.
+    the old run id or to the new one. Returns the run's status (``running``, or
+    ``died``/``failed``/``interrupted``: then the value waits for ``--resume``).
     """
-    deliver_signal(_store(store), run_id, name, value)
+    return deliver_signal(_store(store), run_id, name, value)
 
 
 def waiting_nodes(

@@ -260,17 +260,28 @@ def _runs(args: argparse.Namespace) -> int:
 def _signal(args: argparse.Namespace) -> int:
     from kernelflow import api
 
-    api.send_signal(args.run_id, args.name, args.value)
-    print(f"sent {args.name} = {args.value!r} to run {args.run_id}")
+    status = api.send_signal(args.run_id, args.name, args.value)
+    print(f"sent {args.name} = {args.value!r} to run {args.run_id}{_until_resumed(args, status)}")
     return EXIT_OK
 
 
 def _approve(args: argparse.Namespace) -> int:
     from kernelflow import api
 
-    api.send_signal(args.run_id, args.name, "false" if args.reject else "true")
-    print(f"{'rejected' if args.reject else 'approved'} {args.name} of run {args.run_id}")
+    status = api.send_signal(args.run_id, args.name, "false" if args.reject else "true")
+    verb = "rejected" if args.reject else "approved"
+    print(f"{verb} {args.name} of run {args.run_id}{_until_resumed(args, status)}")
     return EXIT_OK
+
+
+def _until_resumed(args: argparse.Namespace, status: str) -> str:
+    """What a signal to a run that is not running waits for."""
+    if status == "running":
+        return ""
+    return (
+        f"; the run {status}, so the value is taken when it is resumed: "
+        f"kernelflow run TARGET --resume {args.run_id}"
+    )
 
 
 def _lineage(args: argparse.Namespace) -> int:

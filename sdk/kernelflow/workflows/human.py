@@ -137,13 +137,14 @@ class GateTask(Task):
             time.sleep(POLL_SECONDS)
 
 
-def send_signal(store: Store, run_id: str, name: str, value: str) -> None:
+def send_signal(store: Store, run_id: str, name: str, value: str) -> str:
     """Store ``value`` (text) for signal ``name`` of run ``run_id``'s resume chain.
 
     Refused, with nothing stored: an unknown run; a run that is finished (it, or a
     run that resumed it, succeeded); a value that does not parse as the type the
     waiting node recorded. A run that died, failed or was interrupted takes the
-    signal: its waiting node finds it when ``--resume`` runs it again.
+    signal: its waiting node finds it when ``--resume`` runs it again. Returns the
+    run's status, for the sender to say what happens next.
     """
     run = store.runs.get_run(run_id)
     if run is None:
@@ -158,6 +159,7 @@ def send_signal(store: Store, run_id: str, name: str, value: str) -> None:
     signals = SignalStore(store.home)
     _check_value(signals.expected(root, name), run_id, name, value)
     signals.send(root, name, value)
+    return str(run["status"])
 
 
 def _refuse_finished(store: Store, run_id: str, status: str, name: str) -> None:
