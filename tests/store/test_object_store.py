@@ -60,6 +60,7 @@ def test_a_large_value_streams_in_parts(
     s3_env: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(object_store, "BLOCK", 5 * 2**20)  # S3's smallest part
+    monkeypatch.setattr(object_store, "SINGLE_PUT", 8 * 2**20)  # larger: a multipart upload
     array = np.random.default_rng(1).random(12 * 2**20 // 8)  # 12 MiB: three parts
     store = _store(tmp_path / "home", s3_env.url())
     ref = store.put(array)
@@ -158,6 +159,7 @@ def test_a_write_that_fails_midway_leaves_nothing(
     s3_env: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(object_store, "BLOCK", 5 * 2**20)
+    monkeypatch.setattr(object_store, "SINGLE_PUT", 0)  # every object a multipart upload
     store = _store(tmp_path / "home", s3_env.url())
     opened = store.blobs.fs.open  # type: ignore[attr-defined]
 
@@ -181,6 +183,25 @@ def test_a_write_that_fails_midway_leaves_nothing(
     assert _objects(s3_env) == {}
     uploads = s3_env.client().list_multipart_uploads(Bucket=s3_env.bucket)  # type: ignore[attr-defined]
     assert uploads.get("Uploads", []) == []  # the parts were discarded, not left behind
+
+
+def test_a_put_that_fails_midway_leaves_nothing(
+    s3_env: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path / "home", s3_env.url())
+    readinto = object_store.ChunksReader.readinto
+    sent = []
+
+    def cut(self: object, buffer: Any) -> int:
+        sent.append(1)
+        if len(sent) > 3:  # the connection drops after a few pieces of the body
+            raise ConnectionResetError("connection reset by peer")
+        return int(readinto(self, buffer))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(object_store.ChunksReader, "readinto", cut)
+    with pytest.raises(StoreError, match="artifact store s3://"):
+        store.put(np.zeros(2 * 2**20))
+    assert _objects(s3_env) == {}
 
 
 def test_an_upload_never_committed_is_never_read(s3_env: S3, tmp_path: Path) -> None:
