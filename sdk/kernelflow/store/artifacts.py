@@ -9,13 +9,15 @@ in the run store) rather than in a file, because creating a file costs more
 than running a small task.
 
 Files are content-addressed (``artifacts/<2 hex>/<checksum>.<ext>``): equal
-outputs share one file, and a file is never rewritten in place. A write goes to
-a unique temporary name in the target directory and is renamed into place, so
-readers, and concurrent writers of the same value, never see half a file.
+outputs share one file, and a file is never rewritten in place. Where the bytes
+go is a :class:`~kernelflow.store.blobs.Blobs`: the home's disk (a write goes to
+a unique temporary name and is renamed into place) or any fsspec URL
+(:mod:`kernelflow.store.object_store`); either way readers, and concurrent
+writers of the same value, never see half a file.
 
 Nothing on disk is trusted. :meth:`ArtifactStore.get` re-computes the checksum
 of the bytes it read, and for pickles checks an HMAC-SHA256 made with the
-store's own key (``secret.key``) *before* unpickling, because unpickling runs
+store's key (:mod:`kernelflow.store.keys`) *before* unpickling, because unpickling runs
 code. Any mismatch raises :class:`~kernelflow._core.errors.IntegrityError`; the engine
 then recomputes the value. There is no ``fsync``: a file cut short by a crash is
 caught by the same checks, and costs a recomputation, not a wrong result.
