@@ -353,3 +353,31 @@ def test_a_second_machine_gets_cache_hits_from_the_bucket(s3_env: S3, tmp_path: 
     assert again.stdout.split("run_id")[0] == ran.stdout.split("run_id")[0]
     assert not (second / "kf" / "artifacts").exists()
     assert not (second / "kf" / "secret.key").exists()  # the team key came from the env
+
+
+def test_a_run_on_a_memory_store_is_cached_there(
+    tmp_path: Path, store_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fsspec
+
+    import kernelflow
+
+    name = f"kf-{secrets.token_hex(4)}"
+    monkeypatch.setenv("KERNELFLOW_STORE", f"memory://{name}")
+    (tmp_path / "flow.py").write_text(FLOW)
+    monkeypatch.chdir(tmp_path)
+    first = kernelflow.run("flow.py:flow")
+    assert first.status == "succeeded" and first.outputs["o1"] == 1999000.0
+    stored = fsspec.filesystem("memory").find(f"/{name}/artifacts")
+    assert len(stored) >= 2 and not (store_home / "artifacts").exists()
+    again = kernelflow.run("flow.py:flow")
+    assert {run.status for run in again.tasks.values()} == {"cached"}
+    assert again.outputs["o0"] == first.outputs["o0"]
+
+
+def test_the_store_flag_wins_over_the_variable(s3_env: S3, tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(FLOW)
+    env = {"KERNELFLOW_STORE": f"s3://no-such-{secrets.token_hex(3)}/team"}
+    done = _cli("--store", s3_env.url(), "run", "flow.py:flow", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert any(key.startswith("team/artifacts/") for key in _objects(s3_env))
