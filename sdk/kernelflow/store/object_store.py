@@ -66,6 +66,7 @@ class FsspecBlobs(Blobs):
         self.location = mask_url(self.url)
         self._fs: Any = None
         self._root = ""
+        self._checked = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {"url": self.url}
@@ -80,9 +81,15 @@ class FsspecBlobs(Blobs):
             self._fs, self._root = _open_fs(self.url, self.location)
         return self._fs
 
+    @property
+    def root(self) -> str:
+        """The URL's path in its file system (``bucket/prefix`` for S3)."""
+        if self._fs is None:
+            self._fs, self._root = _open_fs(self.url, self.location)
+        return self._root
+
     def _path(self, relative: str) -> str:
-        self.fs  # noqa: B018 (opening the file system sets the root path)
-        return f"{self._root}/{relative}" if self._root else relative
+        return f"{self.root}/{relative}" if self.root else relative
 
     # -- the primitives --
 
@@ -154,15 +161,15 @@ class FsspecBlobs(Blobs):
             raise integrity_error(relative, f"truncated while being read ({len(data)} of {size})")
         return data
 
-    def touch(self, relative: str) -> None:
-        """Object stores have no ``utime``; a reused object keeps its time (see README: gc)."""
-
     def _read_ranges(self, path: str, relative: str, size: int) -> Any:
         """For file systems without async streams: ranged reads of :data:`BLOCK` bytes."""
         with self.fs.open(path, "rb", block_size=BLOCK, cache_type="none") as file:
             if file.size != size:
                 raise integrity_error(relative, size_mismatch(file.size, size))
             return read_into_buffer(lambda view: _read_block(file, view), size)
+
+    def touch(self, relative: str) -> None:
+        """Object stores have no ``utime``; a reused object keeps its time (see README: gc)."""
 
     def remove(self, relative: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -188,7 +195,17 @@ class FsspecBlobs(Blobs):
         return _modified(info), int(info["size"])
 
     def check(self) -> None:
-        """List the root (cheap: one request); a root not made yet is fine if its bucket is."""
+        """List the root (cheap: one request); a root not made yet is fine if its bucket is.
+
+        Once it passed, a process does not ask again: a task called on its own is a run,
+        and must not cost a request each time.
+        """
+        if self._checked:
+            return
+        self._check()
+        self._checked = True
+
+    def _check(self) -> None:
         fs = self.fs
         try:
             fs.ls(self._root, detail=False)
