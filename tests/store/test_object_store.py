@@ -381,3 +381,36 @@ def test_the_store_flag_wins_over_the_variable(s3_env: S3, tmp_path: Path) -> No
     done = _cli("--store", s3_env.url(), "run", "flow.py:flow", cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert any(key.startswith("team/artifacts/") for key in _objects(s3_env))
+
+
+def test_a_url_no_file_system_knows_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(FLOW)
+    done = _cli("--store", "nosuchscheme://team/kf", "run", "flow.py:flow", cwd=tmp_path)
+    _assert_refused(done, names="nosuchscheme://team/kf", home=tmp_path / "kernelflow-home")
+
+
+CHECKPOINTED = """
+from kernelflow import current_context, task, workflow
+
+
+@task
+def count(n: int) -> int:
+    checkpoint = current_context().checkpoint
+    state = checkpoint.restore() or {"done": 0, "pad": "x" * 10_000}
+    checkpoint.save({**state, "done": n})
+    return n
+
+
+@workflow
+def counted(n: int = 5) -> int:
+    return count(n=n)
+"""
+
+
+def test_a_loky_workers_checkpoint_goes_to_the_bucket(s3_env: S3, tmp_path: Path) -> None:
+    """Worker processes open the store the command names (they inherit --store)."""
+    (tmp_path / "flow.py").write_text(CHECKPOINTED)
+    done = _cli("--store", s3_env.url(), "run", "flow.py:counted", "--parallel", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert any(key.endswith(".pkl") for key in _objects(s3_env))  # the 10 KB state, pickled
+    assert not (tmp_path / "kernelflow-home" / "artifacts").exists()

@@ -280,14 +280,13 @@ def _open_fs(url: str, location: str) -> tuple[Any, str]:
     try:
         import fsspec
     except ImportError as error:
-        raise _missing_driver(location, "fsspec", error) from error
+        raise _missing_driver(location, error) from error
     try:
         # A fresh instance: fsspec caches instances by their arguments, and one made
         # before the environment changed (other credentials, endpoint) must not be reused.
         fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
     except ImportError as error:
-        package = getattr(error, "name", None) or "its driver"
-        raise _missing_driver(location, package, error) from error
+        raise _missing_driver(location, error) from error
     except (ValueError, TypeError) as error:
         raise ConfigurationError(
             f"the artifact store {location} is not a URL fsspec can open ({error})",
@@ -298,10 +297,12 @@ def _open_fs(url: str, location: str) -> tuple[Any, str]:
     return fs, root.rstrip("/")
 
 
-def _missing_driver(location: str, package: str, error: BaseException) -> ConfigurationError:
+def _missing_driver(location: str, error: BaseException) -> ConfigurationError:
     return ConfigurationError(
-        f"the artifact store {location} needs {package}, which is not installed ({error})",
-        fix="pip install 'kernelflow[s3]' (fsspec and s3fs), or the fsspec driver of that scheme",
+        f"the artifact store {location} cannot be opened: a package it needs is not "
+        f"installed ({error})",
+        fix="pip install 'kernelflow[s3]' for s3:// (fsspec and s3fs), or the fsspec driver "
+        "the message names for another scheme",
         url=location,
         reason="missing driver",
     )
