@@ -414,3 +414,43 @@ def test_a_loky_workers_checkpoint_goes_to_the_bucket(s3_env: S3, tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert any(key.endswith(".pkl") for key in _objects(s3_env))  # the 10 KB state, pickled
     assert not (tmp_path / "kernelflow-home" / "artifacts").exists()
+
+
+SIZED = """
+from kernelflow import task, workflow
+
+
+@task(cache=True)
+def fill(n: int) -> bytes:
+    return bytes([n]) * 8192
+
+
+@task
+def tail(data: bytes, n: int) -> bytes:
+    return data[:4096] + bytes([n + 1]) * 4096
+
+
+@workflow
+def sized(n: int = 1) -> bytes:
+    return tail(data=fill(n=n), n=n)
+"""
+
+
+def test_gc_removes_from_the_bucket_only_what_nothing_kept_refers_to(
+    s3_env: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kernelflow
+    from kernelflow import api
+
+    monkeypatch.setenv("KERNELFLOW_STORE", s3_env.url())
+    (tmp_path / "flow.py").write_text(SIZED)
+    monkeypatch.chdir(tmp_path)
+    for n in (1, 2):
+        assert kernelflow.run("flow.py:sized", {"n": n}).status == "succeeded"
+    assert len(_objects(s3_env)) == 4  # fill's two (cached), tail's two
+    # As if they were written an hour ago: gc keeps what was written in its last seconds.
+    monkeypatch.setattr(object_store, "_modified", lambda info: 0.0)
+    report = api.gc(keep_runs=1)
+    assert report.artifacts == 1 and len(_objects(s3_env)) == 3
+    again = kernelflow.run("flow.py:sized", {"n": 1})
+    assert again.tasks["fill"].status == "cached"
