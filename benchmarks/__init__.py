@@ -19,5 +19,6 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("scale", "Scale"),
     ("imports", "Import time"),
     ("store_growth", "Store growth"),
+    ("object_store", "Object-store round trip"),
 )
 """(module name, short title) of each figure, in report order."""

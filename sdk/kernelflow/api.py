@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelflow._core.describe import describe as _describe
+from kernelflow._core.environ import environment_variable
 from kernelflow._core.errors import TargetError
 from kernelflow._core.graph import Graph
 from kernelflow._core.interface import parse_parameter
@@ -31,7 +32,7 @@ from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs
 from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.gc import GcReport, clear_cache, collect
-from kernelflow.store.home import HOME_ENV, Store, default_home, open_store
+from kernelflow.store.home import HOME_ENV, STORE_ENV, Store, default_home, open_store
 from kernelflow.store.signals import SignalStore
 from kernelflow.workflows.failure import run_on_failure
 from kernelflow.workflows.human import send_signal as deliver_signal
@@ -55,12 +56,14 @@ __all__ = [
     "Listener",
     "RunResult",
     "RunTarget",
+    "STORE_ENV",
     "cache_clear",
     "cache_entries",
     "close_kernel_session",
     "default_home",
     "describe",
     "diff",
+    "environment_variable",
     "execution_record",
     "execution_records",
     "export",

@@ -1,8 +1,9 @@
 """``kernelflow`` on the command line: a thin layer over :mod:`kernelflow.api`.
 
 Exit status: 0 success; 1 a task failed, or the store could not be written; 2 bad
-usage or a bad workflow (a cycle, a type error, an unknown parameter). Errors are
-one paragraph, with no traceback unless ``--debug`` is given.
+usage or a bad workflow (a cycle, a type error, an unknown parameter), or a
+configured store that cannot be used (unreachable, refused, no such bucket).
+Errors are one paragraph, with no traceback unless ``--debug`` is given.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kernelflow.api import BACKENDS, PARAM_OPTION
+from kernelflow.api import BACKENDS, PARAM_OPTION, STORE_ENV, environment_variable
 from kernelflow.errors import KernelflowError, ParameterError, StoreError, TaskError
 from kernelflow.schedule.cli import add_schedule_commands
 
@@ -28,7 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.handler(args) or EXIT_OK)
+        # --store is $KERNELFLOW_STORE for this command and the workers it starts, so
+        # the flag wins over the variable, which wins over the home.
+        with environment_variable(STORE_ENV, args.store):
+            return int(args.handler(args) or EXIT_OK)
     except KernelflowError as error:
         return _report(error, debug=args.debug)
     except KeyboardInterrupt:
@@ -56,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Run notebooks and Python workflows as typed, cached, resumable DAGs.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="keep artifacts at this fsspec URL (s3://bucket/prefix, file:///mount, "
+        "memory://name); overrides $KERNELFLOW_STORE (default: in $KERNELFLOW_HOME)",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a workflow (NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW)")

@@ -8,8 +8,9 @@ task fails in a worker.
 The classes are grouped by what the user did wrong, which is also what the CLI
 maps to exit codes: a :class:`DefinitionError` (a bad workflow, exit 2), a
 :class:`ParameterError` (bad input to a run, exit 2), a :class:`TaskError`
-(a task failed while running, exit 1), and a :class:`StoreError` (the store on
-disk is damaged or cannot be used).
+(a task failed while running, exit 1), a :class:`StoreError` (the store on
+disk is damaged or cannot be used) and a :class:`ConfigurationError` (a
+configured store cannot be reached or used at all, exit 2).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "ResourceError",
     "ParameterError",
     "ResumeError",
+    "ConfigurationError",
     "TaskError",
     "TaskFailedError",
     "OutputTypeError",
@@ -151,6 +153,15 @@ class ParameterError(KernelflowError, ValueError):
 
 class ResumeError(KernelflowError):
     """A run cannot be resumed (unknown id, finished already, or code changed)."""
+
+
+class ConfigurationError(KernelflowError):
+    """A store the configuration names cannot be used (unreachable, refused, absent).
+
+    Raised before anything is written, so it is bad input (exit 2), not a failed
+    run: the fix is in the environment, ``--store`` or the credentials. ``url``
+    is the location with its secrets masked, ``reason`` what went wrong.
+    """
 
 
 # --- a task failed while running (CLI exit 1) ------------------------------------

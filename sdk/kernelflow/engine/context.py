@@ -52,9 +52,9 @@ class Checkpoint:
 
     def save(self, obj: Any) -> None:
         """Persist ``obj`` (atomically); a later attempt's :meth:`restore` returns it."""
-        from kernelflow.store.artifacts import ArtifactStore
+        from kernelflow.store.home import open_artifacts
 
-        ref = ArtifactStore(self.store_root).put(obj)  # a StoreError names what failed
+        ref = open_artifacts(self.store_root).put(obj)  # a StoreError names what failed
         # Unique per writer: threads of one process must not share a temp file.
         temporary = self.pointer.with_name(
             f".{self.pointer.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
@@ -85,11 +85,12 @@ class Checkpoint:
 
     def restore(self) -> Any | None:
         """The last saved state, or None when nothing was saved (or it is damaged)."""
-        from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
+        from kernelflow.store.artifacts import ArtifactRef
+        from kernelflow.store.home import open_artifacts
 
         try:
             ref = ArtifactRef.from_dict(json.loads(self.pointer.read_text()))
-            return ArtifactStore(self.store_root).get(ref)
+            return open_artifacts(self.store_root).get(ref)
         except (OSError, ValueError, KeyError, TypeError, IntegrityError):
             return None  # nothing saved yet, or damaged: the attempt starts afresh
 

@@ -15,7 +15,7 @@ from kernelflow._core.resources import check_fits, requirements_of
 from kernelflow.engine.backends import get_executor
 from kernelflow.engine.events import Listener
 from kernelflow.engine.runner import Engine, RunResult, RunTarget
-from kernelflow.store.home import Store, open_store
+from kernelflow.store.home import Store, open_artifacts, open_store
 
 
 def run_target(
@@ -42,6 +42,9 @@ def run_target(
         requirements = requirements_of(node.task)
         if requirements is not None:
             check_fits(node.task.name, requirements.requests)
+    # An artifact store that cannot be used is refused before the run database is
+    # even opened: nothing is recorded of a run that could not have kept its outputs.
+    (store.artifacts if isinstance(store, Store) else open_artifacts(store)).check()
     opened = store if isinstance(store, Store) else open_store(store)
     plan = None
     if restore:

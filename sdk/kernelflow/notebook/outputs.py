@@ -158,7 +158,8 @@ _ELSEWHERE_FIX = (
 def _load_artifact(
     record: Mapping[str, Any], name: str, entry: Mapping[str, Any], reading: _Reading
 ) -> Any:
-    from kernelflow.store.artifacts import ArtifactRef, ArtifactStore
+    from kernelflow.store.artifacts import ArtifactRef
+    from kernelflow.store.home import open_artifacts
 
     home = reading.home
     recorded = record.get("store")
@@ -170,11 +171,12 @@ def _load_artifact(
         raise _cannot_read(reading, record, name, why)
     artifact = entry["artifact"]
     inline = isinstance(artifact, Mapping) and artifact.get("inline")
-    if not inline and not (home / "artifacts").is_dir():
+    artifacts = open_artifacts(home)  # in the home, or at $KERNELFLOW_STORE
+    if not inline and artifacts.blobs.is_local and not (home / "artifacts").is_dir():
         why = f"kept in the store {str(home)!r}, which does not hold it"
         raise _cannot_read(reading, record, name, why)
     try:
-        return ArtifactStore(home).get(ArtifactRef.from_dict(artifact))
+        return artifacts.get(ArtifactRef.from_dict(artifact))
     except IntegrityError as error:
         # The engine's fix ("kernelflow recomputes the value") is not true here.
         why = f"not readable from {str(home)!r}: its artifact is {error.reason}"

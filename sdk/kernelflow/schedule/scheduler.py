@@ -17,8 +17,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -151,22 +151,10 @@ def run_script(plan: Plan, tick: datetime, out_path: Path, *, home: Path | None 
         )
 
 
-@contextmanager
-def _kernelflow_home(home: Path | None) -> Iterator[None]:
-    from kernelflow.api import HOME_ENV
+def _kernelflow_home(home: Path | None) -> AbstractContextManager[None]:
+    from kernelflow.api import HOME_ENV, environment_variable
 
-    if home is None:
-        yield
-        return
-    before = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = str(home)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(HOME_ENV, None)
-        else:
-            os.environ[HOME_ENV] = before
+    return environment_variable(HOME_ENV, None if home is None else str(home))
 
 
 def describe_failure(error: BaseException) -> str:

@@ -11,13 +11,15 @@ in the run store) rather than in a file, because creating a file costs more
 than running a small task.
 
 Files are content-addressed (``artifacts/<2 hex>/<checksum>.<ext>``): equal
-outputs share one file, and a file is never rewritten in place. A write goes to
-a unique temporary name in the target directory and is renamed into place, so
-readers, and concurrent writers of the same value, never see half a file.
+outputs share one file, and a file is never rewritten in place. Where the bytes
+go is a :class:`~kernelflow.store.blobs.Blobs`: the home's disk (a write goes to
+a unique temporary name and is renamed into place) or any fsspec URL
+(:mod:`kernelflow.store.object_store`); either way readers, and concurrent
+writers of the same value, never see half a file.
 
 Nothing on disk is trusted. :meth:`ArtifactStore.get` re-computes the checksum
 of the bytes it read, and for pickles checks an HMAC-SHA256 made with the
-store's own key (``secret.key``) *before* unpickling, because unpickling runs
+store's key (:mod:`kernelflow.store.keys`) *before* unpickling, because unpickling runs
 code. Any mismatch raises :class:`~kernelflow._core.errors.IntegrityError`; the engine
 then recomputes the value. There is no ``fsync``: a file cut short by a crash is
 caught by the same checks, and costs a recomputation, not a wrong result.
@@ -26,20 +28,15 @@ caught by the same checks, and costs a recomputation, not a wrong result.
 from __future__ import annotations
 
 import base64
-import contextlib
-import errno
 import hashlib
 import hmac
 import io
 import json
 import math
-import mmap
 import os
 import pickle
 import re
-import secrets
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,15 +45,13 @@ from typing import Any, Literal
 import xxhash
 
 from kernelflow._core.errors import IntegrityError, KernelflowError, StoreError
+from kernelflow.store.blobs import Blobs, Chunk, LocalBlobs, integrity_error
+from kernelflow.store.keys import KEY_FILE, key_from_env, load_or_create_key, read_key
 
 __all__ = ["ArtifactRef", "ArtifactStore", "Format", "referenced_paths"]
 
 Format = Literal["parquet", "npy", "pickle"]
-Chunk = bytes | bytearray | memoryview
-
-KEY_FILE = "secret.key"
 INLINE_LIMIT = 4096  # bytes: pickles this small live in the run store, not in a file
-KEY_SIZE = 32
 _EXTENSIONS: dict[str, str] = {"parquet": "parquet", "npy": "npy", "pickle": "pkl"}
 # Snappy: fast to write and read, and it still shrinks typical (not random) data.
 PARQUET_COMPRESSION = "snappy"
@@ -123,7 +118,7 @@ class ArtifactRef:
             )
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             reason = f"described by a malformed record ({error})"
-            raise _integrity_error(str(data), reason) from error
+            raise integrity_error(str(data), reason) from error
 
 
 def referenced_paths(text: str) -> set[str]:
@@ -144,32 +139,36 @@ def _copies_in(chunks: Sequence[Chunk]) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def _integrity_error(path: str, reason: str) -> IntegrityError:
-    return IntegrityError(
-        f"artifact {path} is {reason}; it is not loaded, and the value will be recomputed",
-        fix="nothing to do: kernelflow recomputes the value. If this keeps happening, check "
-        "the disk holding the store, and what else writes to it",
-        path=path,
-        reason=reason,
-    )
-
-
 class ArtifactStore:
-    """Content-addressed files under ``<root>/artifacts``; the store key is ``<root>/secret.key``.
+    """Content-addressed artifacts under ``artifacts/`` of a :class:`Blobs` root.
 
-    ``root`` is the store directory (``$KERNELFLOW_HOME``), created on the first
-    write with mode 0700, because it holds the key that makes pickles trusted.
+    ``root`` is the local store directory (``$KERNELFLOW_HOME``): it holds the
+    key (``secret.key``, see :mod:`kernelflow.store.keys`) and the files tasks
+    return, and, unless ``blobs`` says otherwise, the artifacts too. ``blobs``
+    puts the artifacts elsewhere (an object store, a shared mount) with the same
+    layout, so a ref means the same thing in any store.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, inline_limit: int = INLINE_LIMIT) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        inline_limit: int = INLINE_LIMIT,
+        blobs: Blobs | None = None,
+    ) -> None:
         self.root = Path(root).absolute()
         self.inline_limit = inline_limit
+        self.blobs = blobs if blobs is not None else LocalBlobs(self.root)
         self._key: bytes | None = None
         self._mac: hmac.HMAC | None = None
-        self._root_ready = False
 
     def __repr__(self) -> str:
-        return f"ArtifactStore({str(self.root)!r})"
+        return f"ArtifactStore({self.blobs.location!r})"
+
+    @property
+    def location(self) -> str:
+        """Where the artifacts are (a directory, or a URL with its secrets masked)."""
+        return self.blobs.location
 
     # -- the four operations --
 
@@ -179,7 +178,7 @@ class ArtifactStore:
         Raises
         ------
         StoreError
-            When the file cannot be written (disk full, permissions).
+            When the file cannot be written (disk full, permissions, store unreachable).
         """
         format_, chunks = _encode(value)
         hasher = xxhash.xxh3_128()
@@ -198,13 +197,10 @@ class ArtifactStore:
                 f"inline:{checksum}", format_, size, checksum, signature, inline, copies
             )
         relative = f"artifacts/{checksum[:2]}/{checksum}.{_EXTENSIONS[format_]}"
-        final = self.root / relative
-        if not _has_size(final, size):
-            self._ensure_root()
-            _write_atomic(final, chunks)
-        else:  # an intact copy is already there: share it, marked as just used, so that
-            with contextlib.suppress(OSError):  # a gc running meanwhile keeps it
-                os.utime(final)
+        if self.blobs.size(relative) != size:
+            self.blobs.write(relative, chunks)
+        else:  # an intact copy is already there: share it, marked as just used, so
+            self.blobs.touch(relative)  # that a gc running meanwhile keeps it
         return ArtifactRef(relative, format_, size, checksum, signature, copies=copies)
 
     def get(self, ref: ArtifactRef) -> object:
@@ -219,12 +215,11 @@ class ArtifactStore:
         """
         if ref.inline is not None:
             return self._get_inline(ref)
-        path = self._path_of(ref)
-        data = _read_exact(path, ref)
+        relative = self._path_of(ref)
+        data = self.blobs.read(relative, ref.size, ref.format)
         if xxhash.xxh3_128_hexdigest(data) != ref.checksum:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            raise _integrity_error(ref.path, "corrupted (its checksum does not match)")
+            self.blobs.remove(relative)
+            raise integrity_error(ref.path, "corrupted (its checksum does not match)")
         if ref.format == "pickle":
             self._verify(ref, data)
         return _decode(ref, data)
@@ -234,7 +229,7 @@ class ArtifactStore:
         if ref.inline is not None:
             return True
         try:
-            return _has_size(self._path_of(ref), ref.size)
+            return self.blobs.size(self._path_of(ref)) == ref.size
         except IntegrityError:
             return False
 
@@ -242,17 +237,17 @@ class ArtifactStore:
         """Remove the file (if present). Refs to equal values share it and lose it too."""
         if ref.inline is not None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            self._path_of(ref).unlink()
+        self.blobs.remove(self._path_of(ref))
 
     def files(self) -> Iterator[tuple[str, bool]]:
         """Each file under ``artifacts/``: its path relative to the root, and whether it
         is an artifact (the others are temporary files that writers left)."""
-        for directory in sorted((self.root / "artifacts").glob("[0-9a-f][0-9a-f]")):
-            for path in sorted(directory.iterdir()):
-                relative = f"artifacts/{directory.name}/{path.name}"
-                if path.is_file():
-                    yield relative, _PATH.fullmatch(relative) is not None
+        for relative in self.blobs.listing():
+            yield relative, _PATH.fullmatch(relative) is not None
+
+    def check(self) -> None:
+        """Raise a ConfigurationError now if the store cannot be used (before a run starts)."""
+        self.blobs.check()
 
     def copies(self) -> Iterator[str]:
         """Each stored copy's folder (``artifacts/files/<checksum>``), relative to the root."""
@@ -268,36 +263,32 @@ class ArtifactStore:
         try:
             data = base64.b64decode(ref.inline or "", validate=True)
         except ValueError as error:
-            raise _integrity_error(ref.path, "inline data that is not base64") from error
+            raise integrity_error(ref.path, "inline data that is not base64") from error
         if len(data) != ref.size or xxhash.xxh3_128_hexdigest(data) != ref.checksum:
-            raise _integrity_error(ref.path, "corrupted (its checksum does not match)")
+            raise integrity_error(ref.path, "corrupted (its checksum does not match)")
         self._verify(ref, data)
         return _decode(ref, data)
 
-    def _path_of(self, ref: ArtifactRef) -> Path:
-        """The file of ``ref``, refusing paths that are not this store's own layout."""
+    def _path_of(self, ref: ArtifactRef) -> str:
+        """The relative path of ``ref``, refusing paths that are not this store's own layout."""
         match = _PATH.fullmatch(ref.path)
         if (
             match is None
             or match.group(2) != ref.checksum
             or _EXTENSIONS.get(ref.format) != match.group(3)
         ):
-            raise _integrity_error(ref.path, "not an artifact path of this store")
-        return self.root / ref.path
-
-    def _ensure_root(self) -> None:
-        if not self._root_ready:
-            try:
-                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            except OSError as error:
-                raise _store_error(self.root, error) from error
-            self._root_ready = True
+            raise integrity_error(ref.path, "not an artifact path of this store")
+        return ref.path
 
     def _signing_key(self) -> bytes:
-        """The key to sign with: made on the first write of a pickle to this store."""
+        """The key to sign with: ``$KERNELFLOW_STORE_KEY``, else made on the first write."""
         if self._key is None:
-            self._ensure_root()
-            self._key = load_or_create_key(self.root / KEY_FILE)
+            key = key_from_env()
+            if key is None:
+                home = LocalBlobs(self.root)
+                home.ensure_root()
+                key = load_or_create_key(self.root / KEY_FILE)
+            self._key = key
         return self._key
 
     def _verifying_key(self) -> bytes | None:
@@ -308,10 +299,11 @@ class ArtifactStore:
         elsewhere (a notebook's "store") look like a store of ours.
         """
         if self._key is None:
+            key = key_from_env()
             path = self.root / KEY_FILE
-            if not path.exists():
+            if key is None and not path.exists():
                 return None
-            self._key = _read_key(path)
+            self._key = key if key is not None else read_key(path)
         return self._key
 
     def _sign(self, chunks: Sequence[Chunk]) -> str:
@@ -325,142 +317,16 @@ class ArtifactStore:
 
     def _verify(self, ref: ArtifactRef, data: Chunk) -> None:
         if not ref.signature:
-            raise _integrity_error(ref.path, "an unsigned pickle")
+            raise integrity_error(ref.path, "an unsigned pickle")
         key = self._verifying_key()
         if key is None:
-            raise _integrity_error(ref.path, "a pickle signed by a key this store does not have")
+            raise integrity_error(ref.path, "a pickle signed by a key this store does not have")
         expected = hmac.digest(key, data, "sha256").hex()
         if not hmac.compare_digest(expected, ref.signature):
-            raise _integrity_error(ref.path, "a pickle whose signature does not match this store")
+            raise integrity_error(ref.path, "a pickle whose signature does not match this store")
 
 
-def _store_error(path: Path, error: OSError) -> StoreError:
-    return StoreError(
-        f"cannot write to the kernelflow store at {path}: {error}",
-        fix="check free space and permissions there, or point $KERNELFLOW_HOME elsewhere",
-        path=str(path),
-    )
-
-
-# --- the store key --------------------------------------------------------------------
-
-
-def load_or_create_key(path: Path) -> bytes:
-    """The store's HMAC key, created once (mode 0600) by whichever process gets there first.
-
-    The key is written in full to a temporary file, then linked into place:
-    ``link`` fails if the key exists, so creation is a race with one winner, and
-    nobody ever sees a half-written key, even when the disk fills up meanwhile
-    (the temporary file is removed and the error names the key).
-    """
-    if path.exists():
-        return _read_key(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    key = secrets.token_bytes(KEY_SIZE)
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(key)
-        os.link(temporary, path)
-    except FileExistsError:
-        return _read_key(path)  # another process made it first: use theirs
-    except OSError as error:
-        if error.errno not in _NO_HARD_LINKS:
-            raise _store_error(path, error) from error
-        return _create_key_in_place(path, key)
-    finally:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-    return key
-
-
-_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV)
-
-
-def _create_key_in_place(path: Path, key: bytes) -> bytes:
-    """For file systems without hard links: create the key file exclusively, then fill it."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_key(path)
-    except OSError as error:
-        raise _store_error(path, error) from error
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(key)
-    except OSError as error:
-        path.unlink(missing_ok=True)
-        raise _store_error(path, error) from error
-    return key
-
-
-def _read_key(path: Path, wait: float = 2.0) -> bytes:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            key = path.read_bytes()
-        except OSError as error:  # a directory in its place, no permission, ...
-            raise StoreError(
-                f"cannot read the store key {path}: {error.strerror or error}",
-                fix="make it a readable file, or delete it: a new key is made, and "
-                "pickled artifacts signed with the old one are recomputed",
-                path=str(path),
-            ) from error
-        if len(key) == KEY_SIZE:
-            return key
-        if time.monotonic() > deadline:
-            raise StoreError(
-                f"the store key {path} is damaged ({len(key)} bytes, expected {KEY_SIZE})",
-                fix="delete that file: a new key is made, and pickled artifacts signed with "
-                "the old one are recomputed",
-                path=str(path),
-            )
-        time.sleep(0.001)
-
-
-# --- files ------------------------------------------------------------------------------
-
-
-def _has_size(path: Path, size: int) -> bool:
-    try:
-        return path.stat().st_size == size
-    except OSError:
-        return False
-
-
-def _write_atomic(final: Path, chunks: Sequence[Chunk]) -> None:
-    """Write to a unique temporary name beside ``final``, then rename it into place."""
-    temporary = final.with_name(f".{final.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "xb") as file:
-            for chunk in chunks:
-                file.write(chunk)
-        os.replace(temporary, final)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        if isinstance(error, OSError):
-            raise _store_error(final, error) from error
-        raise
-
-
-def _read_exact(path: Path, ref: ArtifactRef) -> Any:
-    """The whole file, in as few reads as the OS allows, checked against ``ref.size``."""
-    try:
-        with open(path, "rb", buffering=0) as file:
-            size = os.fstat(file.fileno()).st_size
-            if size != ref.size:
-                state = "truncated" if size < ref.size else "longer than written"
-                raise _integrity_error(ref.path, f"{state} ({size} bytes, expected {ref.size})")
-            data = _READERS.get(ref.format, _read_all)(file, size)
-    except FileNotFoundError as error:
-        raise _integrity_error(ref.path, "missing") from error
-    except OSError as error:
-        raise _integrity_error(ref.path, f"unreadable ({error})") from error
-    if len(data) != size:
-        raise _integrity_error(ref.path, f"truncated while being read ({len(data)} of {size})")
-    return data
+# --- formats ----------------------------------------------------------------------------
 
 
 def _decode(ref: ArtifactRef, data: Any) -> object:
@@ -468,47 +334,10 @@ def _decode(ref: ArtifactRef, data: Any) -> object:
     try:
         return _DECODERS[ref.format](data)
     except KernelflowError as error:  # a user type's transformer could not read it back
-        raise _integrity_error(ref.path, f"unreadable: {error.message}") from error
+        raise integrity_error(ref.path, f"unreadable: {error.message}") from error
     except Exception as error:
         reason = f"unreadable ({type(error).__name__}: {error})"
-        raise _integrity_error(ref.path, reason) from error
-
-
-def _read_all(file: Any, size: int) -> bytes:
-    return file.read()
-
-
-def _map_file(file: Any, size: int) -> Any:
-    """The file mapped into memory, read-only: Parquet is decoded straight from the page
-    cache, and nothing is copied into a fresh 80 MB ``bytes`` first (whose page faults
-    cost more than decoding). Pre-faulted where the OS allows it. Mapping is safe
-    because artifact files are never rewritten: a new value is a new file, renamed
-    into place (only a file cut short by hand while being read could fault)."""
-    if size == 0:
-        return b""
-    populate = getattr(mmap, "MAP_POPULATE", 0)
-    if populate:
-        return mmap.mmap(file.fileno(), size, flags=mmap.MAP_SHARED | populate, prot=mmap.PROT_READ)
-    return mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ)
-
-
-def _read_npy_buffer(file: Any, size: int) -> Any:
-    """Read into a NumPy buffer, on which the array is then built (writable, no copy)."""
-    import numpy as np
-
-    buffer = np.empty(size, dtype=np.uint8)
-    view, got = memoryview(buffer), 0
-    while got < size:
-        count = file.readinto(view[got:])
-        if not count:
-            return buffer[:got]
-        got += count
-    return buffer
-
-
-_READERS: dict[str, Callable[[Any, int], Any]] = {"npy": _read_npy_buffer, "parquet": _map_file}
-
-# --- formats ----------------------------------------------------------------------------
+        raise integrity_error(ref.path, reason) from error
 
 
 def _encode(value: object) -> tuple[str, list[Chunk]]:

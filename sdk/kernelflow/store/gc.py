@@ -274,19 +274,16 @@ def _checkpoint_refs(directory: Path) -> set[str]:
 def _sweep_artifacts(store: Store, keep: set[str], old: float, dry_run: bool) -> tuple[int, int]:
     """Remove the files under artifacts/ that nothing kept names, and that are not new."""
     count = size = 0
+    blobs = store.artifacts.blobs  # the home's disk, or the object store of $KERNELFLOW_STORE
     for relative, _ in store.artifacts.files():
         if relative in keep:
             continue
-        path = store.home / relative
-        try:
-            stat = path.stat()
-            if stat.st_mtime >= old:  # written or reused since gc began: a run uses it
-                continue
-            if not dry_run:
-                path.unlink()
-        except FileNotFoundError:
+        stat = blobs.stat(relative)
+        if stat is None or stat[0] >= old:  # gone, or written or reused since gc began
             continue
-        count, size = count + 1, size + stat.st_size
+        if not dry_run:
+            blobs.remove(relative)
+        count, size = count + 1, size + stat[1]
     return count, size
 
 
