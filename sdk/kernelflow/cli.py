@@ -1,7 +1,8 @@
 """``kernelflow`` on the command line: a thin layer over :mod:`kernelflow.api`.
 
 Exit status: 0 success; 1 a task failed, or the store could not be written; 2 bad
-usage or a bad workflow (a cycle, a type error, an unknown parameter). Errors are
+usage or a bad workflow (a cycle, a type error, an unknown parameter), or a store
+that cannot be reached as configured (a wrong URL or password). Errors are
 one paragraph, with no traceback unless ``--debug`` is given.
 """
 
@@ -15,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from kernelflow.api import BACKENDS, PARAM_OPTION
-from kernelflow.errors import KernelflowError, ParameterError, StoreError, TaskError
+from kernelflow.errors import (
+    KernelflowError,
+    ParameterError,
+    StoreConfigurationError,
+    StoreError,
+    TaskError,
+)
 from kernelflow.schedule.cli import add_schedule_commands
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -47,6 +54,8 @@ def _report(error: KernelflowError, *, debug: bool) -> int:
     # A store that cannot be written (a full disk, no permission) fails the run as
     # a task would: nothing was wrong with how kernelflow was called.
     failed = isinstance(error, (TaskError, StoreError))
+    if isinstance(error, StoreConfigurationError):  # a wrong URL or password: bad input
+        failed = False
     return EXIT_TASK_FAILED if failed else EXIT_USAGE
 
 

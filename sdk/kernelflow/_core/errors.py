@@ -9,7 +9,8 @@ The classes are grouped by what the user did wrong, which is also what the CLI
 maps to exit codes: a :class:`DefinitionError` (a bad workflow, exit 2), a
 :class:`ParameterError` (bad input to a run, exit 2), a :class:`TaskError`
 (a task failed while running, exit 1), and a :class:`StoreError` (the store on
-disk is damaged or cannot be used).
+disk is damaged or cannot be used, exit 1; but a :class:`StoreConfigurationError`,
+a store that cannot be reached as configured, exit 2).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "RecoverableError",
     "UnsupportedFeatureError",
     "StoreError",
+    "StoreConfigurationError",
     "IntegrityError",
     "UnhashableValueError",
     "SecretError",
@@ -197,6 +199,12 @@ class SignalRejectedError(TaskError):
 
 class StoreError(KernelflowError):
     """The store (``$KERNELFLOW_HOME``) cannot be read or written."""
+
+
+class StoreConfigurationError(StoreError):
+    """The store's configuration is wrong: a database that cannot be reached, wrong
+    credentials, a database that does not exist. Raised before anything is written,
+    so it is bad input, as a wrong parameter is (CLI exit 2), not a failed run."""
 
 
 class IntegrityError(StoreError):
