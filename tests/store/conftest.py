@@ -77,3 +77,15 @@ def raw_sql(runs_target: str) -> Callable[..., list[tuple[Any, ...]]]:
             return cursor.fetchall() if cursor.description else []
 
     return run
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def runs_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """Runs the test's workflows with run history in SQLite, then in PostgreSQL
+    (``$KERNELFLOW_RUNS``, which subprocesses inherit); the URL, or ``None``."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("KERNELFLOW_RUNS", raising=False)
+        return None
+    url = str(request.getfixturevalue("postgres_url"))
+    monkeypatch.setenv("KERNELFLOW_RUNS", url)
+    return url

@@ -71,7 +71,7 @@ class PostgresDatabase(Database):
             raise self._unreachable(exc) from exc
 
     def _unreachable(self, error: psycopg.Error) -> StoreConfigurationError:
-        reason = self._masked(str(error).strip().splitlines()[-1] if str(error) else repr(error))
+        reason = self._masked(_reason(error))
         if "does not exist" in reason:
             fix = "create the database (createdb), or name an existing one in KERNELFLOW_RUNS"
         elif "authentication" in reason or "password" in reason:
@@ -79,7 +79,7 @@ class PostgresDatabase(Database):
         else:
             fix = "check that the server runs and accepts connections at that host and port"
         return StoreConfigurationError(
-            f"cannot open the run database {self.location}: {reason}. Nothing was written.",
+            f"cannot open the run database {self.location}: {reason}; nothing was written",
             fix=fix + "; or unset KERNELFLOW_RUNS to keep run history in $KERNELFLOW_HOME",
             url=self.location,
         )
@@ -165,15 +165,26 @@ class PostgresDatabase(Database):
         return int(self.execute(sql, (json.dumps(TABLES),)).fetchone()[0])
 
     def compact(self) -> None:
-        """VACUUM makes removed rows' space reusable; it runs outside a transaction."""
-        for table in TABLES:
-            self.execute(f"VACUUM {table}")
+        """Rewrite the tables without their dead rows, as SQLite's VACUUM rewrites the file.
+
+        Like SQLite's, it holds each table's lock while it runs (writers wait, then go
+        on); ``kernelflow gc`` is the one caller. It runs outside a transaction.
+        """
+        self.execute(f"VACUUM FULL {', '.join(TABLES)}")
 
     def close(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
+
+
+def _reason(error: psycopg.Error) -> str:
+    """libpq's first line, without the address it repeats: "Connection refused",
+    "password authentication failed for user ...", "database ... does not exist"."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    reason = lines[0].rpartition(" failed: ")[2] if " failed: " in lines[0] else lines[0]
+    return reason.removeprefix("FATAL:").strip() or lines[0]
 
 
 def _dial(url: str) -> psycopg.Connection[Any]:
