@@ -19,5 +19,6 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("scale", "Scale"),
     ("imports", "Import time"),
     ("store_growth", "Store growth"),
+    ("run_records", "Run-record throughput: PostgreSQL vs SQLite"),
 )
 """(module name, short title) of each figure, in report order."""
