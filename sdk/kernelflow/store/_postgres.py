@@ -49,7 +49,7 @@ class PostgresDatabase(Database):
     refused = (psycopg.IntegrityError, psycopg.DataError)
 
     def __init__(self, url: str, *, home: Path) -> None:
-        self.url = url
+        self.url, self._home = url, home
         self.location = mask_url(url)
         digest = hashlib.sha256(self.location.encode()).hexdigest()[:12]
         # Journals of one database only: another database must not replay them.
@@ -89,10 +89,7 @@ class PostgresDatabase(Database):
         return text.replace(str(password), "***") if password else text
 
     def fresh(self) -> PostgresDatabase:
-        copy = PostgresDatabase.__new__(PostgresDatabase)
-        copy.url, copy.location, copy.journal = self.url, self.location, self.journal
-        copy._conn = None
-        return copy
+        return PostgresDatabase(self.url, home=self._home)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.broken:  # dropped by the server: open again
