@@ -62,9 +62,10 @@ class Database(ABC):
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[None]:
-        """One transaction; rolled back when the block raises (a Ctrl-C too)."""
-        self.begin(write=write)
+        """One transaction; rolled back when the block raises (a Ctrl-C too, even one
+        that comes as ``BEGIN`` returns)."""
         try:
+            self.begin(write=write)
             yield
         except BaseException:
             self.end(commit=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ class PostgresDatabase(Database):
     def _open(self) -> psycopg.Connection[Any]:
         try:
             return _dial(self.url)
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:  # unreachable, refused, or a URL libpq cannot parse
             raise self._unreachable(exc) from exc
 
     def _unreachable(self, error: psycopg.Error) -> StoreConfigurationError:
@@ -85,8 +86,10 @@ class PostgresDatabase(Database):
         )
 
     def _masked(self, text: str) -> str:
-        password = psycopg.conninfo.conninfo_to_dict(self.url).get("password")
-        return text.replace(str(password), "***") if password else text
+        password = urllib.parse.urlsplit(self.url).password
+        for secret in {password, urllib.parse.unquote(password or "")} - {None, ""}:
+            text = text.replace(str(secret), "***")
+        return text
 
     def fresh(self) -> PostgresDatabase:
         return PostgresDatabase(self.url, home=self._home)
@@ -124,7 +127,12 @@ class PostgresDatabase(Database):
         self.execute("RELEASE SAVEPOINT line")
 
     def busy(self, error: Exception) -> bool:
-        return isinstance(error, _TRANSIENT) or self._conn is None or self._conn.broken
+        """A conflict between two transactions, or a connection the server dropped
+        (it is opened again on the next try)."""
+        if isinstance(error, _TRANSIENT):
+            return True
+        dropped = self._conn is None or self._conn.broken
+        return isinstance(error, psycopg.OperationalError) and dropped
 
     def failure(self, error: BaseException) -> StoreError:
         return StoreError(

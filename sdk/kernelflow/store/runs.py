@@ -223,15 +223,14 @@ class RunStore:
         """Run ``action``, retrying while the failure is transient (:meth:`Database.busy`:
         another process holds SQLite's lock; two PostgreSQL transactions conflicted)."""
         deadline, delay = time.monotonic() + _BUSY_RETRY_SECONDS, 0.005
-        db = self._db
         while True:
             try:
                 return action()
-            except db.IntegrityError:
+            except self._db.IntegrityError:
                 raise
-            except db.Error as exc:
-                if not db.busy(exc) or time.monotonic() > deadline:
-                    raise db.failure(exc) from exc
+            except self._db.Error as exc:  # self._db: the action may have reopened it
+                if not self._db.busy(exc) or time.monotonic() > deadline:
+                    raise self._db.failure(exc) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
 
