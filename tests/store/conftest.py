@@ -88,4 +88,13 @@ def runs_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         return None
     url = str(request.getfixturevalue("postgres_url"))
     monkeypatch.setenv("KERNELFLOW_RUNS", url)
+    request.addfinalizer(lambda: _close_stores(url))
     return url
+
+
+def _close_stores(url: str) -> None:
+    """Close the stores the test opened on its database, before the database is dropped."""
+    from kernelflow.store import home
+
+    for key in [key for key in home._stores if key[1] == url]:
+        home._stores.pop(key).runs.close()

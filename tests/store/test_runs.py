@@ -547,13 +547,34 @@ def test_a_file_that_is_not_a_run_store_is_a_store_error(tmp_path: Path) -> None
         RunStore(path)
 
 
-def test_a_store_from_a_newer_kernelflow_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite"
-    RunStore(path).close()
-    with sqlite3.connect(path) as raw:
-        raw.execute("PRAGMA user_version = 99")
+def test_a_store_from_a_newer_kernelflow_is_refused(
+    runs_target: str, open_runs: Callable[[], RunStore], raw_sql: Raw
+) -> None:
+    open_runs().close()
+    if runs_target.startswith("postgresql://"):
+        raw_sql("UPDATE kernelflow_schema SET version = 99")
+    else:
+        raw_sql("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="upgrade kernelflow"):
-        RunStore(path)
+        open_runs()
+
+
+def test_two_schemas_of_one_postgres_database_keep_separate_histories(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """``?options=-csearch_path=...`` (README): one database, a history per schema."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA team_a")
+        conn.execute("CREATE SCHEMA team_b")
+    for team in ("team_a", "team_b"):
+        with RunStore(f"{postgres_url}?options=-csearch_path%3D{team}", home=tmp_path) as store:
+            _start(store, f"run-of-{team}")
+            store.cache_put("k", task=team, outputs={}, manifest={}, duration=1.0)
+    with RunStore(f"{postgres_url}?options=-csearch_path%3Dteam_a", home=tmp_path) as store:
+        assert [run["run_id"] for run in store.list_runs()] == ["run-of-team_a"]
+        assert store.cache_get("k")["task"] == "team_a"  # type: ignore[index]
 
 
 # The tables of schema version 2 as kernelflow wrote them (version 1 had the same,
