@@ -39,6 +39,7 @@ def postgres_url(postgres: Server) -> Iterator[str]:
     name = f"kf_{secrets.token_hex(6)}"
     url = create_database(postgres, name)
     yield url
+    _close_stores(url)
     drop_database(postgres, name)
 
 
@@ -88,12 +89,12 @@ def runs_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         return None
     url = str(request.getfixturevalue("postgres_url"))
     monkeypatch.setenv("KERNELFLOW_RUNS", url)
-    request.addfinalizer(lambda: _close_stores(url))
     return url
 
 
 def _close_stores(url: str) -> None:
-    """Close the stores the test opened on its database, before the database is dropped."""
+    """Close the stores (``open_store``) the test opened on its database, before it is
+    dropped: no connection or journal file is left open at exit."""
     from kernelflow.store import home
 
     for key in [key for key in home._stores if key[1] == url]:

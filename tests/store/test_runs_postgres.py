@@ -201,3 +201,28 @@ def test_a_url_of_another_kind_is_refused_with_its_password_masked(project: Path
     assert done.returncode == 2, done.stderr
     assert "KERNELFLOW_RUNS=mysql://me:***@db.example/runs names no run database" in done.stderr
     assert "hunter2" not in done.stderr and "postgresql://" in done.stderr
+
+
+def test_task_cells_in_a_kernel_record_on_the_server_and_hit_its_cache(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shell_runner import kernel_shell, run
+
+    from kernelflow.store.runs import RunStore
+
+    monkeypatch.setenv("KERNELFLOW_RUNS", postgres_url)
+    cell = "%%task make --cache\nxs = list(range(n))"
+    with kernel_shell(tmp_path, monkeypatch) as shell:
+        shell.user_ns["n"] = 3
+        run(shell, cell)
+        del shell.user_ns["xs"]
+        run(shell, cell)
+        assert shell.user_ns["xs"] == [0, 1, 2]
+        history = run(shell, "%workflow runs")
+    assert len(history) == 2 and set(history["status"]) == {"succeeded"}
+    with RunStore(postgres_url, home=tmp_path / "elsewhere") as server:
+        statuses = [
+            [node["status"] for node in server.node_executions(str(run_id))]
+            for run_id in history["run_id"]
+        ]
+    assert sorted(statuses) == [["cached"], ["succeeded"]]
