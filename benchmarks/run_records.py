@@ -139,5 +139,11 @@ def _server() -> Iterator[str]:
         sys.path.insert(0, str(ROOT / "tests"))
     import postgres_server
 
+    from kernelflow.store.home import close_stores
+
     with postgres_server.running(fsync=True) as server:
-        yield postgres_server.create_database(server, "bench")
+        url = postgres_server.create_database(server, "bench")
+        try:
+            yield url
+        finally:
+            close_stores(url)  # the chain's store, before its server stops

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from postgres_server import PostgresUnavailable, Server, create_database, drop_database, running
 
+from kernelflow.store.home import close_stores
 from kernelflow.store.runs import RunStore
 
 
@@ -39,7 +40,7 @@ def postgres_url(postgres: Server) -> Iterator[str]:
     name = f"kf_{secrets.token_hex(6)}"
     url = create_database(postgres, name)
     yield url
-    _close_stores(url)
+    close_stores(url)  # what the test opened on it: no connection left to a dropped database
     drop_database(postgres, name)
 
 
@@ -90,12 +91,3 @@ def runs_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     url = str(request.getfixturevalue("postgres_url"))
     monkeypatch.setenv("KERNELFLOW_RUNS", url)
     return url
-
-
-def _close_stores(url: str) -> None:
-    """Close the stores (``open_store``) the test opened on its database, before it is
-    dropped: no connection or journal file is left open at exit."""
-    from kernelflow.store import home
-
-    for key in [key for key in home._stores if key[1] == url]:
-        home._stores.pop(key).runs.close()

@@ -71,3 +71,17 @@ def open_store(home: str | os.PathLike[str] | None = None) -> Store:
         if store is None:
             store = _stores[path, runs] = Store(path, runs=runs)
         return store
+
+
+def close_stores(runs: str | None = None) -> None:
+    """Close the stores :func:`open_store` opened (with run history at ``runs``, if given).
+
+    For a process that is done with a database before it exits: a test whose
+    server is about to go, a benchmark. Their deferred records are committed first;
+    the next :func:`open_store` opens them again.
+    """
+    with _lock:
+        keys = [key for key in _stores if runs is None or key[1] == runs]
+        closing = [_stores.pop(key) for key in keys]
+    for store in closing:
+        store.runs.close()
