@@ -1,5 +1,5 @@
 # make demo  - install into .venv if needed, run the quickstart workflow
-# make test  - install into .venv if needed, lint, run the tests
+# make test  - install into .venv if needed (and PostgreSQL from apt), lint, run the tests
 # make test-browser - the browser tests: JupyterLab in Debian's headless Chromium
 PYTHON ?= python3
 VENV   ?= .venv
@@ -26,7 +26,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check sdk jupyter_ext tests benchmarks examples
 	$(BIN)/ruff format --check sdk jupyter_ext tests benchmarks examples
 
+# The run-store tests start a real PostgreSQL server (tests/postgres_server.py): Debian's.
 test: $(STAMP) lint
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 	$(BIN)/python -m pytest -q
 
 # Playwright drives the system Chromium: its own browser download is never used.

@@ -20,5 +20,6 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("imports", "Import time"),
     ("store_growth", "Store growth"),
     ("object_store", "Object-store round trip"),
+    ("run_records", "Run-record throughput: PostgreSQL vs SQLite"),
 )
 """(module name, short title) of each figure, in report order."""

@@ -2,8 +2,9 @@
 
 Exit status: 0 success; 1 a task failed, or the store could not be written; 2 bad
 usage or a bad workflow (a cycle, a type error, an unknown parameter), or a
-configured store that cannot be used (unreachable, refused, no such bucket).
-Errors are one paragraph, with no traceback unless ``--debug`` is given.
+configured store or run database that cannot be used (unreachable, refused, no
+such bucket or database). Errors are one paragraph, with no traceback unless
+``--debug`` is given.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from kernelflow.api import BACKENDS, PARAM_OPTION, STORE_ENV, environment_variable
-from kernelflow.errors import KernelflowError, ParameterError, StoreError, TaskError
+from kernelflow.errors import (
+    ConfigurationError,
+    KernelflowError,
+    ParameterError,
+    StoreError,
+    TaskError,
+)
 from kernelflow.schedule.cli import add_schedule_commands
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -51,6 +58,8 @@ def _report(error: KernelflowError, *, debug: bool) -> int:
     # A store that cannot be written (a full disk, no permission) fails the run as
     # a task would: nothing was wrong with how kernelflow was called.
     failed = isinstance(error, (TaskError, StoreError))
+    if isinstance(error, ConfigurationError):  # a wrong URL or password: bad input
+        failed = False
     return EXIT_TASK_FAILED if failed else EXIT_USAGE
 
 

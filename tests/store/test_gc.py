@@ -1,5 +1,7 @@
 """gc and cache clear on real stores: what goes, what stays, and that what stays still works.
 
+Every test runs twice: run history in SQLite, then on a PostgreSQL server.
+
 Files are aged by an hour before gc runs, as if the runs were a while ago: gc keeps
 whatever was written in the last seconds (a run may be using it), and these runs
 were just made.
@@ -23,6 +25,7 @@ from kernelflow.store.home import open_store
 from kernelflow.types.file import FlyteFile
 
 FAIL = "KERNELFLOW_TEST_GC_FAIL"
+pytestmark = pytest.mark.usefixtures("runs_env")
 
 
 @task(cache=True)
@@ -220,10 +223,16 @@ def test_a_dry_run_removes_nothing_and_counts_what_a_real_run_removes(store_home
 
 def _backdate_start(run_id: str, days: float) -> None:
     open_store().runs.flush()  # the run's rows are written in batches
-    with sqlite3.connect(open_store().runs.path) as raw:
-        raw.execute(
-            "UPDATE runs SET started_ts = started_ts - ? WHERE run_id = ?", (days * 86400, run_id)
-        )
+    sql = "UPDATE runs SET started_ts = started_ts - ? WHERE run_id = ?"
+    url = os.environ.get("KERNELFLOW_RUNS")
+    if url is None:
+        with sqlite3.connect(open_store().runs.path or "") as raw:
+            raw.execute(sql, (days * 86400, run_id))
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as raw:
+        raw.execute(sql.replace("?", "%s"), (days * 86400, run_id))
 
 
 def test_older_than_removes_only_runs_no_option_keeps(store_home: Path) -> None:

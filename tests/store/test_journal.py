@@ -1,4 +1,5 @@
-"""Replaying the journals of dead processes: on real processes and a real SQLite file.
+"""Replaying the journals of dead processes: on real processes, a real SQLite file and a
+real PostgreSQL server (every test runs on both).
 
 The replayer is killed (SIGKILL, through the store's test-only crash points) or
 interrupted (Ctrl-C while it waits on a database another process holds) at every
@@ -23,6 +24,8 @@ import pytest
 
 from kernelflow.errors import KernelflowWarning
 from kernelflow.store.runs import RunStore
+
+pytestmark = pytest.mark.usefixtures("runs_env")
 
 FLOW = """
 import os
@@ -68,8 +71,16 @@ def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 
 
 @contextmanager
-def _database_held(db: Path) -> Iterator[None]:
+def _database_held(db: str) -> Iterator[None]:
     """Another process's write transaction: nothing can be committed meanwhile."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as holder:  # a transaction, rolled back at the end
+            holder.execute("LOCK TABLE runs, node_executions IN EXCLUSIVE MODE")
+            yield
+            holder.rollback()
+        return
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -79,16 +90,32 @@ def _database_held(db: Path) -> Iterator[None]:
         holder.close()
 
 
-def _crashed_run(tmp_path: Path, home: Path) -> Path:
+def _rows(db: str, sql: str, *params: object) -> list[tuple[object, ...]]:
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as conn:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _journal(home: Path) -> Path:
+    """The journal directory of the run database under test."""
+    (directory,) = home.glob("journal*")
+    return directory
+
+
+def _crashed_run(tmp_path: Path, home: Path) -> str:
     """A run that died with its start and a finished task only in its journal."""
     (tmp_path / "flow.py").write_text(FLOW)
-    db = home / "runs.sqlite"
-    RunStore(db).close()
+    db = os.environ.get("KERNELFLOW_RUNS") or str(home / "runs.sqlite")
+    RunStore(db, home=home).close()
     with _database_held(db):  # so the background flush cannot commit the records
         crashed = _cli(tmp_path, "run", "flow.py:wf", FLOW_CRASH="1")
     assert crashed.returncode == 17, crashed.stderr
     assert _log(tmp_path) == ["prepare", "train"]
-    journals = list((home / "journal").iterdir())
+    journals = list(_journal(home).iterdir())
     assert [path.suffix for path in journals] == [".jsonl"]
     assert '"prepare"' in journals[0].read_text()
     return db
@@ -101,19 +128,16 @@ def _log(tmp_path: Path) -> list[str]:
     return lines
 
 
-def _recovered(tmp_path: Path, home: Path, db: Path) -> None:
+def _recovered(tmp_path: Path, home: Path, db: str) -> None:
     """The next process finds the run and every record of it, once; no journal is left."""
     resumed = _cli(tmp_path, "run", "flow.py:wf", "--resume", "last")
     assert resumed.returncode == 0, resumed.stderr
     assert "o0 = 20" in resumed.stdout
     assert _log(tmp_path) == ["train"]  # prepare's record was recovered: it did not rerun
-    assert list((home / "journal").iterdir()) == []
-    with sqlite3.connect(db) as raw:
-        runs = raw.execute("SELECT status, resumed_from FROM runs ORDER BY started_ts").fetchall()
-        died = raw.execute("SELECT run_id FROM runs WHERE resumed_from IS NULL").fetchone()[0]
-        nodes = raw.execute(
-            "SELECT node, status FROM node_executions WHERE run_id = ?", (died,)
-        ).fetchall()
+    assert list(_journal(home).iterdir()) == []
+    runs = _rows(db, "SELECT status, resumed_from FROM runs ORDER BY started_ts")
+    [(died,)] = _rows(db, "SELECT run_id FROM runs WHERE resumed_from IS NULL")
+    nodes = _rows(db, "SELECT node, status FROM node_executions WHERE run_id = ?", died)
     assert [status for status, _ in runs] == ["died", "succeeded"]
     assert runs[1][1] == died
     assert nodes == [("prepare", "succeeded")]
@@ -133,7 +157,7 @@ def test_a_replay_interrupted_while_the_database_is_busy_is_done_again(
     tmp_path: Path, store_home: Path
 ) -> None:
     db = _crashed_run(tmp_path, store_home)
-    journal = store_home / "journal"
+    journal = _journal(store_home)
     with _database_held(db):
         replayer = subprocess.Popen(
             [sys.executable, "-m", "kernelflow", "runs"],
@@ -156,23 +180,23 @@ def test_a_replay_interrupted_while_the_database_is_busy_is_done_again(
 def test_replaying_a_journal_again_duplicates_nothing(tmp_path: Path, store_home: Path) -> None:
     """A replay killed after its commit leaves its claim; doing it again is harmless."""
     db = _crashed_run(tmp_path, store_home)
-    (journal,) = (store_home / "journal").iterdir()
+    (journal,) = _journal(store_home).iterdir()
     text = journal.read_text()
-    RunStore(db).close()  # replays it
+    RunStore(db, home=store_home).close()  # replays it
     assert not journal.exists()
     journal.write_text(text)  # as if the replay had been killed before the unlink
-    with RunStore(db) as store:
+    with RunStore(db, home=store_home) as store:
         (run,) = store.list_runs()
         assert run["status"] == "died"
         assert [row["node"] for row in store.node_executions(str(run["run_id"]))] == ["prepare"]
-    assert list((store_home / "journal").iterdir()) == []
+    assert list(_journal(store_home).iterdir()) == []
 
 
 def test_a_malformed_line_is_skipped_with_a_warning_and_the_rest_replayed(
     tmp_path: Path, store_home: Path
 ) -> None:
     db = _crashed_run(tmp_path, store_home)
-    (journal,) = (store_home / "journal").iterdir()
+    (journal,) = _journal(store_home).iterdir()
     run, node = journal.read_text().splitlines()
     node_kind, node_fields = json.loads(node)
     no_task = [*node_fields[:2], None, *node_fields[3:]]  # NOT NULL in the table
@@ -192,7 +216,7 @@ def test_a_malformed_line_is_skipped_with_a_warning_and_the_rest_replayed(
         )
     )
     with pytest.warns(KernelflowWarning) as caught:
-        store = RunStore(db)
+        store = RunStore(db, home=store_home)
     messages = [str(warning.message) for warning in caught]
     assert len(messages) == 5, messages
     for number, message in zip(range(2, 7), messages, strict=True):
@@ -204,4 +228,4 @@ def test_a_malformed_line_is_skipped_with_a_warning_and_the_rest_replayed(
         assert recorded["status"] == "died"
         rows = store.node_executions(str(recorded["run_id"]))
     assert [(row["node"], row["attempt"]) for row in rows] == [("prepare", 1)]
-    assert list((store_home / "journal").iterdir()) == []
+    assert list(_journal(store_home).iterdir()) == []

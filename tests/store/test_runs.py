@@ -1,4 +1,6 @@
-"""The SQLite run store, on real files: what the engine, CLI and magics read back."""
+"""The run store, on real files and a real PostgreSQL server: what the engine, CLI and
+magics read back. Tests taking ``store``, ``open_runs`` or ``runs_target`` run on both
+(tests/store/conftest.py); the rest are about SQLite's file."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,11 +24,7 @@ from kernelflow.errors import KernelflowError, StoreError
 from kernelflow.store._schema import NODE_COLUMNS, SCHEMA_VERSION
 from kernelflow.store.runs import RunStore
 
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunStore]:
-    with RunStore(tmp_path / "home" / "runs.sqlite") as opened:
-        yield opened
+Raw = Callable[..., list[tuple[object, ...]]]
 
 
 def _start(store: RunStore, run_id: str, workflow: str = "wf", **extra: object) -> None:
@@ -134,7 +132,7 @@ def _exited_pid() -> int:
 
 
 def test_a_running_run_whose_process_is_gone_is_reported_and_recorded_as_died(
-    store: RunStore,
+    store: RunStore, raw_sql: Raw
 ) -> None:
     _start(store, "dead", pid=_exited_pid())
     _start(store, "alive", pid=os.getpid())
@@ -142,8 +140,7 @@ def test_a_running_run_whose_process_is_gone_is_reported_and_recorded_as_died(
     statuses = {r["run_id"]: r["status"] for r in store.list_runs()}
     assert statuses == {"dead": "died", "alive": "running"}
     assert "ended without finishing" in str(store.get_run("dead")["error"])  # type: ignore[index]
-    with sqlite3.connect(store.path) as raw:  # what the sqlite3 CLI would show
-        rows = dict(raw.execute("SELECT run_id, status FROM runs").fetchall())
+    rows = dict(raw_sql("SELECT run_id, status FROM runs"))  # what sqlite3 or psql would show
     assert rows == {"dead": "died", "alive": "running"}
 
 
@@ -161,13 +158,13 @@ def test_an_unreaped_zombie_process_counts_as_dead(store: RunStore) -> None:
 
 
 def test_a_pid_reused_by_a_newer_process_does_not_keep_an_old_run_running(
-    store: RunStore,
+    store: RunStore, raw_sql: Raw
 ) -> None:
     newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         _start(store, "yesterday", pid=newcomer.pid)
-        with sqlite3.connect(store.path) as raw:  # as if started a day ago by a process now gone
-            raw.execute("UPDATE runs SET started_ts = started_ts - 86400")
+        # as if started a day ago by a process now gone
+        raw_sql("UPDATE runs SET started_ts = started_ts - 86400")
         _start(store, "today", pid=newcomer.pid)
         statuses = {r["run_id"]: r["status"] for r in store.list_runs()}
         assert statuses == {"yesterday": "died", "today": "running"}
@@ -184,13 +181,13 @@ def test_a_died_run_that_finishes_after_all_keeps_its_real_status(store: RunStor
 
 
 def test_a_run_started_on_another_host_is_never_declared_dead(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_runs: Callable[[], RunStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(socket, "gethostname", lambda: "some-other-host")
-    with RunStore(tmp_path / "runs.sqlite") as elsewhere:
+    with open_runs() as elsewhere:
         _start(elsewhere, "r1", pid=_exited_pid())
     monkeypatch.undo()
-    with RunStore(tmp_path / "runs.sqlite") as here:
+    with open_runs() as here:
         assert here.list_runs()[0]["status"] == "running"
 
 
@@ -331,7 +328,7 @@ def _hit(store: RunStore, run_id: str, key: str, outputs: object, node: str = "t
 
 
 def test_a_hit_keeps_what_it_used_when_its_entry_is_replaced_then_deleted(
-    store: RunStore,
+    store: RunStore, raw_sql: Raw
 ) -> None:
     manifest = {"code_hash": "code-train"}
     store.cache_put("k", task="train", outputs=_output("v1"), manifest=manifest, duration=1.0)
@@ -351,13 +348,12 @@ def test_a_hit_keeps_what_it_used_when_its_entry_is_replaced_then_deleted(
     store.cache_delete(key="k")
     assert store.node_executions("r1") == records
     assert records[0]["inputs"] == {"n": {"hash": "h-n", "source": {"param": "n"}}}
-    with sqlite3.connect(store.path) as raw:  # the version r1 used, kept for r1 alone
-        assert raw.execute("SELECT COUNT(*) FROM cache_retired").fetchone()[0] == 1
+    # the version r1 used, kept for r1 alone
+    assert raw_sql("SELECT COUNT(*) FROM cache_retired") == [(1,)]
     assert store.forget_runs(["r1"]) == ([], 0)  # never a run that is still running
     store.finish_run("r1", status="succeeded")
     assert store.forget_runs(["r1"]) == (["r1"], 2)
-    with sqlite3.connect(store.path) as raw:
-        assert raw.execute("SELECT COUNT(*) FROM cache_retired").fetchone()[0] == 0
+    assert raw_sql("SELECT COUNT(*) FROM cache_retired") == [(0,)]
 
 
 def test_cache_entries_and_delete_by_task_key_or_all(store: RunStore) -> None:
@@ -461,8 +457,8 @@ def test_latest_execution_by_node_task_or_output_name(store: RunStore) -> None:
 # -- the file, processes and threads ---------------------------------------------------
 
 
-def _hammer(path: str, worker: int, count: int) -> None:
-    store = RunStore(path)
+def _hammer(path: str, home: str, worker: int, count: int) -> None:
+    store = RunStore(path, home=home)
     for i in range(count):
         _record(store, f"run-{worker % 2}", f"w{worker}-n{i}")
         store.cache_put(
@@ -474,17 +470,19 @@ def _hammer(path: str, worker: int, count: int) -> None:
     store.close()
 
 
-def test_four_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
-    path = str(tmp_path / "runs.sqlite")
+def test_four_processes_writing_at_once_lose_nothing(
+    runs_target: str, open_runs: Callable[[], RunStore], tmp_path: Path
+) -> None:
+    home = str(tmp_path / "home")
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_hammer, args=(path, w, 200)) for w in range(4)]
+    workers = [context.Process(target=_hammer, args=(runs_target, home, w, 200)) for w in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=120)
     assert [w.exitcode for w in workers] == [0, 0, 0, 0]
 
-    with RunStore(path) as store:
+    with open_runs() as store:
         for run_id, writers in [("run-0", (0, 2)), ("run-1", (1, 3))]:
             rows = store.node_executions(run_id)
             assert len(rows) == 400
@@ -534,8 +532,8 @@ def test_a_store_pickles_as_its_path(store: RunStore) -> None:
     copy.close()
 
 
-def test_a_closed_store_says_so(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "runs.sqlite")
+def test_a_closed_store_says_so(open_runs: Callable[[], RunStore]) -> None:
+    store = open_runs()
     store.close()
     store.close()
     with pytest.raises(StoreError, match="closed"):
@@ -549,13 +547,34 @@ def test_a_file_that_is_not_a_run_store_is_a_store_error(tmp_path: Path) -> None
         RunStore(path)
 
 
-def test_a_store_from_a_newer_kernelflow_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite"
-    RunStore(path).close()
-    with sqlite3.connect(path) as raw:
-        raw.execute("PRAGMA user_version = 99")
+def test_a_store_from_a_newer_kernelflow_is_refused(
+    runs_target: str, open_runs: Callable[[], RunStore], raw_sql: Raw
+) -> None:
+    open_runs().close()
+    if runs_target.startswith("postgresql://"):
+        raw_sql("UPDATE kernelflow_schema SET version = 99")
+    else:
+        raw_sql("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="upgrade kernelflow"):
-        RunStore(path)
+        open_runs()
+
+
+def test_two_schemas_of_one_postgres_database_keep_separate_histories(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """``?options=-csearch_path=...`` (README): one database, a history per schema."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA team_a")
+        conn.execute("CREATE SCHEMA team_b")
+    for team in ("team_a", "team_b"):
+        with RunStore(f"{postgres_url}?options=-csearch_path%3D{team}", home=tmp_path) as store:
+            _start(store, f"run-of-{team}")
+            store.cache_put("k", task=team, outputs={}, manifest={}, duration=1.0)
+    with RunStore(f"{postgres_url}?options=-csearch_path%3Dteam_a", home=tmp_path) as store:
+        assert [run["run_id"] for run in store.list_runs()] == ["run-of-team_a"]
+        assert store.cache_get("k")["task"] == "team_a"  # type: ignore[index]
 
 
 # The tables of schema version 2 as kernelflow wrote them (version 1 had the same,
@@ -660,28 +679,29 @@ def test_a_version_2_store_keeps_its_hits_readable_and_records_new_ones_compactl
         assert raw.execute("SELECT COUNT(*) FROM node_executions").fetchone()[0] == 2
 
 
-def test_reopening_keeps_the_history(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite"
-    with RunStore(path) as first:
+def test_reopening_keeps_the_history(open_runs: Callable[[], RunStore]) -> None:
+    with open_runs() as first:
         _chain(first)
         first.cache_put("k", task="t", outputs={}, manifest={}, duration=1.0)
-    with RunStore(path) as second:
+    with open_runs() as second:
         assert second.get_run("r1") is not None
         assert len(second.node_executions("r1")) == 3
         assert second.cache_get("k") is not None
 
 
-def test_deferred_records_survive_a_killed_process(tmp_path: Path) -> None:
+def test_deferred_records_survive_a_killed_process(
+    runs_target: str, open_runs: Callable[[], RunStore], tmp_path: Path
+) -> None:
     """Batched records are journaled; a later store replays a dead process's journal."""
     import subprocess
     import sys
     import textwrap
 
-    db = tmp_path / "home" / "runs.sqlite"
+    home = tmp_path / "home"
     code = textwrap.dedent(f"""
         import os
         from kernelflow.store.runs import RunStore
-        store = RunStore({str(db)!r})
+        store = RunStore({runs_target!r}, home={str(home)!r})
         store.start_run(run_id="r1", workflow="wf", version="v", params={{}}, environment={{}})
         for n in range(3):
             store.record_node(run_id="r1", node=f"n{{n}}", task="t", attempt=1,
@@ -692,12 +712,13 @@ def test_deferred_records_survive_a_killed_process(tmp_path: Path) -> None:
         os._exit(9)  # killed before any flush
     """)
     assert subprocess.run([sys.executable, "-c", code]).returncode == 9
-    store = RunStore(db)
+    assert list(home.glob("journal*/*")) != []
+    store = open_runs()
     assert [row["node"] for row in store.node_executions("r1")] == ["n0", "n1", "n2"]
-    assert list((tmp_path / "home" / "journal").iterdir()) == []
+    assert list(home.glob("journal*/*")) == []
 
 
-def _in_a_process(db: Path, body: str) -> int:
+def _in_a_process(db: str, home: Path, body: str) -> int:
     import subprocess
     import sys
     import textwrap
@@ -705,7 +726,7 @@ def _in_a_process(db: Path, body: str) -> int:
     code = textwrap.dedent(f"""
         import os
         from kernelflow.store.runs import RunStore
-        store = RunStore({str(db)!r})
+        store = RunStore({db!r}, home={str(home)!r})
         def node(name, defer=True):
             store.record_node(run_id="r1", node=name, task="t", attempt=1,
                               status="succeeded", cache_hit=False, cache_key=None,
@@ -715,25 +736,27 @@ def _in_a_process(db: Path, body: str) -> int:
     return subprocess.run([sys.executable, "-c", code]).returncode
 
 
-def test_a_deferred_run_start_and_end_are_committed_at_exit(tmp_path: Path) -> None:
-    db = tmp_path / "home" / "runs.sqlite"
+def test_a_deferred_run_start_and_end_are_committed_at_exit(
+    runs_target: str, open_runs: Callable[[], RunStore], tmp_path: Path
+) -> None:
     body = """
         store.start_run(run_id="r1", workflow="wf", version="v", params={}, environment={},
                         defer=True)
         node("n0")
         store.finish_run("r1", status="succeeded", defer=True)
     """  # and the process ends normally, well before the background flush
-    assert _in_a_process(db, body) == 0
-    store = RunStore(db)
+    assert _in_a_process(runs_target, tmp_path / "home", body) == 0
+    store = open_runs()
     assert store.get_run("r1")["status"] == "succeeded"  # type: ignore[index]
     assert [row["node"] for row in store.node_executions("r1")] == ["n0"]
-    assert list((tmp_path / "home" / "journal").iterdir()) == []
+    assert list((tmp_path / "home").glob("journal*/*")) == []
 
 
-def test_a_replay_never_repeats_what_a_batch_committed(tmp_path: Path) -> None:
+def test_a_replay_never_repeats_what_a_batch_committed(
+    runs_target: str, open_runs: Callable[[], RunStore], tmp_path: Path
+) -> None:
     """Records journaled while a batch was being committed stay in the journal (and are
     replayed once); the committed ones are dropped from it."""
-    db = tmp_path / "home" / "runs.sqlite"
     body = """
         store.start_run(run_id="r1", workflow="wf", version="v", params={}, environment={})
         node("n0")
@@ -746,6 +769,6 @@ def test_a_replay_never_repeats_what_a_batch_committed(tmp_path: Path) -> None:
         store.sync()
         os._exit(9)  # n1 is only in the journal
     """
-    assert _in_a_process(db, body) == 9
-    store = RunStore(db)
+    assert _in_a_process(runs_target, tmp_path / "home", body) == 9
+    store = open_runs()
     assert [row["node"] for row in store.node_executions("r1")] == ["n0", "n1"]

@@ -8,9 +8,9 @@ task fails in a worker.
 The classes are grouped by what the user did wrong, which is also what the CLI
 maps to exit codes: a :class:`DefinitionError` (a bad workflow, exit 2), a
 :class:`ParameterError` (bad input to a run, exit 2), a :class:`TaskError`
-(a task failed while running, exit 1), a :class:`StoreError` (the store on
-disk is damaged or cannot be used) and a :class:`ConfigurationError` (a
-configured store cannot be reached or used at all, exit 2).
+(a task failed while running, exit 1), and a :class:`StoreError` (the store is
+damaged or cannot be written, exit 1; but a :class:`ConfigurationError`, a store
+or run database that cannot be used as configured at all, exit 2).
 """
 
 from __future__ import annotations
@@ -155,15 +155,6 @@ class ResumeError(KernelflowError):
     """A run cannot be resumed (unknown id, finished already, or code changed)."""
 
 
-class ConfigurationError(KernelflowError):
-    """A store the configuration names cannot be used (unreachable, refused, absent).
-
-    Raised before anything is written, so it is bad input (exit 2), not a failed
-    run: the fix is in the environment, ``--store`` or the credentials. ``url``
-    is the location with its secrets masked, ``reason`` what went wrong.
-    """
-
-
 # --- a task failed while running (CLI exit 1) ------------------------------------
 
 
@@ -209,6 +200,16 @@ class SignalRejectedError(TaskError):
 
 class StoreError(KernelflowError):
     """The store (``$KERNELFLOW_HOME``) cannot be read or written."""
+
+
+class ConfigurationError(StoreError):
+    """A store or run database the configuration names cannot be used: unreachable,
+    refused credentials, no such bucket or database, a missing driver, a bad key.
+
+    Raised before anything is written, so it is bad input (CLI exit 2), not a
+    failed run: the fix is in the environment, ``--store`` or the credentials.
+    ``url`` is the location with its secrets masked, ``reason`` what went wrong.
+    """
 
 
 class IntegrityError(StoreError):

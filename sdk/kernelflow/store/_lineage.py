@@ -9,13 +9,12 @@ about storage.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from kernelflow._core.errors import KernelflowError
 
 
-def resolve_node(best: Mapping[str, dict], run_id: str, node: str, path: Path) -> str:
+def resolve_node(best: Mapping[str, dict], run_id: str, node: str, store: str) -> str:
     """The node id ``node`` names: a node id, else the one node running that task."""
     if node in best:
         return node
@@ -30,7 +29,7 @@ def resolve_node(best: Mapping[str, dict], run_id: str, node: str, path: Path) -
         message = f"run {run_id!r} has no node or task {node!r}; its nodes are: {nodes}"
         fix = "ask for one of these nodes or their task names"
     else:
-        message = f"run {run_id!r} has no recorded nodes in the run store {path}"
+        message = f"run {run_id!r} has no recorded nodes in the run store {store}"
         fix = "check the run id with `kernelflow runs`"
     raise KernelflowError(message, fix=fix, run_id=run_id, node=node, nodes=sorted(best))
 

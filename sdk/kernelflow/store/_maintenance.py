@@ -1,19 +1,21 @@
 """The run store's part of gc: removing runs' records, finding what the rest refers to.
 
-Plain functions on a connection, which :class:`~kernelflow.store.runs.RunStore`
+Plain functions on a database, which :class:`~kernelflow.store.runs.RunStore`
 runs under its lock; which runs go is decided by :mod:`kernelflow.store.gc`. Run
-ids are passed to SQLite as one JSON array (``json_each``), so a thousand runs
-are one statement, not a thousand.
+ids are passed as one JSON array (``json_each``), so a thousand runs are one
+statement, not a thousand.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from kernelflow.store.artifacts import referenced_paths
+
+if TYPE_CHECKING:
+    from kernelflow.store._database import Database
 
 _IDS = "SELECT value FROM json_each(?1)"
 _NUMBERS = f"SELECT number FROM run_numbers WHERE run_id IN ({_IDS})"  # for cache_hits.run
@@ -28,43 +30,36 @@ class Forgotten(NamedTuple):
     node_records: int
 
 
-def forget(conn: sqlite3.Connection, run_ids: Collection[str], *, dry_run: bool) -> Forgotten:
+def forget(db: Database, run_ids: Collection[str], *, dry_run: bool) -> Forgotten:
     """Remove the records of these runs, except one still marked running, in one transaction.
 
     Retired cache entries (deleted or replaced while hits named them) that no
     remaining hit names go too. A dry run counts the same rows and removes none.
     """
-    conn.execute("BEGIN" if dry_run else "BEGIN IMMEDIATE")
-    try:
+    with db.transaction(write=not dry_run):
         listed = json.dumps(sorted(run_ids))
         sql = f"SELECT run_id FROM runs WHERE run_id IN ({_IDS}) AND status != 'running'"
-        gone = [run_id for (run_id,) in conn.execute(sql, (listed,))]
+        gone = [run_id for (run_id,) in db.execute(sql, (listed,)).fetchall()]
         ids = (json.dumps(gone),)
         if dry_run:
-            nodes = conn.execute(
+            nodes = db.execute(
                 f"SELECT (SELECT COUNT(*) FROM node_executions WHERE run_id IN ({_IDS}))"
                 f" + (SELECT COUNT(*) FROM cache_hits WHERE run IN ({_NUMBERS}))",
                 ids,
             ).fetchone()[0]
-            conn.execute("ROLLBACK")
-            return Forgotten(gone, nodes)
-        nodes = conn.execute(f"DELETE FROM node_executions WHERE run_id IN ({_IDS})", ids).rowcount
-        nodes += conn.execute(f"DELETE FROM cache_hits WHERE run IN ({_NUMBERS})", ids).rowcount
-        conn.execute(f"DELETE FROM run_numbers WHERE run_id IN ({_IDS})", ids)
-        conn.execute(f"DELETE FROM runs WHERE run_id IN ({_IDS})", ids)
-        conn.execute(
+            return Forgotten(gone, int(nodes))
+        nodes = db.execute(f"DELETE FROM node_executions WHERE run_id IN ({_IDS})", ids).rowcount
+        nodes += db.execute(f"DELETE FROM cache_hits WHERE run IN ({_NUMBERS})", ids).rowcount
+        db.execute(f"DELETE FROM run_numbers WHERE run_id IN ({_IDS})", ids)
+        db.execute(f"DELETE FROM runs WHERE run_id IN ({_IDS})", ids)
+        db.execute(
             "DELETE FROM cache_retired WHERE NOT EXISTS"
             " (SELECT 1 FROM cache_hits WHERE entry = cache_retired.num)"
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return Forgotten(gone, nodes)
 
 
-def referenced(conn: sqlite3.Connection, without: Collection[str]) -> set[str]:
+def referenced(db: Database, without: Collection[str]) -> set[str]:
     """The artifact files named by every record but those of the runs ``without``.
 
     That is node records and run outputs, every cache entry, and the retired
@@ -83,22 +78,8 @@ def referenced(conn: sqlite3.Connection, without: Collection[str]) -> set[str]:
         ),
     )
     paths: set[str] = set()
-    conn.execute("BEGIN")
-    try:
+    with db.transaction(write=False):
         for sql, params in queries:
-            for (text,) in conn.execute(sql, params):
+            for (text,) in db.execute(sql, params).fetchall():
                 paths |= referenced_paths(text)
-    finally:
-        conn.execute("ROLLBACK")
     return paths
-
-
-def compact(conn: sqlite3.Connection) -> None:
-    """Rewrite the file without its free pages, and empty the write-ahead log.
-
-    In WAL mode VACUUM writes the new file through the log, which is then
-    checkpointed and truncated; a reader holding the log open only delays that.
-    """
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.execute("VACUUM")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

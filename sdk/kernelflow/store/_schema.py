@@ -1,7 +1,10 @@
 """The run store's tables: their DDL, the schema version, and how values sit in columns.
 
 Kept apart from :class:`~kernelflow.store.runs.RunStore` so that the layout of the
-file can be read (and a migration written) in one place. Values go in as JSON
+records can be read (and a migration written) in one place, for both databases:
+it is written in SQLite's dialect and read by PostgreSQL through
+:mod:`kernelflow.store._dialect`; the one statement no rule translates is
+spelled out in :data:`POSTGRES_OVERRIDES`. Values go in as JSON
 text; anything JSON cannot encode is stored as its ``repr()``, because the store
 describes runs and must never make one fail. Times are stored twice: ISO-8601
 text for people and epoch seconds for ordering.
@@ -9,18 +12,19 @@ text for people and epoch seconds for ordering.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from kernelflow._core.errors import StoreError
+
+if TYPE_CHECKING:
+    from kernelflow.store._database import Database
 
 SCHEMA_VERSION = 3
 _ENCODE = json.JSONEncoder(default=repr).encode  # for values plain JSON refuses
@@ -90,6 +94,11 @@ BEGIN
 END;
 """
 SCHEMA = _RECORDS + _CACHE + _HITS
+TABLES = ("runs", "node_executions", "cache", "cache_retired", "run_numbers", "cache_hits")
+RUN_COLUMNS = (
+    "run_id, workflow, version, status, started, started_ts, finished, finished_ts, params,"
+    " environment, outputs, error, pid, host, boot_id, resumed_from"
+)
 # What turns version N into N + 1, for stores written by an older kernelflow.
 _MIGRATIONS: dict[int, str] = {
     # Hits are counted from the cached nodes' own records, not by an UPDATE per hit
@@ -117,6 +126,24 @@ CACHE_COLUMNS = (
     " AND n.cache_hit = 1) AS last_used,"
     " (SELECT MAX(h.started_ts) FROM cache_hits h WHERE h.entry = cache.num) AS last_hit"
 )
+
+# A new entry, or a new version of an entry (a new num: hits recorded before keep
+# naming the version they used; the retire trigger keeps it for them).
+CACHE_PUT = (
+    "INSERT OR REPLACE INTO cache (key, task, outputs, manifest, duration, created,"
+    " created_ts) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# PostgreSQL has no REPLACE (a delete and an insert): an upsert that renumbers the
+# entry is its concurrency-safe equivalent, and the retire trigger fires on that
+# renumbering as SQLite's fires on the delete.
+POSTGRES_OVERRIDES = {
+    CACHE_PUT: "INSERT INTO cache (key, task, outputs, manifest, duration, created, created_ts)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+    " num = nextval(pg_get_serial_sequence('cache', 'num')), task = excluded.task,"
+    " outputs = excluded.outputs, manifest = excluded.manifest, duration = excluded.duration,"
+    " created = excluded.created, created_ts = excluded.created_ts, node = NULL, inputs = NULL",
+}
+POSTGRES_TRIGGER_EVENTS = {"cache_retired_while_used": "DELETE OR UPDATE OF num"}
 
 INSERT_NODE = (
     "INSERT INTO node_executions (run_id, node, task, attempt, status, cache_hit, cache_key,"
@@ -164,31 +191,27 @@ HITS_OF_RUN = (
 )
 
 
-def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables once; refuse a file written by a newer kernelflow."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+def ensure_schema(db: Database) -> None:
+    """Create the tables once, or migrate them; refuse records written by a newer kernelflow."""
+    version = db.schema_version()
     if version == SCHEMA_VERSION:
         return
     if version > SCHEMA_VERSION:
         raise StoreError(
-            f"the run store {path} has schema version {version}; this kernelflow reads "
+            f"the run store {db.location} has schema version {version}; this kernelflow reads "
             f"version {SCHEMA_VERSION}",
             fix="upgrade kernelflow, or point KERNELFLOW_HOME at another directory",
-            path=path,
+            path=db.location,
         )
-    conn.execute("BEGIN IMMEDIATE")  # one process creates, the others wait and see it done
-    try:
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
+    with db.transaction(write=True):  # one process creates, the others wait and see it done
+        db.lock_schema()
+        current = db.schema_version()
         scripts = [SCHEMA] if current == 0 else map(_MIGRATIONS.get, range(current, SCHEMA_VERSION))
         for script in scripts:
             for statement in _statements(str(script)):
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
+                for sql in db.ddl(statement):
+                    db.execute(sql)
+        db.set_schema_version(SCHEMA_VERSION)
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -2,14 +2,18 @@
 
 ``$KERNELFLOW_HOME`` names it; the default is ``./.kernelflow``, beside the
 notebook or script, like papermill's outputs. Everything a run leaves behind is
-here, so deleting the directory resets kernelflow completely.
+here, so deleting the directory resets kernelflow completely, unless one of two
+variables moves part of it where a team can share it:
 
 ``$KERNELFLOW_STORE`` (any fsspec URL: ``s3://bucket/prefix``,
-``file:///shared/mount``, ``memory://name``) moves the artifacts elsewhere,
-where a team can share them; the home keeps the rest (run database,
-checkpoints, the signing key unless ``$KERNELFLOW_STORE_KEY`` is set). Which
+``file:///shared/mount``, ``memory://name``) moves the artifacts; the home keeps
+checkpoints and the signing key unless ``$KERNELFLOW_STORE_KEY`` is set. Which
 URL wins: ``kernelflow --store URL`` (it sets the variable for the command),
 then ``$KERNELFLOW_STORE``, then the home itself.
+
+``$KERNELFLOW_RUNS`` moves run history to a PostgreSQL server
+(``postgresql://user:password@host:port/db``; ``sqlite:///PATH`` names another
+SQLite file).
 """
 
 from __future__ import annotations
@@ -18,30 +22,44 @@ import os
 import threading
 from pathlib import Path
 
+from kernelflow._core.errors import ConfigurationError
+from kernelflow.store._database import POSTGRES_SCHEMES, SQLITE_SCHEME, mask_url
 from kernelflow.store.artifacts import ArtifactStore
 from kernelflow.store.blobs import open_blobs
 from kernelflow.store.runs import RunStore
 
 HOME_ENV = "KERNELFLOW_HOME"
 STORE_ENV = "KERNELFLOW_STORE"
+RUNS_ENV = "KERNELFLOW_RUNS"
 DEFAULT_HOME = ".kernelflow"
 
 
 class Store:
-    """Artifacts (files, or objects at ``store_url``) and run history (SQLite) of one home."""
+    """Artifacts (files, or objects at ``store_url``) and run history (SQLite in the
+    home, or the database at ``runs``) of one home.
 
-    def __init__(self, home: str | os.PathLike[str], store_url: str | None = None) -> None:
+    The run database is opened first: a server that cannot be reached is reported
+    before anything is written.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str],
+        store_url: str | None = None,
+        *,
+        runs: str | None = None,
+    ) -> None:
         self.home = Path(home).absolute()
         self.store_url = store_url or None
+        self.runs = RunStore(runs or self.home / "runs.sqlite", home=self.home)
         self.artifacts = open_artifacts(self.home, self.store_url)
-        self.runs = RunStore(self.home / "runs.sqlite")
 
     def __repr__(self) -> str:
         where = f", {self.artifacts.location!r}" if self.store_url else ""
         return f"Store({str(self.home)!r}{where})"
 
 
-_stores: dict[tuple[Path, str | None], Store] = {}
+_stores: dict[tuple[Path, str | None, str | None], Store] = {}
 _artifacts: dict[tuple[Path, str | None], ArtifactStore] = {}
 _lock = threading.RLock()  # open_store holds it while Store opens its artifacts
 
@@ -53,6 +71,19 @@ def default_home() -> Path:
 def configured_store_url() -> str | None:
     """``$KERNELFLOW_STORE``, or None for artifacts in the home."""
     return os.environ.get(STORE_ENV) or None
+
+
+def runs_url() -> str | None:
+    """``$KERNELFLOW_RUNS``, checked; ``None`` keeps run history in the store's SQLite file."""
+    url = os.environ.get(RUNS_ENV) or None
+    if url is not None and not url.startswith((*POSTGRES_SCHEMES, SQLITE_SCHEME)):
+        raise ConfigurationError(
+            f"{RUNS_ENV}={mask_url(url)} names no run database kernelflow knows",
+            fix="use postgresql://USER:PASSWORD@HOST:PORT/DATABASE or sqlite:///PATH, "
+            f"or unset {RUNS_ENV} to keep run history in $KERNELFLOW_HOME",
+            url=mask_url(url),
+        )
+    return url
 
 
 def open_artifacts(
@@ -73,13 +104,29 @@ def open_artifacts(
 def open_store(home: str | os.PathLike[str] | None = None, store_url: str | None = None) -> Store:
     """The store at ``home`` (default: ``$KERNELFLOW_HOME`` or ``./.kernelflow``), opened once.
 
-    Its artifacts go to ``store_url``, default ``$KERNELFLOW_STORE`` (read now, so
-    a process that changes the variable opens the store it names).
+    Its artifacts go to ``store_url``, default ``$KERNELFLOW_STORE``, and its run
+    history where ``$KERNELFLOW_RUNS`` says (both read now, so a process that
+    changes a variable opens the store it names).
     """
     path = Path(home).absolute() if home is not None else default_home()
     url = store_url or configured_store_url()
+    runs = runs_url()
     with _lock:
-        store = _stores.get((path, url))
+        store = _stores.get((path, url, runs))
         if store is None:
-            store = _stores[(path, url)] = Store(path, url)
+            store = _stores[(path, url, runs)] = Store(path, url, runs=runs)
         return store
+
+
+def close_stores(runs: str | None = None) -> None:
+    """Close the stores :func:`open_store` opened (with run history at ``runs``, if given).
+
+    For a process that is done with a database before it exits: a test whose
+    server is about to go, a benchmark. Their deferred records are committed first;
+    the next :func:`open_store` opens them again.
+    """
+    with _lock:
+        keys = [key for key in _stores if runs is None or key[2] == runs]
+        closing = [_stores.pop(key) for key in keys]
+    for store in closing:
+        store.runs.close()

@@ -1,15 +1,21 @@
-"""The run store: run history, node executions, the cache index and lineage, in SQLite.
+"""The run store: run history, node executions, the cache index and lineage, in a database.
 
-Why SQLite and not files: run history is queried (newest runs of a workflow, the
-last unfinished run, every attempt of a node) and written from several threads and
-processes at once (parallel runs sharing ``$KERNELFLOW_HOME``). WAL mode lets
-readers and one writer proceed together; ``synchronous=NORMAL`` makes a commit a
-write to the WAL without an fsync. Even so a commit costs more than a quick task,
-so the engine defers the records of quick tasks, and a run's start and end: they
-are journaled (:mod:`kernelflow.store._journal`) and committed together by a
-background thread at most :data:`MAX_DEFER_SECONDS` later, or sooner by the next
-read in this process, the record of a slow task, or the interpreter's exit. A power
-cut may lose the last commits; neither it nor a killed process corrupts the file.
+Why a database and not files: run history is queried (newest runs of a workflow,
+the last unfinished run, every attempt of a node) and written from several threads
+and processes at once (parallel runs sharing ``$KERNELFLOW_HOME``, or a team
+sharing one server). The database is a SQLite file in the store (the default), or
+a PostgreSQL server named by ``$KERNELFLOW_RUNS``; what differs between the two is
+in :mod:`kernelflow.store._database` and :mod:`kernelflow.store._postgres`, and the
+logic here is the same for both.
+
+A commit costs more than a quick task (a write to SQLite's log; a round trip to a
+server), so the engine defers the records of quick tasks, and a run's start and
+end: they are journaled on this machine (:mod:`kernelflow.store._journal`) and
+committed together by a background thread at most :data:`MAX_DEFER_SECONDS`
+later, or sooner by the next read in this process, the record of a slow task, or
+the interpreter's exit. A killed process loses none of them: the next store opened
+on this machine with the same database replays its journal. A power cut may lose
+the last commits to SQLite; neither it nor a killed process corrupts the records.
 
 Values go in as JSON text; anything JSON cannot encode is stored as its ``repr()``,
 because the store describes runs and must never make one fail.
@@ -27,7 +33,6 @@ import contextlib
 import functools
 import heapq
 import os
-import sqlite3
 import threading
 import time
 import warnings
@@ -38,24 +43,26 @@ from typing import Any, NamedTuple, TypeVar
 
 from kernelflow._core.errors import KernelflowError, KernelflowWarning, StoreError
 from kernelflow._core.status import NODE_STATUSES, RUN_STATUSES, NodeStatus, RunStatus
+from kernelflow.store._database import Database, file_error, open_database
 from kernelflow.store._journal import Journal, Line, crash_point, orphans, read
 from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
-from kernelflow.store._maintenance import Forgotten, compact, forget, referenced
+from kernelflow.store._maintenance import Forgotten, forget, referenced
 from kernelflow.store._schema import (
     CACHE_COLUMNS,
+    CACHE_PUT,
     CLAIM_ENTRY,
     HITS_OF_RUN,
     INSERT_HIT,
     INSERT_NODE,
     NODE_COLUMNS,
     REPLAY_NODE,
+    RUN_COLUMNS,
     SCHEMA_VERSION,
     Encoded,
     cache_dict,
     dumps,
     dumps_record,
-    ensure_schema,
     hit_dict,
     iso,
     loads,
@@ -70,7 +77,7 @@ _RUN_STATUSES = RUN_STATUSES
 _NODE_STATUSES = NODE_STATUSES
 _DONE = ("succeeded", "cached")
 _BUSY_RETRY_SECONDS = 120.0  # on top of SQLite's own 30 s busy timeout per attempt
-_ABANDONED: list[sqlite3.Connection] = []  # connections inherited through fork()
+_ABANDONED: list[Database] = []  # connections inherited through fork()
 _T = TypeVar("_T")
 
 
@@ -83,10 +90,7 @@ class CacheHit(NamedTuple):
     duration: float
 
 
-_CACHE_PUT = (
-    "INSERT OR REPLACE INTO cache (key, task, outputs, manifest, duration, created,"
-    " created_ts) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+_CACHE_PUT = CACHE_PUT
 _INSERT_RUN = (
     "INSERT INTO runs (run_id, workflow, version, status, started, started_ts,"
     " params, environment, pid, host, boot_id, resumed_from)"
@@ -119,22 +123,32 @@ MAX_DEFER_SECONDS = 0.05  # a deferred write is committed at most this much late
 
 
 class RunStore:
-    """Run history, node executions, cache index and lineage in one SQLite file.
+    """Run history, node executions, cache index and lineage in one database.
 
     One connection per process, guarded by a lock, so an instance can be shared by
     the engine's threads. It is also safe across ``fork()`` (the child opens its own
-    connection on first use) and pickles as its path, so it can be sent to workers.
+    connection on first use) and pickles as its location, so it can be sent to
+    workers.
 
     Parameters
     ----------
     path:
-        The SQLite file; it and its parent directories are created if missing.
+        The SQLite file (a path or ``sqlite:///PATH``; it and its parent
+        directories are created if missing), or a ``postgresql://`` URL.
+    home:
+        For a PostgreSQL URL, the local store directory that keeps this machine's
+        journal of deferred writes (default ``$KERNELFLOW_HOME``).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: str | os.PathLike[str], *, home: str | os.PathLike[str] | None = None
+    ) -> None:
+        self._target, self._home = os.fspath(path), None if home is None else Path(home)
+        self._db = open_database(self._target, home=self._home)
+        self.location = self._db.location  # for messages: a path, or a URL without password
+        self.path: Path | None = getattr(self._db, "path", None)  # the SQLite file, if one
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._connected = False
         self._pid = os.getpid()
         import socket  # lazily: only the constructor needs it, and it is slow to import
 
@@ -145,7 +159,7 @@ class RunStore:
         self._deferred_since = 0.0
         # Deferred cache entries, key -> (outputs JSON, duration), for cache_lookup.
         self._pending_cache: dict[str, tuple[str, float]] = {}
-        self._journal = Journal(self.path.parent / "journal")
+        self._journal = Journal(self._db.journal)
         self._pending = threading.Lock()  # the deferred list and the journal
         self._flushing = threading.Lock()  # one batch at a time, in the order deferred
         self._flusher: _Flusher | None = None
@@ -155,50 +169,28 @@ class RunStore:
     # -- connection ----------------------------------------------------------------
 
     def _connect(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _store_error(self.path, exc) from exc
-        if self.path.is_dir():
-            raise StoreError(
-                f"the run store {self.path} is a directory, where kernelflow keeps a file",
-                fix="move that directory away (kernelflow then starts a new run store there) "
-                "or point $KERNELFLOW_HOME elsewhere",
-                path=self.path,
-            )
-        self._conn = self._retry(self._open)
+        self._retry(self._db.connect)
+        self._connected = True
 
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA recursive_triggers = ON")  # a REPLACE retires a used entry
-            ensure_schema(conn, self.path)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> Database:
         if self._pid != os.getpid():  # forked: the parent's connection is not ours
-            if self._conn is not None:
-                _ABANDONED.append(self._conn)  # closing it here could drop the parent's locks
-            self._conn, self._pid, self._lock = None, os.getpid(), threading.Lock()
-            self._deferred, self._journal = [], Journal(self.path.parent / "journal")
+            if self._connected:  # closing it here could drop the parent's locks
+                _ABANDONED.append(self._db)
+            self._db, self._connected = self._db.fresh(), False
+            self._pid, self._lock = os.getpid(), threading.Lock()
+            self._deferred, self._journal = [], Journal(self._db.journal)
             self._pending_cache = {}
             self._pending, self._flushing = threading.Lock(), threading.Lock()
             self._flusher = None  # threads do not survive a fork
             if not self._closed:
                 self._connect()
-        if self._conn is None:
+        if not self._connected:
             raise StoreError(
-                f"the run store {self.path} is closed", fix="open a new RunStore", path=self.path
+                f"the run store {self.location} is closed",
+                fix="open a new RunStore",
+                path=self.location,
             )
-        return self._conn
+        return self._db
 
     def close(self) -> None:
         """Close the connection (writing deferred records first); later calls raise."""
@@ -208,12 +200,12 @@ class RunStore:
         self._closed = True
         if self._flusher is not None:
             self._flusher.stop()
-        if self._conn is not None and self._pid != os.getpid():
-            _ABANDONED.append(self._conn)  # inherited through fork: the parent's to close
-        elif self._conn is not None:
+        if self._connected and self._pid != os.getpid():
+            _ABANDONED.append(self._db)  # inherited through fork: the parent's to close
+        elif self._connected:
             with self._lock:
-                self._conn.close()
-        self._conn = None
+                self._db.close()
+        self._connected = False
 
     def __enter__(self) -> RunStore:
         return self
@@ -222,39 +214,33 @@ class RunStore:
         self.close()
 
     def __getstate__(self) -> dict[str, object]:
-        return {"path": str(self.path)}
+        return {"path": self._target, "home": self._home}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(str(state["path"]))  # type: ignore[misc]
+        self.__init__(str(state["path"]), home=state.get("home"))  # type: ignore[misc]
 
     def _retry(self, action: Callable[[], _T]) -> _T:
-        """Run ``action``, retrying while another process holds the database lock.
-
-        SQLite's busy timeout covers most waits, but a WAL read transaction that
-        must become a write one fails at once with ``database is locked``; waiting
-        and retrying is then the only way through.
-        """
+        """Run ``action``, retrying while the failure is transient (:meth:`Database.busy`:
+        another process holds SQLite's lock; two PostgreSQL transactions conflicted)."""
         deadline, delay = time.monotonic() + _BUSY_RETRY_SECONDS, 0.005
         while True:
             try:
                 return action()
-            except sqlite3.IntegrityError:
+            except self._db.IntegrityError:
                 raise
-            except sqlite3.OperationalError as exc:
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or time.monotonic() > deadline:
-                    raise _store_error(self.path, exc) from exc
-            except sqlite3.DatabaseError as exc:
-                raise _store_error(self.path, exc) from exc
+            except self._db.Error as exc:  # self._db: the action may have reopened it
+                if not self._db.busy(exc) or time.monotonic() > deadline:
+                    raise self._db.failure(exc) from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
 
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        try:  # the hot path: no retry machinery unless SQLite complains
+        db = self._db
+        try:  # the hot path: no retry machinery unless the database complains
             return self._write_once(sql, params)
-        except sqlite3.IntegrityError:
+        except db.IntegrityError:
             raise
-        except sqlite3.DatabaseError:
+        except db.Error:
             return self._retry(functools.partial(self._write_once, sql, params))
 
     def _write_once(self, sql: str, params: tuple[Any, ...]) -> int:
@@ -274,7 +260,7 @@ class RunStore:
                 try:
                     self._journal.append(_DEFERRABLE[sql], params)
                 except OSError as exc:  # kept in memory: the next flush may still commit it
-                    raise _store_error(self._journal.path, exc) from exc
+                    raise file_error(self._journal.path, exc) from exc
         if first:  # committed within MAX_DEFER_SECONDS even if the engine is busy
             if self._flusher is None:
                 self._flusher = _Flusher(self)
@@ -291,7 +277,7 @@ class RunStore:
             try:
                 self._journal.sync()
             except OSError as exc:
-                raise _store_error(self._journal.path, exc) from exc
+                raise file_error(self._journal.path, exc) from exc
 
     def _replay_orphans(self) -> None:
         """Commit what processes that died had journaled but not yet written.
@@ -317,22 +303,16 @@ class RunStore:
 
     def _replay(self, lines: list[Line]) -> list[str]:
         """Journal lines in one transaction; why each line the database refused was."""
-        conn = self._connection()
+        db = self._connection()
         refused = []
-        with self._lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for line in lines:
-                    try:
-                        conn.execute(_REPLAYED[line.kind], line.params)
-                    except (sqlite3.IntegrityError, sqlite3.InterfaceError) as exc:
-                        refused.append(f"line {line.number} is refused by the database ({exc})")
-                    crash_point("mid-insert")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # also after a Ctrl-C that came as BEGIN returned
-                    conn.execute("ROLLBACK")
-                raise
+        with self._lock, db.transaction():  # rolled back after a Ctrl-C too
+            for line in lines:
+                try:
+                    with db.savepoint():
+                        db.execute(_REPLAYED[line.kind], line.params)
+                except db.refused as exc:
+                    refused.append(f"line {line.number} is refused by the database ({exc})")
+                crash_point("mid-insert")
         return refused
 
     @property
@@ -386,21 +366,15 @@ class RunStore:
 
     def _write_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
         """The statements in one transaction; the row count of the last one."""
-        conn = self._connection()
+        db = self._connection()
         changed = 0
         numbers: dict[str, int] = {}  # run id -> its number in run_numbers, for hits
-        with self._lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in statements:
-                    if sql is _HIT:
-                        changed = _insert_hit(conn, params, numbers)
-                    else:
-                        changed = conn.execute(sql, params).rowcount
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._lock, db.transaction():
+            for sql, params in statements:
+                if sql is _HIT:
+                    changed = _insert_hit(db, params, numbers)
+                else:
+                    changed = db.execute(sql, params).rowcount
         return changed
 
     def _query(
@@ -410,9 +384,9 @@ class RunStore:
             self.flush()
 
         def action() -> list[dict[str, Any]]:
-            conn = self._connection()
+            db = self._connection()
             with self._lock:
-                cursor = conn.execute(sql, params)
+                cursor = db.execute(sql, params)
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row)) for row in cursor.fetchall()]
 
@@ -445,9 +419,9 @@ class RunStore:
             return
         try:
             self._write(_INSERT_RUN, row + host)
-        except sqlite3.IntegrityError as exc:
+        except self._db.IntegrityError as exc:
             raise StoreError(
-                f"run {run_id!r} is already in the run store {self.path}",
+                f"run {run_id!r} is already in the run store {self.location}",
                 fix="start every run with a new run_id; resumed_from= links it to the run "
                 "it resumes",
                 run_id=run_id,
@@ -479,14 +453,14 @@ class RunStore:
         changed = self._flush_with((_FINISH_RUN, params))
         if not changed:
             raise StoreError(
-                f"cannot finish run {run_id!r}: it is not in the run store {self.path}",
+                f"cannot finish run {run_id!r}: it is not in the run store {self.location}",
                 fix="call start_run() first, with the same run_id",
                 run_id=run_id,
             )
 
     def get_run(self, run_id: str) -> dict[str, object] | None:
         """Every column of one run, JSON decoded; ``None`` when the id is unknown."""
-        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
         return self._run_dict(rows[0]) if rows else None
 
     def last_run(
@@ -501,7 +475,7 @@ class RunStore:
         if unfinished:
             where += (" AND " if where else " WHERE ") + "status != 'succeeded'"
         for row in self._query(
-            f"SELECT * FROM runs{where} ORDER BY started_ts DESC, rowid DESC", params
+            f"SELECT {RUN_COLUMNS} FROM runs{where} ORDER BY started_ts DESC, rowid DESC", params
         ):
             run = self._run_dict(row)
             if not unfinished or run["status"] != "running" or not self._verifiable(row):
@@ -510,7 +484,7 @@ class RunStore:
 
     def resumed_by(self, run_id: str) -> list[dict[str, object]]:
         """The runs that resumed ``run_id`` itself, oldest first, all columns."""
-        sql = "SELECT * FROM runs WHERE resumed_from = ? ORDER BY started_ts, rowid"
+        sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE resumed_from = ? ORDER BY started_ts, rowid"
         return [self._run_dict(row) for row in self._query(sql, (run_id,))]
 
     def list_runs(self, workflow: str | None = None, limit: int | None = None) -> list[dict]:
@@ -521,7 +495,7 @@ class RunStore:
         recorded, as ``died``.
         """
         where, params = _workflow_filter(workflow)
-        sql = f"SELECT * FROM runs{where} ORDER BY started_ts DESC, rowid DESC"
+        sql = f"SELECT {RUN_COLUMNS} FROM runs{where} ORDER BY started_ts DESC, rowid DESC"
         if limit is not None:
             sql, params = sql + " LIMIT ?", (*params, int(limit))
         keys = ("run_id", "workflow", "version", "status", "started", "finished", "params")
@@ -717,12 +691,12 @@ class RunStore:
         # flushing here would cost a commit per task.
         row = self._pending_cache.get(key)
         if row is None:
-            conn = self._connection()
+            db = self._connection()
             sql = "SELECT outputs, duration FROM cache WHERE key = ?"
 
             def action() -> tuple[str, float] | None:
                 with self._lock:
-                    return conn.execute(sql, (key,)).fetchone()
+                    return db.execute(sql, (key,)).fetchone()
 
             row = self._retry(action)
         if row is None:
@@ -778,20 +752,21 @@ class RunStore:
         return self._maintain(functools.partial(referenced, without=without))
 
     def compact(self) -> None:
-        """Give the space of removed records back to the file system (VACUUM)."""
-        self._maintain(compact)
+        """Give the space of removed records back (VACUUM)."""
+        self._maintain(lambda db: db.compact())
 
     def file_size(self) -> int:
-        """Bytes on disk: the database file and its write-ahead log."""
-        return sum(_size_of(self.path.with_name(self.path.name + end)) for end in ("", "-wal"))
+        """Bytes the records take: SQLite's file and its write-ahead log, or the tables
+        (indexes included) on a PostgreSQL server."""
+        return self._maintain(lambda db: db.size())
 
-    def _maintain(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _maintain(self, action: Callable[[Database], _T]) -> _T:
         self.flush()
-        conn = self._connection()
+        db = self._connection()
 
         def locked() -> _T:
             with self._lock:
-                return action(conn)
+                return action(db)
 
         return self._retry(locked)
 
@@ -809,55 +784,25 @@ class RunStore:
             previous = best.get(row["node"])
             if previous is None or row["status"] in _DONE or previous["status"] not in _DONE:
                 best[row["node"]] = row
-        return build_lineage(best, resolve_node(best, run_id, node, self.path))
+        return build_lineage(best, resolve_node(best, run_id, node, self.location))
 
 
 # -- helpers --------------------------------------------------------------------------
 
 
-def _insert_hit(conn: sqlite3.Connection, row: tuple[Any, ...], numbers: dict[str, int]) -> int:
+def _insert_hit(db: Database, row: tuple[Any, ...], numbers: dict[str, int]) -> int:
     """Write a cache hit (a node record's parameters) compactly, else as a full record."""
     run_id = row[0]
     number = numbers.get(run_id)
     if number is None:
-        conn.execute("INSERT OR IGNORE INTO run_numbers (run_id) VALUES (?)", (run_id,))
-        found = conn.execute("SELECT number FROM run_numbers WHERE run_id = ?", (run_id,))
+        db.execute("INSERT OR IGNORE INTO run_numbers (run_id) VALUES (?)", (run_id,))
+        found = db.execute("SELECT number FROM run_numbers WHERE run_id = ?", (run_id,))
         number = numbers[run_id] = found.fetchone()[0]
-    conn.execute(CLAIM_ENTRY, (row[1], row[8], row[6]))
+    db.execute(CLAIM_ENTRY, (row[1], row[8], row[6]))
     hit = (number, row[1], row[2], row[6], row[7], row[8], row[9], row[11])
-    if conn.execute(INSERT_HIT, hit).rowcount:
+    if db.execute(INSERT_HIT, hit).rowcount:
         return 1
-    return int(conn.execute(INSERT_NODE, row).rowcount)
-
-
-def _size_of(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _store_error(path: Path, exc: BaseException) -> StoreError:
-    if not os.access(path.parent, os.W_OK):  # a read-only file system, or no permission
-        return StoreError(
-            f"cannot write to the run store {path}: its directory is read-only ({exc})",
-            fix="make the directory writable, or point $KERNELFLOW_HOME at a writable one",
-            path=path,
-        )
-    if _out_of_space(exc):
-        fix = "free space on the disk that holds it, or "
-        fix += "point $KERNELFLOW_HOME elsewhere; then resume the run"
-        return StoreError(f"cannot write to the run store {path}: {exc}", fix=fix, path=path)
-    return StoreError(
-        f"the run store {path} cannot be used: {exc}",
-        fix="check that the directory is writable and the file is a kernelflow run store; "
-        "move a damaged file aside and kernelflow starts a new one",
-        path=path,
-    )
-
-
-def _out_of_space(exc: BaseException) -> bool:
-    return getattr(exc, "errno", None) == 28 or "disk is full" in str(exc)
+    return int(db.execute(INSERT_NODE, row).rowcount)
 
 
 def _check_status(status: str, allowed: frozenset[str], kind: str) -> None:
