@@ -20,6 +20,10 @@ def load_ipython_extension(ipython: Any) -> None:
         return
     session = api.open_kernel_session(ipython)
     ipython.register_magics(KernelflowMagics(ipython, session))
+    if getattr(ipython, "kernel", None) is not None:  # a front end to show widgets in
+        from kernelflow_jupyter.widgets import view_for_started_run
+
+        api.add_ambient_listener(view_for_started_run)
     previous = (ipython.custom_exceptions, getattr(ipython, "CustomTB", None))
     ipython.set_custom_exc((KernelflowError,), show_kernelflow_error)
     _state[id(ipython)] = (session, previous)
@@ -32,6 +36,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     if state is None:
         return
     api.close_kernel_session(ipython)
+    from kernelflow_jupyter.widgets import view_for_started_run
+
+    api.remove_ambient_listener(view_for_started_run)
     _, (exceptions, handler) = state
     ipython.magics_manager.magics["cell"].pop("task", None)
     ipython.magics_manager.magics["line"].pop("workflow", None)

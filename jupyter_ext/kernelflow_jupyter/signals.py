@@ -8,9 +8,12 @@ way (a wrong type is refused, and the message shows on the line). The line goes
 when the node finishes.
 
 A kernel handles a click when it is not busy running a cell: the buttons answer
-a run that does not hold the kernel (one started in a thread, or in another
-process on the same store). While ``%kernelflow run`` blocks its cell, send the
-value from a terminal with the command the node's row names.
+a run that does not hold the kernel, one started with ``kernelflow.start`` or
+Flyte's ``FlyteRemote.execute`` (without ``wait``), which show this view in
+the cell that started them. While a cell blocks on a run (``wf()``,
+``kernelflow.run``), send the value from a terminal with the command the node's
+row names: ipykernel 7 takes no widget message while a cell runs (tried:
+``jupyter_ui_poll`` needs ``Kernel.do_one_iteration``, which ipykernel 7 lacks).
 """
 
 from __future__ import annotations

@@ -224,3 +224,26 @@ def _printed(outputs: tuple[Output, ...]) -> list[str]:
     if len(lines) <= _TEXT_LINES:
         return lines
     return [f"[{len(lines) - _TEXT_LINES} earlier lines]", *lines[-_TEXT_LINES:]]
+
+
+class ShownWhileRunning:
+    """A view shown when its run is started and made its static snapshot when the run
+    ends: for a run started in a cell that goes on meanwhile (``kernelflow.start``,
+    ``FlyteRemote.execute``), whose Approve and Send buttons the free kernel answers."""
+
+    def __init__(self, view: ProgressView) -> None:
+        self.view = view
+        view.show()
+
+    def __call__(self, event: Event) -> None:
+        self.view(event)
+        if event.kind == "run_finished":
+            self.view.finish()
+
+
+def view_for_started_run(target: Any) -> ShownWhileRunning | None:
+    """The kernel's offer for a run started in the background: its progress view."""
+    graph = getattr(target, "graph", None)
+    if graph is None:
+        return None
+    return ShownWhileRunning(ProgressView(graph, f"workflow {target.name}"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,16 @@ from kernelflow._core.graph import Graph
 from kernelflow._core.interface import parse_parameter
 from kernelflow._core.names import name_from_stem, validate_name
 from kernelflow.engine.backends import BACKENDS
-from kernelflow.engine.events import Event, Listener
+from kernelflow.engine.events import (
+    Event,
+    Listener,
+    add_ambient_listener,
+    ambient_listeners,
+    remove_ambient_listener,
+)
 from kernelflow.engine.launch import run_target
 from kernelflow.engine.params import parse_params as _parse_params
+from kernelflow.engine.results import new_run_id
 from kernelflow.engine.runner import RunResult, RunTarget
 from kernelflow.notebook.export import Export, export
 from kernelflow.notebook.lineage import LINEAGE_COLUMNS, lineage_rows
@@ -48,6 +56,9 @@ __all__ = [
     "MIMETYPE",
     "PARAM_OPTION",
     "Event",
+    "add_ambient_listener",
+    "remove_ambient_listener",
+    "start",
     "Export",
     "GcReport",
     "Graph",
@@ -113,6 +124,7 @@ def run(
     tasks: Iterable[str] | None = None,
     listeners: Sequence[Listener] = (),
     store: Store | str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run a workflow and return its :class:`RunResult`; a failed task does not raise.
 
@@ -135,6 +147,7 @@ def run(
         tasks=tasks,
         listeners=listeners,
         store=store,
+        run_id=run_id,
     )
     cleanup = getattr(resolved, "on_failure", None)  # Flyte's @workflow(on_failure=...)
     if result.error is not None and cleanup is not None:
@@ -231,6 +244,54 @@ def runs(workflow: str | None = None, *, store: Store | str | None = None) -> pd
             if row["status"] == "running" and row["run_id"] in waiting:
                 row["status"] = "waiting"
     return pd.DataFrame([{c: row.get(c) for c in RUN_COLUMNS} for row in rows], columns=RUN_COLUMNS)
+
+
+def start(
+    target: RunTarget | str | os.PathLike[str],
+    params: Mapping[str, Any] | None = None,
+    *,
+    store: Store | str | os.PathLike[str] | None = None,
+    listeners: Sequence[Listener] | None = None,
+    started_within: float = 60.0,
+) -> str:
+    """Start a run in a background thread of this process; its id once it is recorded.
+
+    Flyte's ``FlyteRemote.execute`` without ``wait``: the caller goes on (in a
+    notebook the kernel stays free, so the progress view's Approve and Send
+    buttons answer a node that waits), and follows the run in the store
+    (``kernelflow runs``, ``FlyteRemote.wait``). Inputs are checked here, before
+    the thread starts; an error before the run is recorded is raised here too.
+    Without ``listeners``, what the front end offers is used (a kernel's
+    progress view). The thread is a daemon: the run dies with the process.
+    """
+    import threading
+
+    resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
+    _check_plan_inputs(resolved, params or {})
+    opened = _store(store)
+    run_id = new_run_id()
+    chosen = list(listeners) if listeners is not None else ambient_listeners(resolved)
+    failed: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            run(resolved, params, store=opened, listeners=chosen, run_id=run_id)
+        except BaseException as error:  # shown to the caller if the run never started
+            failed.append(error)
+
+    thread = threading.Thread(target=body, name=f"kernelflow run {run_id}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + started_within
+    while opened.runs.get_run(run_id) is None:
+        if failed:
+            raise failed[0]
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise TargetError(
+                f"run {run_id} of {getattr(resolved, 'name', resolved)!r} did not start",
+                fix="run it in the foreground (kernelflow.run) to see why",
+            )
+        time.sleep(0.01)
+    return run_id
 
 
 def lineage(run_id: str, task: str, *, store: Store | str | None = None) -> dict[str, Any]:

@@ -171,10 +171,16 @@ class FlyteRemote:
         wait: bool = False,
         **options: Any,
     ) -> FlyteWorkflowExecution:
-        """Run a workflow or launch plan locally, into this store; its execution, finished.
+        """Run a workflow or launch plan locally, into this store, and return its execution.
 
-        A failed task does not raise: the execution says ``status == "failed"``.
+        As in Flyte, without ``wait`` it returns at once, the run going on in a
+        background thread (:func:`kernelflow.api.start`; ``wait()`` follows it);
+        with ``wait=True`` it returns the finished execution. A failed task does
+        not raise: the execution says ``status == "failed"``.
         """
+        if not wait:
+            run_id = api.start(entity, dict(inputs or {}), store=self.config.store)
+            return self.fetch_execution(project, domain, run_id)
         result = api.run(entity, dict(inputs or {}), store=self.config.store)
         return self.fetch_execution(project, domain, result.run_id)
 

@@ -44,6 +44,14 @@ def _line(view: ProgressView, node: str) -> SignalLine:
     raise AssertionError(f"{node} never showed its controls")
 
 
+def _recorded(run_id: str, signal: str) -> None:
+    """Wait until the node has recorded what it waits for (the type a value is checked by)."""
+    deadline = time.monotonic() + 60
+    while not any(w["name"] == signal for w in kernelflow.api.waiting_nodes(run_id)):
+        assert time.monotonic() < deadline, f"{signal} was never recorded as waiting"
+        time.sleep(0.02)
+
+
 def test_send_and_approve_from_the_progress_view(review: Any) -> None:
     view = ProgressView(review.graph, "workflow review")
     results: list[Any] = []
@@ -58,6 +66,7 @@ def test_send_and_approve_from_the_progress_view(review: Any) -> None:
     [send] = extra.buttons
     assert send.description == "Send"
 
+    _recorded(extra.run_id, "extra")  # the row shows as the node starts; it records its type
     extra.text.value = "five"  # the same check as `kernelflow signal`: refused, shown
     send.click()
     assert "waits for signal 'extra' as int, got 'five'" in extra.message.value

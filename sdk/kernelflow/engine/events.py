@@ -64,6 +64,29 @@ class Event:
 Listener = Callable[[Event], None]
 
 
+# What a front end shows for runs started without listeners of their own
+# (``kernelflow.start`` in a Jupyter kernel: a progress view): each factory sees
+# the run's target and returns a listener, or None to stay out.
+_ambient: list[Callable[[object], Listener | None]] = []
+
+
+def add_ambient_listener(factory: Callable[[object], Listener | None]) -> None:
+    """Offer a listener to every started run that was given none (until removed)."""
+    if factory not in _ambient:
+        _ambient.append(factory)
+
+
+def remove_ambient_listener(factory: Callable[[object], Listener | None]) -> None:
+    if factory in _ambient:
+        _ambient.remove(factory)
+
+
+def ambient_listeners(target: object) -> list[Listener]:
+    """What the registered factories offer for a run of ``target``."""
+    offered = (factory(target) for factory in list(_ambient))
+    return [listener for listener in offered if listener is not None]
+
+
 class EventBus:
     """Delivers events to listeners, in subscription order, on the engine's thread."""
 

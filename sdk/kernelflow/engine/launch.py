@@ -31,6 +31,7 @@ def run_target(
     listeners: Sequence[Listener] = (),
     store: Store | str | os.PathLike[str] | None = None,
     restore: Mapping[str, Mapping[str, Any]] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run ``target`` on a fresh executor; a failed task does not raise (see ``RunResult``).
 
@@ -62,6 +63,6 @@ def run_target(
     executor = get_executor(backend, parallel, address, tasks=tasks_to_run)
     engine = Engine(opened, executor=executor, listeners=listeners)
     try:
-        return engine.run(target, params, force=force, targets=tasks, resume=plan)
+        return engine.run(target, params, force=force, targets=tasks, resume=plan, run_id=run_id)
     finally:
         executor.close()
