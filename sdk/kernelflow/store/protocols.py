@@ -34,6 +34,8 @@ class RunRecords(Protocol):
     ``defer=True`` writes may be batched; :meth:`sync` makes them survive this
     process's death, :meth:`flush` commits them. Which writes are deferred is
     decided by :class:`~kernelflow.store.recorder.RunRecorder`, not by callers.
+    Runs and cache entries are recorded and looked up in the current project and
+    domain (:func:`kernelflow._core.scope.current_scope`).
     """
 
     def start_run(
@@ -105,7 +107,14 @@ class RunRecords(Protocol):
         defer: bool = False,
     ) -> None: ...
 
-    def cache_delete(self, *, task: str | None = None, key: str | None = None) -> int: ...
+    def cache_delete(
+        self,
+        *,
+        task: str | None = None,
+        key: str | None = None,
+        project: str | None = None,
+        domain: str | None = None,
+    ) -> int: ...
 
     def finished_nodes(self, run_id: str) -> dict[str, dict[str, Any]]: ...
 
