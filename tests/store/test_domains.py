@@ -7,13 +7,22 @@ its rows in the default project's development domain.
 
 from __future__ import annotations
 
+import getpass
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from notebook_runner import make_notebook, write
 
 from kernelflow._core.scope import Scope
+from kernelflow.cli import main
+from kernelflow.notebook.export import export
 from kernelflow.store import _schema
+from kernelflow.store.home import close_stores
 from kernelflow.store.runs import RunStore
 
 Raw = Callable[..., list[tuple[object, ...]]]
@@ -179,3 +188,108 @@ def test_a_version_3_store_migrates_and_keeps_its_rows_in_default_development(
         assert raw_sql("SELECT version FROM kernelflow_schema") == [(_schema.SCHEMA_VERSION,)]
     else:
         assert raw_sql("PRAGMA user_version") == [(_schema.SCHEMA_VERSION,)]
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+@pytest.fixture
+def flow_dir(
+    tmp_path: Path, runs_env: str | None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A project with a cached flow, run history in SQLite or on the server (``runs_env``)."""
+    (tmp_path / "flow.py").write_text(FLOW)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FLOW_LOG", str(tmp_path / "log.txt"))
+    yield tmp_path
+    close_stores()
+
+
+def _ran(flow_dir: Path) -> list[str]:
+    log = flow_dir / "log.txt"
+    lines = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return lines
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_cache_is_shared_within_a_domain_and_not_across_unless_asked(
+    flow_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = ("run", "flow.py:wf", "--quiet")
+    assert _cli(capsys, *run)[0] == 0 and _ran(flow_dir) == ["load"]
+    assert _cli(capsys, *run)[0] == 0 and _ran(flow_dir) == []  # development: a hit
+    assert _cli(capsys, "--domain", "production", *run)[0] == 0
+    assert _ran(flow_dir) == ["load"]  # production never used development's entry
+
+    code, out, err = _cli(capsys, "--domain", "staging", *run, "--cache-from", "production")
+    assert code == 0, err
+    assert _ran(flow_dir) == []  # staging read production's entry
+    code, out, _ = _cli(capsys, "--domain", "staging", "cache", "ls")
+    assert out.strip() == "the cache is empty"  # and wrote none of its own
+
+    def domains(*args: str) -> list[str]:  # the last column of each run listed
+        return [line.split()[-1] for line in _cli(capsys, *args)[1].splitlines()[1:]]
+
+    assert domains("--domain", "production", "runs") == ["production"]
+    assert domains("runs") == ["development", "development"]
+    assert domains("runs", "--all-domains") == [
+        "staging", "production", "development", "development"
+    ]  # fmt: skip
+    code, out, _ = _cli(capsys, "cache", "ls", "--all-domains")
+    assert sorted(line.split()[-1] for line in out.splitlines()) == ["development", "production"]
+
+
+def test_an_unknown_domain_is_one_paragraph_exit_2_and_nothing_written(
+    flow_dir: Path, runs_env: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _cli(capsys, "--domain", "prod", "run", "flow.py:wf")
+    assert code == 2
+    assert "'prod'" in err and "development, staging, production" in err
+    assert "Traceback" not in err and "run_id" not in out
+    assert _ran(flow_dir) == []
+    code, _, err = _cli(capsys, "run", "flow.py:wf", "--cache-from", "prod")
+    assert code == 2 and "--cache-from" in err
+    assert _cli(capsys, "runs", "--all-domains")[1].strip() == "no runs yet"
+
+
+def test_an_unknown_domain_in_the_environment_is_refused_by_a_new_process(
+    flow_dir: Path, runs_env: str | None
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kernelflow", "run", "flow.py:wf"],
+        capture_output=True, text=True, timeout=120, cwd=flow_dir,
+        env={**os.environ, "KERNELFLOW_DOMAIN": "qa"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") <= 3 and "'qa' does not exist" in done.stderr
+    assert _ran(flow_dir) == []
+
+
+def test_promote_records_who_when_and_which_version(
+    flow_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cells = ["%load_ext kernelflow", "%%task total\ntotal: int = 1 + 1"]
+    source = write(make_notebook(cells, name="summing"), flow_dir / "summing.ipynb")
+    version = export(source, flow_dir / "exports").version
+    before = time.time()
+
+    code, out, err = _cli(capsys, "promote", "summing", version, "--to", "production")
+    assert code == 0, err
+    assert f"promoted summing {version} from development to production" in out
+    code, out, _ = _cli(capsys, "promotions", "summing")
+    [line] = out.splitlines()
+    assert f"summing {version}  development -> production  by {getpass.getuser()}" in line
+    when = line.split()[0]
+    assert when[:10] == time.strftime("%Y-%m-%d", time.gmtime(before))
+
+    code, _, err = _cli(capsys, "promote", "summing", "0000000", "--to", "production")
+    assert code == 2 and "no exported version '0000000'" in err and version in err
+    code, _, err = _cli(capsys, "promote", "summing", version, "--to", "prod")
+    assert code == 2 and "'prod' does not exist" in err
+    assert len(_cli(capsys, "promotions")[1].splitlines()) == 1  # the refused ones: not recorded
