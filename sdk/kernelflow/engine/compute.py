@@ -27,7 +27,6 @@ from kernelflow._core.errors import (
 )
 from kernelflow._core.hash_method import output_hash
 from kernelflow._core.interface import type_name
-from kernelflow._core.scope import current_scope
 from kernelflow._core.task import Task
 from kernelflow.store.artifacts import ArtifactRef
 from kernelflow.store.protocols import Artifacts, RunRecords
@@ -107,12 +106,12 @@ class NodeCompute:
         its own keeps them all); the recomputed outputs replace it. A damaged
         entry is removed for the same reason.
         """
-        hit = self.runs.cache_lookup(key)
+        scope = self.recorder.scope  # the run's domain, and the one it may also read
+        hit = self.runs.cache_lookup(key, scope=scope)
         if hit is None or not set(task.interface.outputs) <= set(hit.outputs):
             return None
         values = self.load(hit.outputs, label, what="cached")
         if values is None:  # only in the run's own domain: a --cache-from one is read only
-            scope = current_scope()
             self.runs.cache_delete(key=key, project=scope.project, domain=scope.domain)
             return None
         if not task.still_valid(values):  # e.g. the file it wrote is gone: run it again

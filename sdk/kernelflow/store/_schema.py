@@ -237,15 +237,14 @@ CLAIM_ENTRY = "UPDATE cache SET node = ?1, inputs = ?2 WHERE key = ?3 AND node I
 # A cache hit as a reference to the entry version it used, for the run numbered ?1:
 # inserted only if that entry still holds exactly these outputs, for this task and
 # code (else the hit is recorded as a full row). Parameters: run number, node,
-# task, cache key, code hash, inputs, outputs, start time, and the scope it was
-# looked up in: project, the run's domain, the domain it may also read (the entry
-# of the run's own domain first, as the lookup prefers it).
+# task, cache key, code hash, inputs, outputs, start time, and the project and
+# domain of the entry (the run's own, or the one it reads with --cache-from).
 INSERT_HIT = (
     "INSERT INTO cache_hits (run, entry, node, inputs, started_ts)"
     " SELECT ?1, num, CASE WHEN node IS ?2 THEN NULL ELSE ?2 END,"
     " CASE WHEN inputs IS ?6 THEN NULL ELSE ?6 END, ?8 FROM cache"
-    " WHERE key = ?4 AND project = ?9 AND domain IN (?10, ?11) AND outputs = ?7 AND task = ?3"
-    " AND json_extract(manifest, '$.code_hash') = ?5 ORDER BY domain = ?10 DESC LIMIT 1"
+    " WHERE project = ?9 AND domain = ?10 AND key = ?4 AND outputs = ?7 AND task = ?3"
+    " AND json_extract(manifest, '$.code_hash') = ?5"
 )
 # The hits of one run, with what they share with their entry filled in from it.
 HITS_OF_RUN = (

@@ -634,7 +634,7 @@ class RunStore:
         row = (
             run_id, node, task, 1, "cached", True, cache_key, code_hash, dumps_record(inputs),
             dumps_record(outputs), iso(started), started, 0.0, None,
-            scope.project, scope.domain, scope.cache_from or scope.domain,
+            scope.project, scope.domain, scope.cache_from,
         )  # fmt: skip
         if defer:
             self._defer(_HIT, row, journal=False)
@@ -897,9 +897,13 @@ def _insert_hit(db: Database, row: tuple[Any, ...], numbers: dict[str, int]) -> 
         found = db.execute("SELECT number FROM run_numbers WHERE run_id = ?", (run_id,))
         number = numbers[run_id] = found.fetchone()[0]
     db.execute(CLAIM_ENTRY, (row[1], row[8], row[6]))
-    hit = (number, row[1], row[2], row[6], row[7], row[8], row[9], row[11], *row[14:])
-    if db.execute(INSERT_HIT, hit).rowcount:
-        return 1
+    hit = (number, row[1], row[2], row[6], row[7], row[8], row[9], row[11])
+    project, domain, cache_from = row[14:]
+    # The entry of the run's own domain, as the lookup preferred it; else the one
+    # of the domain it may also read.
+    for entry_domain in (domain,) if cache_from is None else (domain, cache_from):
+        if db.execute(INSERT_HIT, (*hit, project, entry_domain)).rowcount:
+            return 1
     return int(db.execute(INSERT_NODE, row[:14]).rowcount)
 
 
