@@ -244,6 +244,18 @@ def test_the_cache_is_shared_within_a_domain_and_not_across_unless_asked(
     code, out, _ = _cli(capsys, "cache", "ls", "--all-domains")
     assert sorted(line.split()[-1] for line in out.splitlines()) == ["development", "production"]
 
+    import kernelflow  # the Python API filters alike
+    from kernelflow import api
+
+    assert list(kernelflow.runs(domain="production")["domain"]) == ["production"]
+    assert len(kernelflow.runs(domain="*")) == 4 and len(kernelflow.runs(project="*")) == 2
+    assert kernelflow.runs(project="other").empty
+    assert [e["domain"] for e in api.cache_entries(domain="production")] == ["production"]
+
+    assert _cli(capsys, "--domain", "production", "cache", "clear")[0] == 0
+    code, out, _ = _cli(capsys, "cache", "ls", "--all-domains")
+    assert [line.split()[-1] for line in out.splitlines()] == ["development"]
+
 
 def test_an_unknown_domain_is_one_paragraph_exit_2_and_nothing_written(
     flow_dir: Path, runs_env: str | None, capsys: pytest.CaptureFixture[str]
