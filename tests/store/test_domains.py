@@ -81,6 +81,9 @@ def test_runs_of_two_domains_are_listed_apart(store: RunStore) -> None:
     assert listed(project="default") == ["prod-run", "dev-run"]
     assert listed() == ["other-team", "prod-run", "dev-run"]
     assert store.get_run("prod-run")["domain"] == "production"  # type: ignore[index]
+    # what `run --resume last` resumes: the newest run of the current domain
+    newest = store.last_run("wf", project="default", domain="development")
+    assert newest is not None and newest["run_id"] == "dev-run"
 
 
 def test_a_cache_entry_of_development_is_no_hit_in_production(store: RunStore) -> None:
