@@ -270,6 +270,8 @@ def test_an_unknown_domain_is_one_paragraph_exit_2_and_nothing_written(
     assert _ran(flow_dir) == []
     code, _, err = _cli(capsys, "run", "flow.py:wf", "--cache-from", "prod")
     assert code == 2 and "--cache-from" in err
+    code, _, err = _cli(capsys, "--project", "../sales", "run", "flow.py:wf")
+    assert code == 2 and "'../sales' cannot name a project" in err
     assert _cli(capsys, "runs", "--all-domains")[1].strip() == "no runs yet"
 
 
