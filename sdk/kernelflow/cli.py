@@ -98,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--domain",
         metavar="DOMAIN",
-        help=f"the domain ({', '.join(DOMAINS)}); overrides $KERNELFLOW_DOMAIN "
-        "(default: development)",
+        help=f"the domain ({', '.join(DOMAINS)}, or those of $KERNELFLOW_DOMAINS); "
+        "overrides $KERNELFLOW_DOMAIN (default: development)",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 

@@ -275,6 +275,19 @@ def test_an_unknown_domain_is_one_paragraph_exit_2_and_nothing_written(
     assert _cli(capsys, "runs", "--all-domains")[1].strip() == "no runs yet"
 
 
+def test_an_installation_may_name_its_own_domains(
+    flow_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KERNELFLOW_DOMAINS", "development, qa,production")
+    code, _, err = _cli(capsys, "--domain", "qa", "run", "flow.py:wf", "--quiet")
+    assert code == 0, err
+    assert [
+        line.split()[-1] for line in _cli(capsys, "--domain", "qa", "runs")[1].splitlines()[1:]
+    ] == ["qa"]
+    code, _, err = _cli(capsys, "--domain", "staging", "runs")
+    assert code == 2 and "the domains are development, qa, production" in err
+
+
 def test_an_unknown_domain_in_the_environment_is_refused_by_a_new_process(
     flow_dir: Path, runs_env: str | None
 ) -> None:

@@ -13,6 +13,10 @@ variables below for the command and the workers it starts, as ``--store`` does),
 else ``$KERNELFLOW_PROJECT`` / ``$KERNELFLOW_DOMAIN``, else ``default`` /
 ``development``. The scope is read from the environment where it is used, so a
 worker process started by a run records in the run's scope.
+
+The three domains are all most teams need; ``$KERNELFLOW_DOMAINS`` (names
+separated by commas, e.g. ``development,qa,staging,production``) replaces them
+for an installation that has others. Every machine of a team should set the same.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from kernelflow._core.errors import ConfigurationError
 PROJECT_ENV = "KERNELFLOW_PROJECT"
 DOMAIN_ENV = "KERNELFLOW_DOMAIN"
 CACHE_FROM_ENV = "KERNELFLOW_CACHE_FROM"
+DOMAINS_ENV = "KERNELFLOW_DOMAINS"
 DEFAULT_PROJECT = "default"
 DEFAULT_DOMAIN = "development"
 DOMAINS = ("development", "staging", "production")
@@ -60,12 +65,13 @@ def current_scope(
         project or env.get(PROJECT_ENV) or DEFAULT_PROJECT,
         domain or env.get(DOMAIN_ENV) or DEFAULT_DOMAIN,
         cache_from or env.get(CACHE_FROM_ENV) or None,
+        env.get(DOMAINS_ENV) or None,
     )
 
 
 @functools.lru_cache(maxsize=32)
-def _checked(project: str, domain: str, cache_from: str | None) -> Scope:
-    """One check per combination: the engine asks for the scope on every cache lookup."""
+def _checked(project: str, domain: str, cache_from: str | None, domains: str | None) -> Scope:
+    """One check per combination, as a run may ask for its scope more than once."""
     check_project(project)
     check_domain(domain, option="--domain", variable=DOMAIN_ENV)
     if cache_from is not None:
@@ -73,12 +79,22 @@ def _checked(project: str, domain: str, cache_from: str | None) -> Scope:
     return Scope(project, domain, None if cache_from == domain else cache_from)
 
 
+def known_domains() -> tuple[str, ...]:
+    """The domains that exist: ``$KERNELFLOW_DOMAINS``, else :data:`DOMAINS`."""
+    configured = os.environ.get(DOMAINS_ENV)
+    if not configured:
+        return DOMAINS
+    return tuple(name for name in (part.strip() for part in configured.split(",")) if name)
+
+
 def check_domain(domain: str, *, option: str = "--domain", variable: str = DOMAIN_ENV) -> str:
     """``domain`` if it exists; else a :class:`ConfigurationError` naming it and the known ones."""
-    if domain not in DOMAINS:
+    domains = known_domains()
+    if domain not in domains or not _PROJECT_NAME.fullmatch(domain):
         raise ConfigurationError(
-            f"the domain {domain!r} does not exist; the domains are {', '.join(DOMAINS)}",
-            fix=f"use one of them with {option} (or ${variable}); nothing was written",
+            f"the domain {domain!r} does not exist; the domains are {', '.join(domains)}",
+            fix=f"use one of them with {option} (or ${variable}), or add it to "
+            f"${DOMAINS_ENV}; nothing was written",
             domain=domain,
         )
     return domain
