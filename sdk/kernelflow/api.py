@@ -22,6 +22,17 @@ from kernelflow._core.errors import TargetError
 from kernelflow._core.graph import Graph
 from kernelflow._core.interface import parse_parameter
 from kernelflow._core.names import name_from_stem, validate_name
+from kernelflow._core.scope import (
+    ANY,
+    CACHE_FROM_ENV,
+    DOMAIN_ENV,
+    DOMAINS,
+    PROJECT_ENV,
+    Scope,
+    current_scope,
+    in_scope,
+    scope_filter,
+)
 from kernelflow.engine.backends import BACKENDS
 from kernelflow.engine.events import (
     Event,
@@ -37,6 +48,7 @@ from kernelflow.engine.runner import RunResult, RunTarget
 from kernelflow.notebook.export import Export, export
 from kernelflow.notebook.lineage import LINEAGE_COLUMNS, lineage_rows
 from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs
+from kernelflow.notebook.promote import promote as _promote
 from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.gc import GcReport, clear_cache, collect
@@ -51,8 +63,15 @@ if TYPE_CHECKING:
     from kernelflow.notebook.kernel.session import Session
 
 __all__ = [
+    "ANY",
     "BACKENDS",
     "CACHE_COLUMNS",
+    "CACHE_FROM_ENV",
+    "DOMAINS",
+    "DOMAIN_ENV",
+    "PROJECT_ENV",
+    "PROMOTION_COLUMNS",
+    "Scope",
     "MIMETYPE",
     "PARAM_OPTION",
     "Event",
@@ -71,6 +90,7 @@ __all__ = [
     "cache_clear",
     "cache_entries",
     "close_kernel_session",
+    "current_scope",
     "default_home",
     "describe",
     "diff",
@@ -79,6 +99,7 @@ __all__ = [
     "execution_records",
     "export",
     "gc",
+    "in_scope",
     "lineage",
     "lineage_table",
     "load_target",
@@ -89,6 +110,8 @@ __all__ = [
     "parse_parameter",
     "parse_params",
     "plan_schedule",
+    "promote",
+    "promotions",
     "pid_alive",
     "read_outputs",
     "run",
@@ -101,7 +124,9 @@ __all__ = [
     "write_executed_copy",
 ]
 
-RUN_COLUMNS = ["run_id", "workflow", "version", "status", "started", "finished"]
+RUN_COLUMNS = [
+    "run_id", "workflow", "version", "status", "started", "finished", "project", "domain"
+]  # fmt: skip
 # ``-p NAME VALUE``, repeatable: one spelling of a parameter in every front end's parser.
 # (argparse copies an "append" default before appending to it, so sharing [] is safe.)
 PARAM_OPTION: dict[str, Any] = {
@@ -124,6 +149,9 @@ def run(
     tasks: Iterable[str] | None = None,
     listeners: Sequence[Listener] = (),
     store: Store | str | os.PathLike[str] | None = None,
+    project: str | None = None,
+    domain: str | None = None,
+    cache_from: str | None = None,
     run_id: str | None = None,
 ) -> RunResult:
     """Run a workflow and return its :class:`RunResult`; a failed task does not raise.
@@ -133,22 +161,26 @@ def run(
     unfinished run; ``tasks``
     restricts the run to those tasks and what they need; ``force`` ignores cached
     results. Call ``result.raise_for_status()`` to raise on failure.
+    ``project`` and ``domain`` (default: the current ones) are where the run and
+    its cache entries are recorded; ``cache_from`` names another domain whose
+    cache entries it may also use.
     """
     resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
     _check_plan_inputs(resolved, params or {})
-    result = run_target(
-        resolved,
-        params,
-        parallel=parallel,
-        backend=backend,
-        address=address,
-        resume=resume,
-        force=force,
-        tasks=tasks,
-        listeners=listeners,
-        store=store,
-        run_id=run_id,
-    )
+    with in_scope(project, domain, cache_from):
+        result = run_target(
+            resolved,
+            params,
+            parallel=parallel,
+            backend=backend,
+            address=address,
+            resume=resume,
+            force=force,
+            tasks=tasks,
+            listeners=listeners,
+            store=store,
+            run_id=run_id,
+        )
     cleanup = getattr(resolved, "on_failure", None)  # Flyte's @workflow(on_failure=...)
     if result.error is not None and cleanup is not None:
         run_on_failure(cleanup, result.params, result.error)
@@ -230,12 +262,23 @@ def _workflow_in(module: Any, attribute: str, path: str) -> RunTarget:
     )
 
 
-def runs(workflow: str | None = None, *, store: Store | str | None = None) -> pd.DataFrame:
-    """Run history, newest first, as a DataFrame with the columns of :data:`RUN_COLUMNS`."""
+def runs(
+    workflow: str | None = None,
+    *,
+    project: str | None = None,
+    domain: str | None = None,
+    store: Store | str | None = None,
+) -> pd.DataFrame:
+    """Run history, newest first, as a DataFrame with the columns of :data:`RUN_COLUMNS`.
+
+    Only the runs of ``project`` and ``domain``: by default the current ones
+    (``$KERNELFLOW_PROJECT``, ``$KERNELFLOW_DOMAIN``); :data:`ANY` (``"*"``) for all.
+    """
     import pandas as pd
 
     opened = _store(store)
-    rows = opened.runs.list_runs(workflow)
+    in_project, in_domain = scope_filter(project, domain)
+    rows = opened.runs.list_runs(workflow, project=in_project, domain=in_domain)
     if any(row["status"] == "running" for row in rows):
         # A running run with a node waiting for a signal is shown as waiting (Flyte's
         # state): it needs a person, not more time. The record itself stays running.
@@ -379,18 +422,64 @@ def _check_plan_inputs(target: Any, given: Mapping[str, Any]) -> None:
         target.check_inputs(given)
 
 
-CACHE_COLUMNS = ["task", "key", "created", "hits", "duration"]
+CACHE_COLUMNS = ["task", "key", "created", "hits", "duration", "domain"]
 
 
-def cache_entries(task: str | None = None, *, store: Store | str | None = None) -> list[dict]:
-    """Cache entries (of ``task``, if given), newest first."""
-    return _store(store).runs.cache_entries(task)
+def cache_entries(
+    task: str | None = None,
+    *,
+    project: str | None = None,
+    domain: str | None = None,
+    store: Store | str | None = None,
+) -> list[dict]:
+    """Cache entries (of ``task``, if given), newest first: those of ``project`` and
+    ``domain``, by default the current ones; :data:`ANY` (``"*"``) for all."""
+    in_project, in_domain = scope_filter(project, domain)
+    return _store(store).runs.cache_entries(task, project=in_project, domain=in_domain)
 
 
-def cache_clear(task: str | None = None, *, store: Store | str | None = None) -> GcReport:
-    """Remove the cache entries (of ``task``, if given), then the artifacts that only
+def cache_clear(
+    task: str | None = None,
+    *,
+    project: str | None = None,
+    domain: str | None = None,
+    store: Store | str | None = None,
+) -> GcReport:
+    """Remove the cache entries (of ``task``, if given) of ``project`` and ``domain``
+    (by default the current ones; :data:`ANY` for all), then the artifacts that only
     they referred to, and compact the store; ``.cache_entries`` is how many went."""
-    return clear_cache(_store(store), task)
+    in_project, in_domain = scope_filter(project, domain)
+    return clear_cache(_store(store), task, project=in_project, domain=in_domain)
+
+
+PROMOTION_COLUMNS = [
+    "workflow", "version", "from_domain", "to_domain", "promoted_by", "promoted", "project"
+]  # fmt: skip
+
+
+def promote(
+    workflow: str,
+    version: str,
+    *,
+    to: str,
+    out: str | os.PathLike[str] = "exports",
+    store: Store | str | None = None,
+) -> dict[str, object]:
+    """Promote an exported version of ``workflow`` from the current domain to ``to``,
+    recording who, when and which version in the run database; the record."""
+    return _promote(_store(store), workflow, version, to=to, out=out)
+
+
+def promotions(
+    workflow: str | None = None,
+    *,
+    project: str | None = None,
+    store: Store | str | None = None,
+) -> list[dict[str, object]]:
+    """Promotions (of ``workflow``, if given), newest first, in ``project`` (default the
+    current one; :data:`ANY` for all)."""
+    in_project, _ = scope_filter(project, ANY)
+    return _store(store).runs.promotions(workflow, project=in_project)
 
 
 def gc(

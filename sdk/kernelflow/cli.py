@@ -3,8 +3,12 @@
 Exit status: 0 success; 1 a task failed, or the store could not be written; 2 bad
 usage or a bad workflow (a cycle, a type error, an unknown parameter), or a
 configured store or run database that cannot be used (unreachable, refused, no
-such bucket or database). Errors are one paragraph, with no traceback unless
-``--debug`` is given.
+such bucket or database), or a domain that does not exist. Errors are one
+paragraph, with no traceback unless ``--debug`` is given.
+
+``--project`` and ``--domain`` (global, like ``--store``) say whose runs and cache
+entries a command records and lists; listings show the current project and
+domain only, unless ``--all-domains``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kernelflow.api import BACKENDS, PARAM_OPTION, STORE_ENV, environment_variable
+from kernelflow.api import (
+    BACKENDS,
+    DOMAINS,
+    PARAM_OPTION,
+    STORE_ENV,
+    environment_variable,
+    in_scope,
+)
 from kernelflow.errors import (
     ConfigurationError,
     KernelflowError,
@@ -37,8 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         # --store is $KERNELFLOW_STORE for this command and the workers it starts, so
-        # the flag wins over the variable, which wins over the home.
-        with environment_variable(STORE_ENV, args.store):
+        # the flag wins over the variable, which wins over the home; so are --project,
+        # --domain and --cache-from, checked here: a domain that does not exist stops
+        # the command before it writes anything.
+        scope = in_scope(args.project, args.domain, getattr(args, "cache_from", None))
+        with environment_variable(STORE_ENV, args.store), scope:
             return int(args.handler(args) or EXIT_OK)
     except KernelflowError as error:
         return _report(error, debug=args.debug)
@@ -75,6 +89,18 @@ def _parser() -> argparse.ArgumentParser:
         help="keep artifacts at this fsspec URL (s3://bucket/prefix, file:///mount, "
         "memory://name); overrides $KERNELFLOW_STORE (default: in $KERNELFLOW_HOME)",
     )
+    parser.add_argument(
+        "--project",
+        metavar="NAME",
+        help="the project runs and cache entries belong to; overrides $KERNELFLOW_PROJECT "
+        "(default: default)",
+    )
+    parser.add_argument(
+        "--domain",
+        metavar="DOMAIN",
+        help=f"the domain ({', '.join(DOMAINS)}, or those of $KERNELFLOW_DOMAINS); "
+        "overrides $KERNELFLOW_DOMAIN (default: development)",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a workflow (NOTEBOOK.ipynb or SCRIPT.py:WORKFLOW)")
@@ -87,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="address of a dask.distributed scheduler")
     run.add_argument("--resume", metavar="RUN_ID", help="resume a run (RUN_ID or 'last')")
     run.add_argument("--force", action="store_true", help="ignore cached results")
+    run.add_argument(
+        "--cache-from",
+        metavar="DOMAIN",
+        help="also use the cache entries of this domain (read only: new entries go to the "
+        "run's own domain)",
+    )
     run.add_argument("--output", metavar="OUT.ipynb", help="write the executed notebook here")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(handler=_run)
@@ -118,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list past runs, newest first")
     runs.add_argument("--workflow", help="only runs of this workflow")
     runs.add_argument("--limit", type=int, default=20)
+    _all_domains_option(runs, "runs")
     runs.set_defaults(handler=_runs)
 
     signal = commands.add_parser(
@@ -155,7 +188,24 @@ def _parser() -> argparse.ArgumentParser:
     cache = commands.add_parser("cache", help="inspect or clear the cache")
     cache.add_argument("action", choices=["ls", "clear"])
     cache.add_argument("task", nargs="?", help="only this task's entries")
+    _all_domains_option(cache, "entries")
     cache.set_defaults(handler=_cache)
+
+    promote = commands.add_parser(
+        "promote",
+        help="promote an exported version from the current domain to another; recorded",
+    )
+    promote.add_argument("workflow")
+    promote.add_argument("version", help="an exported version (kernelflow versions WORKFLOW)")
+    promote.add_argument("--to", required=True, metavar="DOMAIN", help="e.g. production")
+    promote.add_argument("--out", default="exports", metavar="DIR")
+    promote.set_defaults(handler=_promote)
+
+    promotions = commands.add_parser(
+        "promotions", help="list the promotions of the current project, newest first"
+    )
+    promotions.add_argument("workflow", nargs="?", help="only this workflow's")
+    promotions.set_defaults(handler=_promotions)
 
     gc = commands.add_parser(
         "gc",
@@ -172,6 +222,21 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="report what would go; remove nothing")
     gc.set_defaults(handler=_gc)
     return parser
+
+
+def _all_domains_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--all-domains",
+        action="store_true",
+        help=f"list the {what} of every domain of the project, not only the current one",
+    )
+
+
+def _listed_domain(args: argparse.Namespace) -> str | None:
+    """The domain a listing filters by: the current one (None), or any."""
+    from kernelflow.api import ANY
+
+    return ANY if args.all_domains else None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -263,7 +328,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _runs(args: argparse.Namespace) -> int:
     from kernelflow import api
 
-    frame = api.runs(args.workflow)
+    frame = api.runs(args.workflow, domain=_listed_domain(args))
     if frame.empty:
         print("no runs yet")
     else:
@@ -336,16 +401,42 @@ def _write_page(page: str, out: str | None) -> int:
 def _cache(args: argparse.Namespace) -> int:
     from kernelflow import api
 
+    domain = _listed_domain(args)
     if args.action == "clear":
-        print(api.cache_clear(args.task).summary())
+        print(api.cache_clear(args.task, domain=domain).summary())
         return EXIT_OK
-    entries = api.cache_entries(args.task)
+    entries = api.cache_entries(args.task, domain=domain)
     if not entries:
         print("the cache is empty")
     for entry in entries:
         print(
             f"{entry['task']:<24} {str(entry['key'])[:16]}  created {entry.get('created')}  "
-            f"hits {entry.get('hits', 0)}"
+            f"hits {entry.get('hits', 0)}  {entry['domain']}"
+        )
+    return EXIT_OK
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from kernelflow import api
+
+    done = api.promote(args.workflow, args.version, to=args.to, out=args.out)
+    print(
+        f"promoted {done['workflow']} {done['version']} from {done['from_domain']} to "
+        f"{done['to_domain']} (by {done['promoted_by']} at {done['promoted']})"
+    )
+    return EXIT_OK
+
+
+def _promotions(args: argparse.Namespace) -> int:
+    from kernelflow import api
+
+    done = api.promotions(args.workflow)
+    if not done:
+        print("no promotions yet")
+    for record in done:
+        print(
+            f"{record['promoted']}  {record['workflow']} {record['version']}  "
+            f"{record['from_domain']} -> {record['to_domain']}  by {record['promoted_by']}"
         )
     return EXIT_OK
 

@@ -100,7 +100,9 @@ class FlyteRemote:
     """Executions of the run store that ``config`` names (default: ``Config.auto()``).
 
     ``default_project`` and ``default_domain`` are kept on the ids for code that
-    reads them; the local store has a single project and domain.
+    reads them; they do not (yet) choose kernelflow's project and domain, which come
+    from ``$KERNELFLOW_PROJECT`` / ``$KERNELFLOW_DOMAIN`` for the runs it executes,
+    and ``recent_executions`` lists the runs of every project and domain.
     """
 
     def __init__(

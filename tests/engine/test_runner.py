@@ -131,9 +131,12 @@ def test_runs_and_nodes_are_recorded_with_lineage() -> None:
         "status",
         "started",
         "finished",
+        "project",
+        "domain",
     ]
     row = history.iloc[0]
     assert (row.run_id, row.workflow, row.status) == (result.run_id, "chain", "succeeded")
+    assert (row.project, row.domain) == ("default", "development")
     assert row.version == chain.version
     lineage = kernelflow.lineage(result.run_id, "plus_one-2")
     upstream = lineage["inputs"]["n"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -64,7 +65,7 @@ def test_add_ls_rm_round_trip(
     capsys.readouterr()
     assert cli("schedule", "ls") == 0
     listing = capsys.readouterr().out.splitlines()
-    header = ["NAME", "CRON", "TIMEZONE", "NEXT", "RUN", "LAST", "STATUS", "NOTEBOOK"]
+    header = ["NAME", "CRON", "TIMEZONE", "DOMAIN", "NEXT", "RUN", "LAST", "STATUS", "NOTEBOOK"]
     assert listing[0].split() == header
     daily = next(line for line in listing if line.startswith("daily"))
     assert "0 6 * * *" in daily and "UTC" in daily and "06:00 UTC" in daily
@@ -74,6 +75,51 @@ def test_add_ls_rm_round_trip(
     assert [plan.name for plan in PlanStore().plans()] == ["often"]
     with pytest.raises(ParameterError, match="no plan named 'daily'"):
         cli("schedule", "rm", "daily")
+
+
+def test_plans_of_two_domains_are_listed_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notebook = exported(tmp_path / "report.ipynb")
+    monkeypatch.delenv("KERNELFLOW_PROJECT", raising=False)
+    monkeypatch.setenv("KERNELFLOW_DOMAIN", "production")
+    cli("schedule", "add", str(notebook), "--cron", "0 6 * * *", "--name", "nightly")
+    monkeypatch.setenv("KERNELFLOW_DOMAIN", "development")
+    cli("schedule", "add", str(notebook), "--cron", "0 7 * * *", "--name", "trial")
+    capsys.readouterr()
+
+    def listed(*options: str) -> list[tuple[str, str]]:
+        cli("schedule", "ls", *options)
+        rows = capsys.readouterr().out.splitlines()[1:]
+        return [(row.split()[0], row.split()[7]) for row in rows]  # name, domain
+
+    assert listed() == [("trial", "development")]
+    monkeypatch.setenv("KERNELFLOW_DOMAIN", "production")
+    assert listed() == [("nightly", "production")]
+    assert listed("--all-domains") == [("nightly", "production"), ("trial", "development")]
+
+
+def test_plans_of_a_file_from_before_domains_are_in_default_development(
+    tmp_path: Path, store_home: Path
+) -> None:
+    store_home.mkdir(parents=True)
+    with sqlite3.connect(store_home / "schedules.sqlite") as raw:  # as kernelflow 0.1 wrote it
+        raw.execute(
+            "CREATE TABLE plans (name TEXT PRIMARY KEY, notebook TEXT NOT NULL, cron TEXT NOT"
+            " NULL, params TEXT NOT NULL, timezone TEXT NOT NULL, created TEXT NOT NULL,"
+            " last_tick TEXT, last_status TEXT, last_error TEXT, last_run_file TEXT,"
+            " last_run_at TEXT, running_since TEXT, running_since_ts REAL, pid INTEGER,"
+            " lock_token TEXT)"
+        )
+        raw.execute(
+            "INSERT INTO plans (name, notebook, cron, params, timezone, created) VALUES"
+            " ('old', '/nb.ipynb', '0 6 * * *', '{}', 'UTC', '2024-01-01T00:00:00+00:00')"
+        )
+    [plan] = PlanStore().plans(project="default", domain="development")
+    assert (plan.name, plan.cron, plan.project, plan.domain) == (
+        "old", "0 6 * * *", "default", "development"
+    )  # fmt: skip
+    assert PlanStore().plans(domain="production") == []
 
 
 def test_ls_shows_the_next_run_in_the_plans_time_zone(

@@ -351,3 +351,44 @@ def test_the_scheduler_command_runs_the_good_plans_past_bad_ones(tmp_path: Path)
     assert "FileNotFoundError" in done.stdout
     assert "bad plan name" in done.stdout and "300 characters" in done.stdout
     assert all(plan.running_since is None for plan in PlanStore().plans())
+
+
+SCRIPT_PLAN = """
+from kernelflow import CronSchedule, LaunchPlan, task, workflow
+
+
+@task
+def one() -> int:
+    return 1
+
+
+@workflow
+def wf() -> int:
+    return one()
+
+
+nightly = LaunchPlan.create("nightly", wf, schedule=CronSchedule(schedule="0 6 * * *"))
+"""
+
+
+def test_a_plan_runs_in_the_domain_it_was_added_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernelflow import api
+
+    (tmp_path / "staged_plans.py").write_text(SCRIPT_PLAN)
+    monkeypatch.delenv("KERNELFLOW_PROJECT", raising=False)
+    monkeypatch.setenv("KERNELFLOW_DOMAIN", "staging")
+    parser = argparse.ArgumentParser()
+    add_schedule_commands(parser.add_subparsers())
+    args = parser.parse_args(["schedule", "add", f"{tmp_path / 'staged_plans.py'}:nightly"])
+    assert args.handler(args) == 0
+    monkeypatch.setenv("KERNELFLOW_DOMAIN", "development")  # the scheduler's own: no matter
+
+    tick = (datetime.now(UTC) + timedelta(days=1)).replace(hour=6, minute=0, second=0)
+    scheduler = Scheduler(runs_dir=tmp_path / "runs", clock=Clock(tick + timedelta(minutes=1)))
+    [(plan, _, status)] = scheduler.run_pending()
+
+    assert status == "succeeded", plan.last_error
+    assert list(api.runs(domain="staging")["workflow"]) == ["nightly"]
+    assert api.runs(domain="development").empty

@@ -106,13 +106,13 @@ def _journal(home: Path) -> Path:
     return directory
 
 
-def _crashed_run(tmp_path: Path, home: Path) -> str:
+def _crashed_run(tmp_path: Path, home: Path, **env: str) -> str:
     """A run that died with its start and a finished task only in its journal."""
     (tmp_path / "flow.py").write_text(FLOW)
     db = os.environ.get("KERNELFLOW_RUNS") or str(home / "runs.sqlite")
     RunStore(db, home=home).close()
     with _database_held(db):  # so the background flush cannot commit the records
-        crashed = _cli(tmp_path, "run", "flow.py:wf", FLOW_CRASH="1")
+        crashed = _cli(tmp_path, "run", "flow.py:wf", FLOW_CRASH="1", **env)
     assert crashed.returncode == 17, crashed.stderr
     assert _log(tmp_path) == ["prepare", "train"]
     journals = list(_journal(home).iterdir())
@@ -229,3 +229,28 @@ def test_a_malformed_line_is_skipped_with_a_warning_and_the_rest_replayed(
         rows = store.node_executions(str(recorded["run_id"]))
     assert [(row["node"], row["attempt"]) for row in rows] == [("prepare", 1)]
     assert list(_journal(store_home).iterdir()) == []
+
+
+def test_a_replayed_run_keeps_its_domain_and_a_journal_from_before_domains_still_replays(
+    tmp_path: Path, store_home: Path
+) -> None:
+    db = _crashed_run(tmp_path, store_home, KERNELFLOW_DOMAIN="staging")
+    (journal,) = _journal(store_home).iterdir()
+    text = journal.read_text()
+    with RunStore(db, home=store_home) as store:
+        [run] = store.list_runs()
+        assert run["domain"] == "staging"
+        store.forget_runs([str(run["run_id"])])
+
+    # The same journal as kernelflow wrote it before schema version 4: no scope.
+    run_line, node_line = text.splitlines()
+    kind, fields = json.loads(run_line)
+    assert kind == "scoped_run" and fields[-2:] == ["default", "staging"]
+    old_put = ["k", "t", "{}", "{}", 1.0, "2026-01-01T00:00:00.000+00:00", 1767225600.0]
+    lines = [["run", fields[:-2]], json.loads(node_line), ["cache_put", old_put]]
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with RunStore(db, home=store_home) as store:
+        [run] = store.list_runs()
+        assert (run["project"], run["domain"]) == ("default", "development")
+        [entry] = store.cache_entries()
+        assert (entry["key"], entry["domain"]) == ("k", "development")

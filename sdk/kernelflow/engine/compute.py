@@ -106,12 +106,13 @@ class NodeCompute:
         its own keeps them all); the recomputed outputs replace it. A damaged
         entry is removed for the same reason.
         """
-        hit = self.runs.cache_lookup(key)
+        scope = self.recorder.scope  # the run's domain, and the one it may also read
+        hit = self.runs.cache_lookup(key, scope=scope)
         if hit is None or not set(task.interface.outputs) <= set(hit.outputs):
             return None
         values = self.load(hit.outputs, label, what="cached")
-        if values is None:
-            self.runs.cache_delete(key=key)
+        if values is None:  # only in the run's own domain: a --cache-from one is read only
+            self.runs.cache_delete(key=key, project=scope.project, domain=scope.domain)
             return None
         if not task.still_valid(values):  # e.g. the file it wrote is gone: run it again
             return None

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kernelflow._core.errors import ResumeError
+from kernelflow._core.scope import current_scope
 
 if TYPE_CHECKING:
     from kernelflow.engine.runner import RunTarget
@@ -80,8 +81,9 @@ def plan_resume(
 def _find(store: Store, target: RunTarget, which: str) -> Mapping[str, Any]:
     # "last" is the latest run, whatever became of it: an older unfinished run is
     # not picked up again behind the runs that came after it.
-    if which == "last":
-        run = store.runs.last_run(target.name)
+    if which == "last":  # of this project and domain: another domain's runs are not ours
+        scope = current_scope()
+        run = store.runs.last_run(target.name, project=scope.project, domain=scope.domain)
         if run is None:
             raise ResumeError(
                 f"workflow {target.name!r} has no unfinished run to resume",

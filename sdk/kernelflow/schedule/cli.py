@@ -8,6 +8,7 @@ text; bad input raises :class:`~kernelflow._core.errors.ParameterError` (exit 2)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +39,12 @@ def add_schedule_commands(subparsers: Any) -> None:
     add.add_argument("--tz", default="UTC", metavar="ZONE", help="time zone of EXPR (UTC)")
     add.set_defaults(handler=_add)
 
-    ls = actions.add_parser("ls", help="list the plans")
+    ls = actions.add_parser("ls", help="list the plans of the current project and domain")
+    ls.add_argument(
+        "--all-domains",
+        action="store_true",
+        help="list the plans of every domain of the project, not only the current one",
+    )
     ls.set_defaults(handler=_ls)
 
     rm = actions.add_parser("rm", help="delete a plan")
@@ -76,14 +82,15 @@ def _runs_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from kernelflow.api import current_scope
     from kernelflow.schedule.plans import PlanStore, make_plan
     from kernelflow.schedule.scheduler import upcoming_tick
 
     params = _param_dict(args.param)
-    plan = PlanStore().add(
-        make_plan(args.notebook, args.cron, params, name=args.name, timezone=args.tz)
-    )
-    print(f"added plan {plan.name}: {plan.cron} ({plan.timezone})")
+    scope = current_scope()  # the plan runs in the project and domain it is added in
+    plan = make_plan(args.notebook, args.cron, params, name=args.name, timezone=args.tz)
+    plan = PlanStore().add(dataclasses.replace(plan, project=scope.project, domain=scope.domain))
+    print(f"added plan {plan.name}: {plan.cron} ({plan.timezone}) in {plan.domain}")
     print(f"  {'script' if plan.is_script else 'notebook'}: {plan.notebook}")
     if plan.params:
         print(f"  params:   {', '.join(f'{k}={v!r}' for k, v in plan.params.items())}")
@@ -105,14 +112,17 @@ def _param_dict(pairs: list[list[str]]) -> dict[str, str]:
 
 
 def _ls(args: argparse.Namespace) -> int:
+    from kernelflow.api import current_scope
     from kernelflow.schedule.plans import PlanStore
 
-    plans = PlanStore().plans()
+    scope = current_scope()
+    domain = None if args.all_domains else scope.domain
+    plans = PlanStore().plans(project=scope.project, domain=domain)
     if not plans:
         print("no plans; add one with `kernelflow schedule add EXPORTED.ipynb --cron EXPR`")
         return EXIT_OK
     now = datetime.now(UTC)
-    header = ("NAME", "CRON", "TIMEZONE", "NEXT RUN", "LAST STATUS", "NOTEBOOK")
+    header = ("NAME", "CRON", "TIMEZONE", "DOMAIN", "NEXT RUN", "LAST STATUS", "NOTEBOOK")
     rows = [header, *(_row(plan, now) for plan in plans)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
@@ -129,7 +139,8 @@ def _row(plan: Any, now: datetime) -> tuple[str, ...]:
     status = plan.last_status or "never run"
     if plan.running_since is not None:
         status = f"running (pid {plan.pid})"
-    return (plan.name, plan.cron, plan.timezone, when, status, _short_path(plan.notebook))
+    cells = (plan.name, plan.cron, plan.timezone, plan.domain, when, status)
+    return (*cells, _short_path(plan.notebook))
 
 
 def _short_path(path: str) -> str:

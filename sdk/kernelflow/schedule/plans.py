@@ -14,6 +14,11 @@ The ``running_since`` / ``pid`` / ``lock_token`` columns are a lock, so that one
 never runs twice at once even with several schedulers on one store: it is taken by a
 single atomic ``UPDATE ... WHERE running_since IS NULL`` and released by the token
 holder. A lock whose process died is stale and may be taken over.
+
+A plan belongs to the project and domain it was added in (``--project``,
+``--domain``), and its runs are recorded there; ``schedule ls`` lists those of the
+current project and domain. A plan's name is unique in the file, whatever its domain:
+``schedule rm NAME`` never has to ask which one.
 """
 
 from __future__ import annotations
@@ -43,8 +48,14 @@ CREATE TABLE IF NOT EXISTS plans (
     name TEXT PRIMARY KEY, notebook TEXT NOT NULL, cron TEXT NOT NULL,
     params TEXT NOT NULL, timezone TEXT NOT NULL, created TEXT NOT NULL,
     last_tick TEXT, last_status TEXT, last_error TEXT, last_run_file TEXT, last_run_at TEXT,
-    running_since TEXT, running_since_ts REAL, pid INTEGER, lock_token TEXT);
+    running_since TEXT, running_since_ts REAL, pid INTEGER, lock_token TEXT,
+    project TEXT NOT NULL DEFAULT 'default', domain TEXT NOT NULL DEFAULT 'development');
 """
+# Files written before plans had a project and a domain: their plans are the defaults'.
+_SCOPE_COLUMNS = {
+    "project": "ALTER TABLE plans ADD COLUMN project TEXT NOT NULL DEFAULT 'default'",
+    "domain": "ALTER TABLE plans ADD COLUMN domain TEXT NOT NULL DEFAULT 'development'",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,8 @@ class Plan:
     last_run_at: datetime | None = None
     running_since: datetime | None = None
     pid: int | None = None
+    project: str = "default"
+    domain: str = "development"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -383,6 +396,7 @@ class PlanStore:
             if not self._ready:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(_SCHEMA)
+                _add_scope_columns(conn)
                 self._ready = True
             yield conn
         finally:
@@ -400,12 +414,14 @@ class PlanStore:
             json.dumps(plan.params),
             plan.timezone,
             _iso(plan.created),
+            plan.project,
+            plan.domain,
         )
         with self._connect() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO plans (name, notebook, cron, params, timezone, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO plans (name, notebook, cron, params, timezone, created, project,"
+                    " domain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
             except sqlite3.IntegrityError as error:
@@ -424,10 +440,15 @@ class PlanStore:
             raise _unknown(name)
         return _plan(row)
 
-    def plans(self) -> list[Plan]:
-        """Every plan, by name."""
+    def plans(self, *, project: str | None = None, domain: str | None = None) -> list[Plan]:
+        """Every plan (of ``project`` and ``domain``, where given), by name; the
+        scheduler runs them all, each in its own project and domain."""
+        pairs = (("project", project), ("domain", domain))
+        given = [(column, value) for column, value in pairs if value is not None]
+        where = " AND ".join(f"{column} = ?" for column, _ in given)
+        sql = "SELECT * FROM plans" + (f" WHERE {where}" if where else "") + " ORDER BY name"
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM plans ORDER BY name").fetchall()
+            rows = conn.execute(sql, tuple(value for _, value in given)).fetchall()
         return [_plan(row) for row in rows]
 
     def remove(self, name: str) -> None:
@@ -531,6 +552,19 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def _add_scope_columns(conn: sqlite3.Connection) -> None:
+    """Give a file from before projects and domains their columns (each process that
+    opens it may try: a column another one added meanwhile is no error)."""
+    present = {row["name"] for row in conn.execute("PRAGMA table_info(plans)")}
+    for column, statement in _SCOPE_COLUMNS.items():
+        if column not in present:
+            try:
+                conn.execute(statement)
+            except sqlite3.OperationalError as error:
+                if "duplicate column" not in str(error):
+                    raise
+
+
 def _plan(row: sqlite3.Row) -> Plan:
     return Plan(
         name=row["name"],
@@ -546,4 +580,6 @@ def _plan(row: sqlite3.Row) -> Plan:
         last_run_at=_when(row["last_run_at"]),
         running_since=_when(row["running_since"]),
         pid=row["pid"],
+        project=row["project"],
+        domain=row["domain"],
     )

@@ -95,11 +95,14 @@ def run_with_papermill(
     The kernel runs in the notebook's directory (relative paths in the notebook
     mean what they meant when it was exported) and records its run in the same
     store as the plan: ``$KERNELFLOW_HOME`` is set to ``home`` for the kernel, since
-    a relative or default home would otherwise resolve against the new directory.
+    a relative or default home would otherwise resolve against the new directory;
+    the run is recorded in the plan's project and domain.
     """
     import papermill
 
-    with _kernelflow_home(home):
+    from kernelflow.api import in_scope
+
+    with _kernelflow_home(home), in_scope(plan.project, plan.domain):
         papermill.execute_notebook(
             plan.notebook,
             str(out_path),
@@ -128,7 +131,8 @@ def run_script(plan: Plan, tick: datetime, out_path: Path, *, home: Path | None 
     """
     from kernelflow.api import HOME_ENV
 
-    command = [sys.executable, "-m", "kernelflow", "run", plan.notebook]
+    scope = ["--project", plan.project, "--domain", plan.domain]
+    command = [sys.executable, "-m", "kernelflow", *scope, "run", plan.notebook]
     when = tick.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     for key, text in plan.params.items():
         command += ["-p", key, when if text == KICKOFF else str(text)]

@@ -5,9 +5,10 @@ were born in (:mod:`kernelflow.store._schema`). PostgreSQL gets them through the
 few mechanical rules below, applied once per statement text and cached: ``?`` and
 ``?N`` placeholders, ``INSERT OR IGNORE``, null-safe ``IS``, two JSON functions,
 the types of the DDL, and triggers (SQLite's ``BEGIN ... END`` body becomes a
-PL/pgSQL function). What no rule can express is written out beside its SQLite
-text in :data:`kernelflow.store._schema.POSTGRES_OVERRIDES`; a migration added
-later is written once and read by both.
+PL/pgSQL function; dropping the trigger drops that function). What no rule can
+express is written out beside its SQLite text in
+:data:`kernelflow.store._schema.POSTGRES_OVERRIDES` (and ``POSTGRES_DDL_OVERRIDES``);
+a migration added later is written once and read by both.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ _TYPES = (
     (re.compile(r"\bINTEGER PRIMARY KEY( AUTOINCREMENT)?"), "BIGSERIAL PRIMARY KEY"),
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
 )
+# A trigger is a function and a trigger on PostgreSQL: dropping the function drops both.
+_DROP_TRIGGER = re.compile(r"^\s*DROP TRIGGER IF EXISTS (\w+)\s*;?\s*$")
 # SQLite gives every table a hidden ``rowid`` in insertion order; the run store
 # orders runs started in the same instant by it, so PostgreSQL gets it as a column.
 _WITH_ROWID = re.compile(r"(CREATE TABLE IF NOT EXISTS runs \()")
@@ -77,6 +80,9 @@ def postgres_ddl(statement: str, *, events: Mapping[str, str]) -> list[str]:
     ``WHEN`` may hold a subquery, which PostgreSQL allows only in the body, so the
     condition moves there. ``events`` overrides a trigger's event by its name.
     """
+    dropped = _DROP_TRIGGER.match(statement)
+    if dropped is not None:
+        return [f"DROP FUNCTION IF EXISTS {dropped.group(1)}() CASCADE"]
     trigger = _TRIGGER.search(statement)
     if trigger is not None:
         name, timing, event, table, when, body = trigger.groups()

@@ -198,7 +198,9 @@ def read(path: Path) -> tuple[list[Line], list[str]]:
 
 
 # What each kind of line holds: the parameters of its statement in
-# kernelflow.store.runs, in order, as ``name:type``; ``?`` allows null.
+# kernelflow.store.runs, in order, as ``name:type``; ``?`` allows null. "run" and
+# "cache_put" are written by kernelflow before schema version 4 (no project or
+# domain), and still replayed.
 _FIELDS = {
     "run": "run_id:text workflow:text version:text started:text started_ts:number "
     "params:json environment:json pid:int? host:text? boot_id:text? resumed_from:text?",
@@ -207,6 +209,11 @@ _FIELDS = {
     "started_ts:number duration:number error:text?",
     "cache_put": "key:text task:text outputs:json manifest:json duration:number? "
     "created:text created_ts:number",
+    "scoped_run": "run_id:text workflow:text version:text started:text started_ts:number "
+    "params:json environment:json pid:int? host:text? boot_id:text? resumed_from:text? "
+    "project:text domain:text",
+    "scoped_cache_put": "key:text task:text outputs:json manifest:json duration:number? "
+    "created:text created_ts:number project:text domain:text",
     "run_finish": "status:text finished:text finished_ts:number error:text? "
     "outputs:json? run_id:text",
 }

@@ -28,6 +28,7 @@ from kernelflow._core.errors import ConfigurationError, StoreError
 from kernelflow.store._database import Database, mask_url
 from kernelflow.store._dialect import postgres, postgres_ddl
 from kernelflow.store._schema import (
+    POSTGRES_DDL_OVERRIDES,
     POSTGRES_OVERRIDES,
     POSTGRES_TRIGGER_EVENTS,
     TABLES,
@@ -143,7 +144,12 @@ class PostgresDatabase(Database):
         )
 
     def schema_version(self) -> int:
-        found = self.execute("SELECT to_regclass('kernelflow_schema') IS NOT NULL").fetchone()
+        # A query of the catalog, not to_regclass(): its lookup may not yet see a
+        # table that the process this one waited for (lock_schema) has just made.
+        found = self.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+            " WHERE tablename = 'kernelflow_schema' AND schemaname = current_schema())"
+        ).fetchone()
         if not found[0]:
             return 0
         row = self.execute("SELECT MAX(version) FROM kernelflow_schema").fetchone()
@@ -158,6 +164,9 @@ class PostgresDatabase(Database):
         self.execute("SELECT pg_advisory_xact_lock(hashtext('kernelflow:' || current_schema()))")
 
     def ddl(self, statement: str) -> list[str]:
+        override = POSTGRES_DDL_OVERRIDES.get(statement.strip().rstrip(";").strip())
+        if override is not None:
+            return list(override)
         return postgres_ddl(statement, events=POSTGRES_TRIGGER_EVENTS)
 
     def size(self) -> int:

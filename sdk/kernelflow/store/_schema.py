@@ -26,7 +26,7 @@ from kernelflow._core.errors import StoreError
 if TYPE_CHECKING:
     from kernelflow.store._database import Database
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _ENCODE = json.JSONEncoder(default=repr).encode  # for values plain JSON refuses
 
 _RECORDS = """
@@ -51,12 +51,25 @@ CREATE INDEX IF NOT EXISTS node_executions_hits ON node_executions (cache_key)
 # entry gives it a new num, so a cache hit recorded earlier still names what it
 # used. ``node`` and ``inputs`` are those of the node execution that filled it (or,
 # for an entry older than version 3, of its first hit): hits refer to them.
-_CACHE = """
+_CACHE_V3 = """
 CREATE TABLE IF NOT EXISTS cache (
     num INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, task TEXT NOT NULL,
     outputs TEXT NOT NULL, manifest TEXT NOT NULL, duration REAL, created TEXT NOT NULL,
     created_ts REAL NOT NULL, node TEXT, inputs TEXT);
 CREATE INDEX IF NOT EXISTS cache_by_task ON cache (task);
+"""
+# Version 4: every entry belongs to a project and a domain (kernelflow._core.scope),
+# and a key is unique within them: development and production each keep their own
+# entry for the same task on the same inputs.
+_CACHE = """
+CREATE TABLE IF NOT EXISTS cache (
+    num INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, task TEXT NOT NULL,
+    outputs TEXT NOT NULL, manifest TEXT NOT NULL, duration REAL, created TEXT NOT NULL,
+    created_ts REAL NOT NULL, node TEXT, inputs TEXT,
+    project TEXT NOT NULL DEFAULT 'default', domain TEXT NOT NULL DEFAULT 'development',
+    UNIQUE (project, domain, key));
+CREATE INDEX IF NOT EXISTS cache_by_task ON cache (task);
+CREATE INDEX IF NOT EXISTS cache_by_key ON cache (key);
 """
 # Cache hits (version 3), the bulk of an all-cached rerun: about 60 bytes each,
 # indexes included, where a full node_executions row took ~700. A hit names the
@@ -93,11 +106,45 @@ BEGIN
     VALUES (OLD.num, OLD.key, OLD.task, OLD.outputs, OLD.manifest, OLD.node, OLD.inputs);
 END;
 """
-SCHEMA = _RECORDS + _CACHE + _HITS
-TABLES = ("runs", "node_executions", "cache", "cache_retired", "run_numbers", "cache_hits")
+# Version 4: runs get their project and domain (rows written before are the
+# defaults'), and promotions of exported versions from one domain to another are
+# recorded: who, when, which version.
+_SCOPED = """
+ALTER TABLE runs ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE runs ADD COLUMN domain TEXT NOT NULL DEFAULT 'development';
+CREATE INDEX IF NOT EXISTS runs_by_scope ON runs (project, domain, started_ts);
+CREATE TABLE IF NOT EXISTS promotions (
+    id INTEGER PRIMARY KEY, project TEXT NOT NULL, workflow TEXT NOT NULL,
+    version TEXT NOT NULL, from_domain TEXT NOT NULL, to_domain TEXT NOT NULL,
+    promoted_by TEXT NOT NULL, promoted TEXT NOT NULL, promoted_ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS promotions_by_workflow ON promotions (project, workflow, promoted_ts);
+"""
+# Rebuilding the cache table keeps each entry's num, which hits name, and numbering
+# goes on after every num a hit may name (kept in the cache or in cache_retired), so
+# that a new entry never takes a retired one's number. SQLite's AUTOINCREMENT keeps
+# its counter in sqlite_sequence; PostgreSQL's, a sequence (POSTGRES_DDL_OVERRIDES).
+_GO_ON_NUMBERING = (
+    "DELETE FROM sqlite_sequence WHERE name = 'cache';"
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'cache', last FROM (SELECT MAX(num) AS last"
+    " FROM (SELECT num FROM cache UNION ALL SELECT num FROM cache_retired) AS used) AS top"
+    " WHERE last IS NOT NULL;"
+)
+_CACHE_V4 = (
+    # The triggers name the table being rebuilt: made again by _HITS.
+    "DROP TRIGGER IF EXISTS cache_claimed; DROP TRIGGER IF EXISTS cache_retired_while_used;"
+    "ALTER TABLE cache RENAME TO cache_v3; DROP INDEX IF EXISTS cache_by_task;"
+    + _CACHE
+    + "INSERT INTO cache (num, key, task, outputs, manifest, duration, created, created_ts,"
+    " node, inputs) SELECT num, key, task, outputs, manifest, duration, created, created_ts,"
+    " node, inputs FROM cache_v3 ORDER BY num; DROP TABLE cache_v3;" + _GO_ON_NUMBERING + _HITS
+)
+SCHEMA = _RECORDS + _SCOPED + _CACHE + _HITS
+TABLES = (
+    "runs", "node_executions", "cache", "cache_retired", "run_numbers", "cache_hits", "promotions"
+)  # fmt: skip
 RUN_COLUMNS = (
     "run_id, workflow, version, status, started, started_ts, finished, finished_ts, params,"
-    " environment, outputs, error, pid, host, boot_id, resumed_from"
+    " environment, outputs, error, pid, host, boot_id, resumed_from, project, domain"
 )
 # What turns version N into N + 1, for stores written by an older kernelflow.
 _MIGRATIONS: dict[int, str] = {
@@ -109,16 +156,19 @@ _MIGRATIONS: dict[int, str] = {
     # cache table is rebuilt with it (SQLite cannot add a primary key in place).
     # Hits recorded before stay full node_executions rows, and are read as before.
     2: "ALTER TABLE cache RENAME TO cache_v2; DROP INDEX IF EXISTS cache_by_task;"
-    + _CACHE
+    + _CACHE_V3
     + "INSERT INTO cache (key, task, outputs, manifest, duration, created, created_ts)"
     " SELECT key, task, outputs, manifest, duration, created, created_ts FROM cache_v2"
     " ORDER BY created_ts; DROP TABLE cache_v2;" + _HITS,
+    # Projects and domains (kernelflow._core.scope): what was recorded before is in
+    # the default project's development domain.
+    3: _SCOPED + _CACHE_V4,
 }
 # A cache entry with its use: hits and last use come from the nodes that hit it,
 # recorded as full rows (before version 3, or a hit whose entry changed meanwhile)
 # or as compact hits of this version of the entry.
 CACHE_COLUMNS = (
-    "key, task, outputs, manifest, duration, created,"
+    "key, task, outputs, manifest, duration, created, project, domain,"
     " (SELECT COUNT(*) FROM node_executions n WHERE n.cache_key = cache.key"
     " AND n.cache_hit = 1)"
     " + (SELECT COUNT(*) FROM cache_hits h WHERE h.entry = cache.num) AS hits,"
@@ -131,17 +181,35 @@ CACHE_COLUMNS = (
 # naming the version they used; the retire trigger keeps it for them).
 CACHE_PUT = (
     "INSERT OR REPLACE INTO cache (key, task, outputs, manifest, duration, created,"
+    " created_ts, project, domain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The same, as a journal written before version 4 holds it: in the default scope.
+CACHE_PUT_V3 = (
+    "INSERT OR REPLACE INTO cache (key, task, outputs, manifest, duration, created,"
     " created_ts) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 # PostgreSQL has no REPLACE (a delete and an insert): an upsert that renumbers the
 # entry is its concurrency-safe equivalent, and the retire trigger fires on that
 # renumbering as SQLite's fires on the delete.
-POSTGRES_OVERRIDES = {
-    CACHE_PUT: "INSERT INTO cache (key, task, outputs, manifest, duration, created, created_ts)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+_UPSERT = (
+    " ON CONFLICT (project, domain, key) DO UPDATE SET"
     " num = nextval(pg_get_serial_sequence('cache', 'num')), task = excluded.task,"
     " outputs = excluded.outputs, manifest = excluded.manifest, duration = excluded.duration,"
-    " created = excluded.created, created_ts = excluded.created_ts, node = NULL, inputs = NULL",
+    " created = excluded.created, created_ts = excluded.created_ts, node = NULL, inputs = NULL"
+)
+POSTGRES_OVERRIDES = {
+    CACHE_PUT: CACHE_PUT.replace("INSERT OR REPLACE", "INSERT", 1) + _UPSERT,
+    CACHE_PUT_V3: CACHE_PUT_V3.replace("INSERT OR REPLACE", "INSERT", 1) + _UPSERT,
+}
+# Schema statements no rule translates, by their SQLite text (without the final
+# semicolon): PostgreSQL's numbering is a sequence, set once to go on after the
+# last num in use (the second statement has nothing to do there).
+POSTGRES_DDL_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "DELETE FROM sqlite_sequence WHERE name = 'cache'": (
+        "SELECT setval(pg_get_serial_sequence('cache', 'num'), COALESCE(MAX(num), 0) + 1, false)"
+        " FROM (SELECT num FROM cache UNION ALL SELECT num FROM cache_retired) AS used",
+    ),
+    _GO_ON_NUMBERING.split(";")[1]: (),
 }
 POSTGRES_TRIGGER_EVENTS = {"cache_retired_while_used": "DELETE OR UPDATE OF num"}
 
@@ -169,12 +237,13 @@ CLAIM_ENTRY = "UPDATE cache SET node = ?1, inputs = ?2 WHERE key = ?3 AND node I
 # A cache hit as a reference to the entry version it used, for the run numbered ?1:
 # inserted only if that entry still holds exactly these outputs, for this task and
 # code (else the hit is recorded as a full row). Parameters: run number, node,
-# task, cache key, code hash, inputs, outputs, start time.
+# task, cache key, code hash, inputs, outputs, start time, and the project and
+# domain of the entry (the run's own, or the one it reads with --cache-from).
 INSERT_HIT = (
     "INSERT INTO cache_hits (run, entry, node, inputs, started_ts)"
     " SELECT ?1, num, CASE WHEN node IS ?2 THEN NULL ELSE ?2 END,"
     " CASE WHEN inputs IS ?6 THEN NULL ELSE ?6 END, ?8 FROM cache"
-    " WHERE key = ?4 AND outputs = ?7 AND task = ?3"
+    " WHERE project = ?9 AND domain = ?10 AND key = ?4 AND outputs = ?7 AND task = ?3"
     " AND json_extract(manifest, '$.code_hash') = ?5"
 )
 # The hits of one run, with what they share with their entry filled in from it.
@@ -318,7 +387,7 @@ def hit_dict(run_id: str, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def cache_dict(row: dict[str, Any]) -> dict[str, object]:
-    keys = ("key", "task", "created", "hits", "duration", "last_used")
+    keys = ("key", "task", "created", "hits", "duration", "last_used", "project", "domain")
     entry: dict[str, object] = {k: row[k] for k in keys}
     if row["last_hit"] is not None:  # ISO texts of one format compare as times do
         entry["last_used"] = max(filter(None, (row["last_used"], iso(row["last_hit"]))))

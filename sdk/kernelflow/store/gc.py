@@ -152,10 +152,17 @@ def collect(
     return _collect(store, keep_runs, older_than_days, dry_run, time.time(), measure(store))
 
 
-def clear_cache(store: Store, task: str | None = None) -> GcReport:
-    """Remove the cache entries (of ``task``, if given), then collect what only they kept."""
+def clear_cache(
+    store: Store,
+    task: str | None = None,
+    *,
+    project: str | None = None,
+    domain: str | None = None,
+) -> GcReport:
+    """Remove the cache entries (of ``task``, ``project`` and ``domain``, where given),
+    then collect what only they kept."""
     began, before = time.time(), measure(store)
-    removed = store.runs.cache_delete(task=task)
+    removed = store.runs.cache_delete(task=task, project=project, domain=domain)
     report = _collect(store, None, None, False, began, before)
     return dataclasses.replace(report, cache_entries=removed)
 

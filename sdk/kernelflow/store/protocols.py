@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from kernelflow._core.scope import Scope
     from kernelflow._core.status import NodeStatus, RunStatus
     from kernelflow.store.artifacts import ArtifactRef
     from kernelflow.store.runs import CacheHit, Encoded
@@ -34,6 +35,8 @@ class RunRecords(Protocol):
     ``defer=True`` writes may be batched; :meth:`sync` makes them survive this
     process's death, :meth:`flush` commits them. Which writes are deferred is
     decided by :class:`~kernelflow.store.recorder.RunRecorder`, not by callers.
+    Runs and cache entries are recorded and looked up in ``scope``'s project and
+    domain (default: :func:`kernelflow._core.scope.current_scope`).
     """
 
     def start_run(
@@ -47,6 +50,7 @@ class RunRecords(Protocol):
         pid: int | None = None,
         resumed_from: str | None = None,
         defer: bool = False,
+        scope: Scope | None = None,
     ) -> None: ...
 
     def finish_run(
@@ -90,9 +94,10 @@ class RunRecords(Protocol):
         outputs: Mapping[str, Mapping[str, object]] | Encoded,
         started: float,
         defer: bool = False,
+        scope: Scope | None = None,
     ) -> None: ...
 
-    def cache_lookup(self, key: str) -> CacheHit | None: ...
+    def cache_lookup(self, key: str, *, scope: Scope | None = None) -> CacheHit | None: ...
 
     def cache_put(
         self,
@@ -103,9 +108,17 @@ class RunRecords(Protocol):
         manifest: Mapping[str, object],
         duration: float,
         defer: bool = False,
+        scope: Scope | None = None,
     ) -> None: ...
 
-    def cache_delete(self, *, task: str | None = None, key: str | None = None) -> int: ...
+    def cache_delete(
+        self,
+        *,
+        task: str | None = None,
+        key: str | None = None,
+        project: str | None = None,
+        domain: str | None = None,
+    ) -> int: ...
 
     def finished_nodes(self, run_id: str) -> dict[str, dict[str, Any]]: ...
 

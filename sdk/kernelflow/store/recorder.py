@@ -25,6 +25,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from kernelflow._core.scope import Scope, current_scope
 from kernelflow._core.status import NodeStatus, RunStatus
 
 if TYPE_CHECKING:
@@ -42,10 +43,15 @@ class RunRecorder:
     node records to it.
     """
 
-    def __init__(self, runs: RunRecords, run_id: str, *, attached: bool = False) -> None:
+    def __init__(
+        self, runs: RunRecords, run_id: str, *, attached: bool = False, scope: Scope | None = None
+    ) -> None:
         self.runs = runs
         self.run_id = run_id
         self.attached = attached
+        # The run's project and domain, read once (checked: an unknown domain stops
+        # the run here, before anything is written), not at every cache hit.
+        self.scope = scope or current_scope()
 
     def started(
         self,
@@ -69,6 +75,7 @@ class RunRecorder:
             pid=os.getpid(),
             resumed_from=resumed_from,
             defer=new_id,  # committed with the run's first batch of records
+            scope=self.scope,
         )
 
     def before_user_code(self) -> None:
@@ -105,6 +112,7 @@ class RunRecorder:
                 outputs=outputs,
                 started=started,
                 defer=defer,
+                scope=self.scope,
             )
         else:
             self.runs.record_node(
@@ -143,6 +151,7 @@ class RunRecorder:
             manifest=manifest,
             duration=duration,
             defer=duration < QUICK_SECONDS,
+            scope=self.scope,
         )
 
     def finished(

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from kernelflow._core.errors import KernelflowError, KernelflowWarning, StoreError
+from kernelflow._core.scope import Scope, current_scope
 from kernelflow._core.status import NODE_STATUSES, RUN_STATUSES, NodeStatus, RunStatus
 from kernelflow.store._database import Database, file_error, open_database
 from kernelflow.store._journal import Journal, Line, crash_point, orphans, read
@@ -51,6 +52,7 @@ from kernelflow.store._maintenance import Forgotten, forget, referenced
 from kernelflow.store._schema import (
     CACHE_COLUMNS,
     CACHE_PUT,
+    CACHE_PUT_V3,
     CLAIM_ENTRY,
     HITS_OF_RUN,
     INSERT_HIT,
@@ -91,8 +93,18 @@ class CacheHit(NamedTuple):
 
 
 _CACHE_PUT = CACHE_PUT
+_PROMOTION_COLUMNS = (
+    "project, workflow, version, from_domain, to_domain, promoted_by, promoted, promoted_ts"
+)
 _INSERT_RUN = (
     "INSERT INTO runs (run_id, workflow, version, status, started, started_ts,"
+    " params, environment, pid, host, boot_id, resumed_from, project, domain)"
+    " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# A run's start as a journal written before schema version 4 holds it: in the
+# default project and domain, where everything was then.
+_INSERT_RUN_V3 = (
+    "INSERT OR IGNORE INTO runs (run_id, workflow, version, status, started, started_ts,"
     " params, environment, pid, host, boot_id, resumed_from)"
     " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -102,9 +114,9 @@ _FINISH_RUN = (
     " WHERE run_id = ?"
 )
 _DEFERRABLE = {
-    _INSERT_RUN: "run",
+    _INSERT_RUN: "scoped_run",
     INSERT_NODE: "node",
-    _CACHE_PUT: "cache_put",
+    _CACHE_PUT: "scoped_cache_put",
     _FINISH_RUN: "run_finish",
 }
 # How a journal line of each kind is replayed: idempotently, because a journal may
@@ -112,8 +124,10 @@ _DEFERRABLE = {
 # after its commit is done again.
 _REPLAYED = {
     **{kind: sql for sql, kind in _DEFERRABLE.items()},
-    "run": _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1),
+    "scoped_run": _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1),
     "node": REPLAY_NODE,
+    "run": _INSERT_RUN_V3,
+    "cache_put": CACHE_PUT_V3,
 }
 # Not a statement: a cache hit, written by RunStore._insert_hit as a compact hit, or
 # as a full node record when its entry no longer holds what the hit used.
@@ -157,8 +171,9 @@ class RunStore:
         self._closed = False
         self._deferred: list[tuple[str, tuple[Any, ...]]] = []
         self._deferred_since = 0.0
-        # Deferred cache entries, key -> (outputs JSON, duration), for cache_lookup.
-        self._pending_cache: dict[str, tuple[str, float]] = {}
+        # Deferred cache entries, (project, domain, key) -> (outputs JSON, duration),
+        # for cache_lookup.
+        self._pending_cache: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._journal = Journal(self._db.journal)
         self._pending = threading.Lock()  # the deferred list and the journal
         self._flushing = threading.Lock()  # one batch at a time, in the order deferred
@@ -357,11 +372,10 @@ class RunStore:
             with self._pending:
                 self._journal.drop_until(mark)
                 for sql, params in pending:  # the index has them now
-                    if (
-                        sql is _CACHE_PUT
-                        and self._pending_cache.get(params[0], (None,))[0] is params[2]
-                    ):
-                        del self._pending_cache[params[0]]
+                    if sql is _CACHE_PUT:
+                        entry = (params[7], params[8], params[0])
+                        if self._pending_cache.get(entry, (None,))[0] is params[2]:
+                            del self._pending_cache[entry]
         return changed
 
     def _write_batch(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
@@ -405,15 +419,19 @@ class RunStore:
         pid: int | None = None,
         resumed_from: str | None = None,
         defer: bool = False,
+        scope: Scope | None = None,
     ) -> None:
         """Record a run as ``running``; ``pid`` lets a later reader see that it died.
 
         ``defer`` (for a run id that is new for sure) journals the row and commits
-        it with the run's first batch of records.
+        it with the run's first batch of records. The run belongs to ``scope``
+        (default: the current project and domain, :mod:`kernelflow._core.scope`),
+        checked before anything is written.
         """
+        scope = scope or current_scope()
         now = time.time()
         row = (run_id, workflow, version, iso(now), now, dumps(params), dumps(environment))
-        host = (pid, self._host, self._boot_id, resumed_from)
+        host = (pid, self._host, self._boot_id, resumed_from, scope.project, scope.domain)
         if defer:
             self._defer(_INSERT_RUN, row + host)
             return
@@ -464,14 +482,20 @@ class RunStore:
         return self._run_dict(rows[0]) if rows else None
 
     def last_run(
-        self, workflow: str | None = None, *, unfinished: bool = False
+        self,
+        workflow: str | None = None,
+        *,
+        unfinished: bool = False,
+        project: str | None = None,
+        domain: str | None = None,
     ) -> dict[str, object] | None:
-        """The newest run (of ``workflow``, if given), all columns.
+        """The newest run (of ``workflow``, if given; in ``project`` and ``domain``, if
+        given), all columns.
 
         With ``unfinished=True``: the newest run that can be resumed, that is one
         that did not succeed and whose process is not still running it.
         """
-        where, params = _workflow_filter(workflow)
+        where, params = _runs_filter(workflow, project, domain)
         if unfinished:
             where += (" AND " if where else " WHERE ") + "status != 'succeeded'"
         for row in self._query(
@@ -487,19 +511,28 @@ class RunStore:
         sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE resumed_from = ? ORDER BY started_ts, rowid"
         return [self._run_dict(row) for row in self._query(sql, (run_id,))]
 
-    def list_runs(self, workflow: str | None = None, limit: int | None = None) -> list[dict]:
+    def list_runs(
+        self,
+        workflow: str | None = None,
+        limit: int | None = None,
+        *,
+        project: str | None = None,
+        domain: str | None = None,
+    ) -> list[dict]:
         """Runs, newest first, with ``duration`` in seconds (``None`` while unfinished)
-        and the run each resumed (``resumed_from``).
+        and the run each resumed (``resumed_from``). Only those of ``workflow``,
+        ``project`` and ``domain`` where given: every run of the store where not
+        (``kernelflow gc`` sees them all).
 
         A ``running`` run whose process is gone from this host is reported, and
         recorded, as ``died``.
         """
-        where, params = _workflow_filter(workflow)
+        where, params = _runs_filter(workflow, project, domain)
         sql = f"SELECT {RUN_COLUMNS} FROM runs{where} ORDER BY started_ts DESC, rowid DESC"
         if limit is not None:
             sql, params = sql + " LIMIT ?", (*params, int(limit))
         keys = ("run_id", "workflow", "version", "status", "started", "finished", "params")
-        keys += ("started_ts", "resumed_from")
+        keys += ("started_ts", "resumed_from", "project", "domain")
         runs = []
         for row in self._query(sql, params):
             run = self._run_dict(row)
@@ -585,6 +618,7 @@ class RunStore:
         outputs: Mapping[str, Mapping[str, object]] | Encoded,
         started: float,
         defer: bool = False,
+        scope: Scope | None = None,
     ) -> None:
         """Record a node restored from the cache entry under ``cache_key``, by reference.
 
@@ -594,11 +628,13 @@ class RunStore:
         entry: about 60 bytes, not 700. When the entry no longer holds ``outputs``
         (replaced or deleted meanwhile) it is written as a full record. Never
         journaled: were it lost in a crash, the resumed run would only look the
-        cache up again.
+        cache up again. The entry is the one :meth:`cache_lookup` found in ``scope``.
         """
+        scope = scope or current_scope()
         row = (
             run_id, node, task, 1, "cached", True, cache_key, code_hash, dumps_record(inputs),
             dumps_record(outputs), iso(started), started, 0.0, None,
+            scope.project, scope.domain, scope.cache_from,
         )  # fmt: skip
         if defer:
             self._defer(_HIT, row, journal=False)
@@ -677,32 +713,47 @@ class RunStore:
 
     # -- cache index ---------------------------------------------------------------
 
-    def cache_get(self, key: str) -> dict[str, object] | None:
-        """The entry stored under a cache key, with its hits, or ``None`` on a miss."""
-        rows = self._query(f"SELECT {CACHE_COLUMNS} FROM cache WHERE key = ?", (key,))
+    def cache_get(
+        self, key: str, *, project: str | None = None, domain: str | None = None
+    ) -> dict[str, object] | None:
+        """The entry stored under a cache key (in ``project`` and ``domain``, default the
+        current ones), with its hits, or ``None`` on a miss."""
+        scope = current_scope(project, domain)
+        sql = f"SELECT {CACHE_COLUMNS} FROM cache WHERE project = ? AND domain = ? AND key = ?"
+        rows = self._query(sql, (scope.project, scope.domain, key))
         return cache_dict(rows[0]) if rows else None
 
-    def cache_lookup(self, key: str) -> CacheHit | None:
+    def cache_lookup(self, key: str, *, scope: Scope | None = None) -> CacheHit | None:
         """What a cache hit needs (outputs, and the duration it saves); None on a miss.
 
-        The engine's hot path: one narrow SELECT, without the fields of :meth:`cache_get`.
+        Entries are looked up in the project and domain of ``scope`` (default the
+        current one), then in its ``cache_from`` domain if it names one: never in
+        any other domain. The engine's hot path: one narrow SELECT, without the
+        fields of :meth:`cache_get`.
         """
-        # Entries this process has not committed yet are looked up in memory:
-        # flushing here would cost a commit per task.
-        row = self._pending_cache.get(key)
-        if row is None:
-            db = self._connection()
-            sql = "SELECT outputs, duration FROM cache WHERE key = ?"
-
-            def action() -> tuple[str, float] | None:
-                with self._lock:
-                    return db.execute(sql, (key,)).fetchone()
-
-            row = self._retry(action)
+        scope = scope or current_scope()
+        row = self._lookup(scope.project, scope.domain, key)
+        if row is None and scope.cache_from is not None:
+            row = self._lookup(scope.project, scope.cache_from, key)
         if row is None:
             return None
         text, duration = row
         return CacheHit(loads_record(text), Encoded(text), float(duration or 0.0))
+
+    def _lookup(self, project: str, domain: str, key: str) -> tuple[str, float] | None:
+        # Entries this process has not committed yet are looked up in memory:
+        # flushing here would cost a commit per task.
+        row = self._pending_cache.get((project, domain, key))
+        if row is not None:
+            return row
+        db = self._connection()
+        sql = "SELECT outputs, duration FROM cache WHERE project = ? AND domain = ? AND key = ?"
+
+        def action() -> tuple[str, float] | None:
+            with self._lock:
+                return db.execute(sql, (project, domain, key)).fetchone()
+
+        return self._retry(action)
 
     def cache_put(
         self,
@@ -713,29 +764,76 @@ class RunStore:
         manifest: Mapping[str, object],
         duration: float,
         defer: bool = False,
+        scope: Scope | None = None,
     ) -> None:
-        """Index outputs under ``key``; concurrent writers of one key: the last one wins."""
+        """Index outputs under ``key`` in the project and domain of ``scope`` (never in
+        its ``cache_from`` domain, which is read only); concurrent writers of one
+        key: the last one wins."""
+        scope = scope or current_scope()
         now = time.time()
-        params = (key, task, dumps_record(outputs), dumps_record(manifest), duration, iso(now), now)
+        params = (
+            key, task, dumps_record(outputs), dumps_record(manifest), duration, iso(now), now,
+            scope.project, scope.domain,
+        )  # fmt: skip
         if not defer:
             self._write(_CACHE_PUT, params)
             return
         self._defer(_CACHE_PUT, params)
-        self._pending_cache[key] = (params[2], duration)
+        self._pending_cache[(scope.project, scope.domain, key)] = (params[2], duration)
 
-    def cache_entries(self, task: str | None = None) -> list[dict]:
-        """Cache entries (of ``task``, if given), newest first."""
-        where, params = ("", ()) if task is None else (" WHERE task = ?", (task,))
+    def cache_entries(
+        self, task: str | None = None, *, project: str | None = None, domain: str | None = None
+    ) -> list[dict]:
+        """Cache entries (of ``task``, ``project`` and ``domain``, where given), newest first."""
+        where, params = _where(("task", task), ("project", project), ("domain", domain))
         sql = f"SELECT {CACHE_COLUMNS} FROM cache{where} ORDER BY created_ts DESC, key"
         return [cache_dict(row) for row in self._query(sql, params)]
 
-    def cache_delete(self, *, task: str | None = None, key: str | None = None) -> int:
-        """Remove entries matching ``task`` and/or ``key`` (all when neither); return count."""
-        clauses = [c for c, v in (("task = ?", task), ("key = ?", key)) if v is not None]
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        values = tuple(v for v in (task, key) if v is not None)
+    def cache_delete(
+        self,
+        *,
+        task: str | None = None,
+        key: str | None = None,
+        project: str | None = None,
+        domain: str | None = None,
+    ) -> int:
+        """Remove entries matching what is given (all when nothing is); return the count."""
+        where, values = _where(
+            ("task", task), ("key", key), ("project", project), ("domain", domain)
+        )
         self.flush()  # entries not yet committed are deleted too
         return self._write(f"DELETE FROM cache{where}", values)
+
+    # -- promotions ----------------------------------------------------------------
+
+    def record_promotion(
+        self,
+        *,
+        project: str,
+        workflow: str,
+        version: str,
+        from_domain: str,
+        to_domain: str,
+        promoted_by: str,
+    ) -> dict[str, object]:
+        """Record that ``promoted_by`` promoted an exported version to ``to_domain`` now."""
+        now = time.time()
+        row = (project, workflow, version, from_domain, to_domain, promoted_by, iso(now), now)
+        self.flush()
+        self._write(
+            f"INSERT INTO promotions ({_PROMOTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
+        )
+        return dict(zip(_PROMOTION_COLUMNS.split(", "), row, strict=True))
+
+    def promotions(
+        self, workflow: str | None = None, *, project: str | None = None
+    ) -> list[dict[str, object]]:
+        """Promotions (of ``workflow`` and ``project``, where given), newest first."""
+        where, params = _where(("workflow", workflow), ("project", project))
+        sql = (
+            f"SELECT {_PROMOTION_COLUMNS} FROM promotions{where} ORDER BY promoted_ts DESC, id DESC"
+        )
+        return self._query(sql, params)
 
     # -- maintenance (kernelflow gc) ------------------------------------------------
 
@@ -800,9 +898,13 @@ def _insert_hit(db: Database, row: tuple[Any, ...], numbers: dict[str, int]) -> 
         number = numbers[run_id] = found.fetchone()[0]
     db.execute(CLAIM_ENTRY, (row[1], row[8], row[6]))
     hit = (number, row[1], row[2], row[6], row[7], row[8], row[9], row[11])
-    if db.execute(INSERT_HIT, hit).rowcount:
-        return 1
-    return int(db.execute(INSERT_NODE, row).rowcount)
+    project, domain, cache_from = row[14:]
+    # The entry of the run's own domain, as the lookup preferred it; else the one
+    # of the domain it may also read.
+    for entry_domain in (domain,) if cache_from is None else (domain, cache_from):
+        if db.execute(INSERT_HIT, (*hit, project, entry_domain)).rowcount:
+            return 1
+    return int(db.execute(INSERT_NODE, row[:14]).rowcount)
 
 
 def _check_status(status: str, allowed: frozenset[str], kind: str) -> None:
@@ -814,8 +916,19 @@ def _check_status(status: str, allowed: frozenset[str], kind: str) -> None:
         )
 
 
-def _workflow_filter(workflow: str | None) -> tuple[str, tuple[Any, ...]]:
-    return ("", ()) if workflow is None else (" WHERE workflow = ?", (workflow,))
+def _runs_filter(
+    workflow: str | None, project: str | None = None, domain: str | None = None
+) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause on what is given (``None``: any) and its parameters."""
+    return _where(("workflow", workflow), ("project", project), ("domain", domain))
+
+
+def _where(*columns: tuple[str, str | None]) -> tuple[str, tuple[Any, ...]]:
+    given = [(column, value) for column, value in columns if value is not None]
+    if not given:
+        return "", ()
+    clause = " AND ".join(f"{column} = ?" for column, _ in given)
+    return f" WHERE {clause}", tuple(value for _, value in given)
 
 
 class _Flusher:
