@@ -189,6 +189,10 @@ class Session:
         # since makes it stale for the status lines of its readers.
         self.read_outside: dict[str, dict[str, Any]] = {}
         self.code_defined: set[str] = set()  # deferred cells whose code has been run
+        # (cell order, names made, names read unbound) up to the last cell: see
+        # _summary_before_last; the next one is committed when a cell is added.
+        self._summary: tuple[tuple[str, ...], set[str], set[str]] | None = None
+        self._next_summary: tuple[tuple[str, ...], set[str], set[str]] | None = None
 
     def note_cell(self, info: Any) -> None:
         """IPython's ``pre_run_cell`` event: remember which cell is running."""
@@ -269,6 +273,7 @@ class Session:
             self._check_order(spec.name)
         except DefinitionError:
             self.cells = before
+            self._forget_summary()
             raise
         if self.cell_id is not None:
             self.cell_tasks[self.cell_id] = spec.name
@@ -283,6 +288,8 @@ class Session:
         """Put ``cell`` where its earlier version was (by task name, or by cell id when the
         task was renamed), else after the cells registered so far."""
         renamed_from = self.cell_tasks.get(self.cell_id) if self.cell_id is not None else None
+        if name in self.cells or renamed_from in self.cells:
+            self._forget_summary()  # a cell changed in place: what is made before it too
         if name not in self.cells and renamed_from in self.cells:
             self.cells = {
                 (name if other == renamed_from else other): (cell if other == renamed_from else c)
@@ -313,6 +320,11 @@ class Session:
         )
         items.insert(at, (name, cell))
         self.cells = dict(items)
+        if at < len(items) - 1:
+            self._forget_summary()
+
+    def _forget_summary(self) -> None:
+        self._summary = self._next_summary = None
 
     def _note_outside(self, name: str) -> None:
         """Remember the values task ``name`` reads from outside the tasks, as they are now."""
@@ -357,6 +369,9 @@ class Session:
     def _reads_forward(self, name: str) -> bool:
         """Whether a cell reads a version of a name that only a later cell makes, where
         ``name`` is that cell or the later one."""
+        summary = self._summary_before_last(name)
+        if summary is not None:  # a cell added at the end, the usual case: no walk
+            return not self.cells[name].values.isdisjoint(summary[1])
         made_by = {other: c.values for other, c in self.cells.items()}
         order = list(self.cells)
         index = order.index(name)
@@ -380,20 +395,55 @@ class Session:
             self.ran_code[name] = cell.analysis.code_hash
             self.edited.discard(name)
             made_before = self._made_before(name)
-            self.read_outside[name] = {
+            read = {
                 ref: _token_of(self.outside[ref])
                 for ref in cell.analysis.refs
                 if ref in self.outside and ref not in made_before
             }
+            if read:
+                self.read_outside[name] = read
+            else:  # only tasks that read outside values are looked at by stale_upstream
+                self.read_outside.pop(name, None)
 
     def _made_before(self, name: str) -> set[str]:
         """The names the cells registered before task ``name`` bind or change."""
+        summary = self._summary_before_last(name)
+        if summary is not None:
+            return summary[0]
         made: set[str] = set()
         for other, cell in self.cells.items():
             if other == name:
                 break
             made |= cell.values
         return made
+
+    def _summary_before_last(self, name: str) -> tuple[set[str], set[str]] | None:
+        """For the last cell ``name``: what the cells before it make, and what they read
+        that no cell before the reader makes. Kept as cells are added at the end, so a
+        new cell costs no walk over the others; None when ``name`` is not the last.
+        """
+        order = tuple(self.cells)
+        if not order or order[-1] != name:
+            return None
+        before = order[:-1]
+        stale = self._summary is None or self._summary[0] != before
+        if stale and self._next_summary is not None and self._next_summary[0] == before:
+            self._summary = self._next_summary  # the cells before only grew at the end
+        if self._summary is None or self._summary[0] != before:
+            made: set[str] = set()
+            unbound: set[str] = set()
+            for other in before:
+                cell = self.cells[other]
+                unbound.update(ref for ref in cell.analysis.refs if ref not in made)
+                made |= cell.values
+            self._summary = (before, made, unbound)
+        _, made, unbound = self._summary
+        cell = self.cells[name]
+        # Ready for the next cell added after this one (copies: these sets are returned).
+        next_made = made | cell.values
+        next_unbound = unbound | {ref for ref in cell.analysis.refs if ref not in made}
+        self._next_summary = (order, next_made, next_unbound)
+        return made, unbound
 
     def _changed_outside(self, task: str) -> bool:
         """Whether a value task ``task`` read from outside the tasks changed since it ran.
