@@ -54,6 +54,7 @@ from kernelflow.store._liveness import pid_alive
 from kernelflow.store.gc import GcReport, clear_cache, collect
 from kernelflow.store.home import HOME_ENV, STORE_ENV, Store, default_home, open_store
 from kernelflow.store.signals import SignalStore
+from kernelflow.store.small_db import small_database
 from kernelflow.workflows.failure import run_on_failure
 from kernelflow.workflows.human import send_signal as deliver_signal
 
@@ -77,6 +78,7 @@ __all__ = [
     "Event",
     "add_ambient_listener",
     "remove_ambient_listener",
+    "small_database",
     "start",
     "Export",
     "GcReport",

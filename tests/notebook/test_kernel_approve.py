@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +49,19 @@ print("STARTED", execution.is_done)
 """
 
 
+def _messages(kc: Any, deadline: float) -> Iterator[dict[str, Any]]:
+    """The kernel's IOPub messages until ``deadline``."""
+    while time.monotonic() < deadline:
+        try:
+            yield kc.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+
+
 def _approve_button(kc: Any, deadline: float) -> tuple[str, str]:
     """The comm id of the Approve button the kernel opens, and what the cell printed."""
     printed = ""
-    while time.monotonic() < deadline:
-        try:
-            message = kc.get_iopub_msg(timeout=1)
-        except queue.Empty:
-            continue
+    for message in _messages(kc, deadline):
         if message["msg_type"] == "stream":
             printed += message["content"]["text"]
         if message["msg_type"] != "comm_open":
@@ -70,11 +76,7 @@ def _run(kc: Any, code: str, deadline: float) -> str:
     """Execute ``code``; what it printed (it must succeed)."""
     msg_id = kc.execute(code)
     printed = ""
-    while time.monotonic() < deadline:
-        try:
-            message = kc.get_iopub_msg(timeout=1)
-        except queue.Empty:
-            continue
+    for message in _messages(kc, deadline):
         if message["parent_header"].get("msg_id") != msg_id:
             continue
         if message["msg_type"] == "stream":

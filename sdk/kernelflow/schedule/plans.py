@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kernelflow.errors import KernelflowError, ParameterError, StoreError
+from kernelflow.api import small_database
+from kernelflow.errors import KernelflowError, ParameterError
 
 SCHEDULES_FILE = "schedules.sqlite"
 TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # UTC; sorts as text in the same order as in time
-_BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
@@ -381,26 +381,13 @@ class PlanStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)
-        except (OSError, sqlite3.Error) as error:
-            raise StoreError(
-                f"cannot open the schedule database {str(self.path)!r}: {error}",
-                fix="check that $KERNELFLOW_HOME points to a writable directory",
-            ) from error
-        conn.isolation_level = None  # autocommit: each statement is its own transaction
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            if not self._ready:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.executescript(_SCHEMA)
-                _add_scope_columns(conn)
-                self._ready = True
+        with small_database(self.path, "schedule", None if self._ready else self._prepare) as conn:
             yield conn
-        finally:
-            conn.close()
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.executescript(_SCHEMA)
+        _add_scope_columns(conn)
+        self._ready = True
 
     def add(self, plan: Plan) -> Plan:
         """Store a new plan; a name already taken, or not fit for a path, is refused."""

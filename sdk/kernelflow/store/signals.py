@@ -25,11 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from kernelflow._core.errors import StoreError
+from kernelflow.store.small_db import small_database
 
 SIGNALS_FILE = "signals.sqlite"
 WaitState = Literal["waiting", "received", "timed_out", "failed"]
-_BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS signals (
@@ -53,26 +52,13 @@ class SignalStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000)
-        except (OSError, sqlite3.Error) as error:
-            raise StoreError(
-                f"cannot open the signal database {str(self.path)!r}: {error}",
-                fix="check that $KERNELFLOW_HOME points to a writable directory",
-            ) from error
-        conn.isolation_level = None  # autocommit
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            if not self._ready:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.executescript(_SCHEMA)
-                _add_missing_columns(conn)
-                self._ready = True
+        with small_database(self.path, "signal", None if self._ready else self._prepare) as conn:
             yield conn
-        finally:
-            conn.close()
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.executescript(_SCHEMA)
+        _add_missing_columns(conn)
+        self._ready = True
 
     def send(self, run_id: str, name: str, value: str) -> None:
         """Give signal ``name`` of run ``run_id`` its value (a later send replaces it)."""

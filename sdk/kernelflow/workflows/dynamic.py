@@ -10,15 +10,15 @@ outputs are the node's.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from kernelflow._core.graph import Binding, Graph, Node, NodeId, NodeOutput
 from kernelflow._core.interface import Interface
-from kernelflow._core.task import TaskOptions
 from kernelflow.engine.context import current_context
 from kernelflow.engine.nested import run_nested
-from kernelflow.workflows.task import FunctionTask
+from kernelflow.workflows.task import FunctionTask, task_options
 from kernelflow.workflows.workflow import trace_call
 
 
@@ -73,7 +73,7 @@ def dynamic(
     cache: bool = False,
     cache_version: str = "",
     retries: int = 0,
-    timeout: float | None = None,
+    timeout: float | datetime.timedelta | None = None,
     name: str | None = None,
 ) -> Any:
     """Turn a typed function into a dynamic workflow (``@dynamic`` or ``@dynamic(...)``).
@@ -82,8 +82,8 @@ def dynamic(
     ``@workflow``. ``cache`` caches the whole node; the tasks it calls are cached
     by their own ``cache`` option either way.
     """
-    options = TaskOptions(
-        cache=cache, cache_version=str(cache_version), retries=retries, timeout=timeout
+    options = task_options(
+        cache=cache, cache_version=cache_version, retries=retries, timeout=timeout
     )
 
     def decorate(function: Callable[..., Any]) -> DynamicTask:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime
 import inspect
 import itertools
 import threading
@@ -29,10 +30,10 @@ from typing import Any
 
 from kernelflow._core.errors import DefinitionError, KernelflowError, TaskFailedError
 from kernelflow._core.graph import GraphBuilder, Node, NodeId, NodeOutput
-from kernelflow._core.task import Task, TaskOptions
+from kernelflow._core.task import Task
 from kernelflow.engine.context import current_context
 from kernelflow.workflows.dynamic import run_graph_here, under
-from kernelflow.workflows.task import FunctionTask
+from kernelflow.workflows.task import FunctionTask, task_options
 from kernelflow.workflows.workflow import (
     Workflow,
     bind_inputs,
@@ -142,12 +143,12 @@ def eager(
     cache: bool = False,
     cache_version: str = "",
     retries: int = 0,
-    timeout: float | None = None,
+    timeout: float | datetime.timedelta | None = None,
     name: str | None = None,
 ) -> Any:
     """Turn an ``async def`` into an eager workflow (``@eager`` or ``@eager(...)``)."""
-    options = TaskOptions(
-        cache=cache, cache_version=str(cache_version), retries=retries, timeout=timeout
+    options = task_options(
+        cache=cache, cache_version=cache_version, retries=retries, timeout=timeout
     )
 
     def decorate(function: Callable[..., Any]) -> EagerTask:

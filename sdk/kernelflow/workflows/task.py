@@ -118,6 +118,26 @@ def _seconds(timeout: float | datetime.timedelta | None) -> float | None:
     return None if timeout == 0 else timeout
 
 
+def task_options(
+    *,
+    cache: bool = False,
+    cache_version: str = "",
+    retries: int = 0,
+    timeout: float | datetime.timedelta | None = None,
+    cache_serialize: bool = False,
+    cache_ignore_input_vars: tuple[str, ...] = (),
+) -> TaskOptions:
+    """The engine options of ``@task``, ``@dynamic`` and ``@eager``, read one way."""
+    return TaskOptions(
+        cache=cache,
+        cache_version=str(cache_version),
+        retries=retries,
+        timeout=_seconds(timeout),
+        cache_serialize=cache_serialize,
+        cache_ignore_input_vars=tuple(cache_ignore_input_vars),
+    )
+
+
 def _check_ignored(made: FunctionTask) -> None:
     """``cache_ignore_input_vars`` must name inputs of the task (a typo would ignore nothing)."""
     unknown = [n for n in made.options.cache_ignore_input_vars if n not in made.interface.inputs]
@@ -167,13 +187,13 @@ def task(
         secret_requests=tuple(secret_requests or ()),
         enable_deck=enable_deck,
     )
-    options = TaskOptions(
+    options = task_options(
         cache=cache,
-        cache_version=str(cache_version),
+        cache_version=cache_version,
         retries=retries,
-        timeout=_seconds(timeout),
+        timeout=timeout,
         cache_serialize=cache_serialize,
-        cache_ignore_input_vars=tuple(cache_ignore_input_vars),
+        cache_ignore_input_vars=cache_ignore_input_vars,
     )
 
     def decorate(function: Callable[..., Any]) -> FunctionTask:
