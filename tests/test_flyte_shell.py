@@ -121,3 +121,9 @@ def test_a_script_changing_its_input_in_place_leaves_the_original_alone(
     out = append(x=FlyteFile("keep.txt"), word="w")
     assert Path("keep.txt").read_text() == "original\n"
     assert Path(out.path).read_text() == "original\nappended by sh\n"
+
+
+def test_a_missing_script_file_is_refused_at_definition_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.sh"
+    with pytest.raises(DefinitionError, match=r"'from_file'.*nope\.sh.*cannot be read"):
+        ShellTask(name="from_file", script_file=missing)

@@ -127,7 +127,19 @@ def _script_text(name: str, script: str | None, script_file: str | os.PathLike[s
             task=name,
             fix="pass the script's text as script=, or its path as script_file=",
         )
-    return script if script is not None else Path(script_file).read_text()  # type: ignore[arg-type]
+    if script is not None:
+        return script
+    try:
+        return Path(script_file).read_text()  # type: ignore[arg-type]
+    except OSError as error:
+        raise DefinitionError(
+            f"shell task {name!r}: its script_file {str(script_file)!r} cannot be read "
+            f"({error.strerror or error})",
+            task=name,
+            variable="script_file",
+            fix="give the path of an existing script (relative to the working directory), "
+            "or the script's text as script=",
+        ) from error
 
 
 def _output_type(name: str, location: OutputLocation) -> type:
