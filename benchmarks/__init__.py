@@ -21,5 +21,6 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("store_growth", "Store growth"),
     ("object_store", "Object-store round trip"),
     ("run_records", "Run-record throughput: PostgreSQL vs SQLite"),
+    ("worker_memory", "Dask map: the scheduling process's peak memory"),
 )
 """(module name, short title) of each figure, in report order."""

@@ -93,3 +93,37 @@ def plain_chain(fn: Any, n: int, x: int) -> int:
     for _ in range(n):
         x = fn(x=x)
     return x
+
+
+@task
+def block(i: int, megabytes: int) -> Any:
+    """A NumPy array of ``megabytes`` MB, different for each ``i`` (no two share a file)."""
+    import numpy as np
+
+    return np.full(megabytes * 2**20 // 8, float(i))
+
+
+@task
+def first_value(values: Any) -> float:
+    return float(values[0])
+
+
+@task
+def total(values: list[float]) -> float:
+    return float(sum(values))
+
+
+def blocks_workflow() -> Any:
+    """A map making one big array per item, a map reading each, and a sum: only the
+    sum's inputs are small. (Built by a function, as the other shapes are.)"""
+    import functools
+
+    from kernelflow import map_task
+
+    @workflow
+    def blocks(indexes: list[int], megabytes: int = 10) -> float:
+        arrays = map_task(functools.partial(block, megabytes=megabytes))(i=indexes)
+        firsts = map_task(first_value)(values=arrays)
+        return total(values=firsts)
+
+    return blocks

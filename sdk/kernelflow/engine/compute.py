@@ -28,7 +28,9 @@ from kernelflow._core.errors import (
 from kernelflow._core.hash_method import output_hash
 from kernelflow._core.interface import type_name
 from kernelflow._core.task import Task
+from kernelflow.engine.stored import Stored
 from kernelflow.store.artifacts import ArtifactRef
+from kernelflow.store.blobs import integrity_error
 from kernelflow.store.protocols import Artifacts, RunRecords
 from kernelflow.store.recorder import RunRecorder
 
@@ -62,11 +64,50 @@ def transformer_failed(task: Task, variable: str, error: TypeTransformerError) -
     )
 
 
+def store_output(
+    artifacts: Artifacts,
+    files_root: Any,
+    task: Task,
+    name: str,
+    value: Any,
+    type_name_of: Any = None,
+) -> OutputMeta:
+    """Hash and store one output: what the run store keeps of it.
+
+    Where the process is a worker, this is how its outputs reach the store
+    without passing through the scheduling process (:mod:`kernelflow.engine.stored`).
+    An output whose registered transformer raises fails the task
+    (:class:`TaskFailedError`); any other failure to store is raised as is.
+    """
+    declared = task.interface.outputs.get(name)
+    digest = output_hash(value, declared)  # a HashMethod's, if declared
+    try:
+        # A file (also in a list or a dataclass) is copied into the store.
+        ref = artifacts.put(keep(value, declared, files_root))
+    except TypeTransformerError as error:  # the user's transformer: fail the task
+        raise transformer_failed(task, name, error) from error
+    return {
+        "hash": digest,
+        "artifact": ref.to_dict(),
+        "type": (type_name_of or _recorded_type)(declared),
+    }
+
+
 class NodeCompute:
     """The steps of computing a node around its execution, against one store."""
 
-    def __init__(self, artifacts: Artifacts, runs: RunRecords, recorder: RunRecorder) -> None:
+    def __init__(
+        self,
+        artifacts: Artifacts,
+        runs: RunRecords,
+        recorder: RunRecorder,
+        *,
+        lazy: bool = False,
+    ) -> None:
         self.artifacts = artifacts
+        # On a process backend, saved outputs in files stay there as references
+        # (kernelflow.engine.stored): the worker that reads one loads it.
+        self.lazy = lazy
         self.runs = runs
         self.recorder = recorder
         self._type_names: dict[Any, str] = {}
@@ -119,11 +160,21 @@ class NodeCompute:
         return values, hit
 
     def load(self, outputs: Mapping[str, Any], label: str, *, what: str) -> dict[str, Any] | None:
-        """Saved outputs by name; None (with a warning) when one is damaged: recompute."""
+        """Saved outputs by name; None (with a warning) when one is damaged: recompute.
+
+        With ``lazy`` set, an output in a file is a :class:`Stored` reference once
+        the file is found with its size; its bytes are verified where it is read.
+        """
         loaded: dict[str, Any] = {}
         for name, meta in outputs.items():
             try:
-                loaded[name] = self.artifacts.get(ArtifactRef.from_dict(meta["artifact"]))
+                ref = ArtifactRef.from_dict(meta["artifact"])
+                if self.lazy and ref.inline is None:
+                    if not self.artifacts.exists(ref):
+                        raise integrity_error(ref.path, "missing")
+                    loaded[name] = Stored(meta)  # its bytes are checked where it is read
+                    continue
+                loaded[name] = self.artifacts.get(ref)
                 verify = getattr(type(loaded[name]), "__kernelflow_verify__", None)
                 if verify is not None:  # a stored file: is the copy still intact?
                     verify(loaded[name])
@@ -152,15 +203,16 @@ class NodeCompute:
         not cached, and a resumed run computes it again.
         """
         persisted: dict[str, OutputMeta] = {}
-        declared = task.interface.outputs
         for name, value in outputs.items():
-            digest = output_hash(value, declared.get(name))  # a HashMethod's, if declared
+            if isinstance(value, Stored):  # written by the worker that computed it
+                persisted[name] = dict(value.meta)
+                continue
             try:
-                # A file (also in a list or a dataclass) is copied into the store.
-                value = keep(value, declared.get(name), self._files_root)
-                ref = self.artifacts.put(value)
-            except TypeTransformerError as error:  # the user's transformer: fail the task
-                raise transformer_failed(task, name, error) from error
+                persisted[name] = store_output(
+                    self.artifacts, self._files_root, task, name, value, self._type_name
+                )
+            except TaskFailedError:  # the user's transformer: fail the task
+                raise
             except Exception as error:
                 warn_about(
                     f"output {name!r} of task {label!r} could not be saved "
@@ -168,12 +220,6 @@ class NodeCompute:
                     "will compute it again",
                     label,
                 )
-                continue
-            persisted[name] = {
-                "hash": digest,
-                "artifact": ref.to_dict(),
-                "type": self._type_name(declared.get(name)),
-            }
         return persisted
 
     def remember(

@@ -45,8 +45,15 @@ class Checkpoint:
     node run concurrently and each resumes from its own state, never a sibling's.
     """
 
-    def __init__(self, store_root: str | os.PathLike[str], run_id: str, node: str) -> None:
+    def __init__(
+        self,
+        store_root: str | os.PathLike[str],
+        run_id: str,
+        node: str,
+        store_url: str | None = None,
+    ) -> None:
         self.store_root = str(store_root)
+        self.store_url = store_url
         safe_node = urllib.parse.quote(node, safe="")
         self.pointer = Path(store_root, "checkpoints", run_id, f"{safe_node}.json")
 
@@ -54,7 +61,9 @@ class Checkpoint:
         """Persist ``obj`` (atomically); a later attempt's :meth:`restore` returns it."""
         from kernelflow.store.home import open_artifacts
 
-        ref = open_artifacts(self.store_root).put(obj)  # a StoreError names what failed
+        ref = open_artifacts(self.store_root, self.store_url).put(
+            obj
+        )  # a StoreError names what failed
         # Unique per writer: threads of one process must not share a temp file.
         temporary = self.pointer.with_name(
             f".{self.pointer.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
@@ -90,7 +99,7 @@ class Checkpoint:
 
         try:
             ref = ArtifactRef.from_dict(json.loads(self.pointer.read_text()))
-            return open_artifacts(self.store_root).get(ref)
+            return open_artifacts(self.store_root, self.store_url).get(ref)
         except (OSError, ValueError, KeyError, TypeError, IntegrityError):
             return None  # nothing saved yet, or damaged: the attempt starts afresh
 
@@ -126,6 +135,15 @@ class ExecutionContext:
     plugins: tuple[str, ...] = ()
     # False for the context outside any task (local_context): it has no checkpoint.
     in_task: bool = True
+    # Where the run's artifacts are ($KERNELFLOW_STORE where the run started, or None
+    # for the home's own): a worker writes outputs and reads inputs there.
+    store_url: str | None = None
+
+    def artifacts(self) -> Any:
+        """The run's artifact store, opened in this process (once per process)."""
+        from kernelflow.store.home import open_artifacts
+
+        return open_artifacts(self.store_root, self.store_url)
 
     @property
     def default_deck(self) -> Deck:
@@ -153,7 +171,9 @@ class ExecutionContext:
                 "current_context().checkpoint was used outside a running task",
                 fix="save and restore checkpoints inside a @task function or a %%task cell",
             )
-        return Checkpoint(self.store_root, self.checkpoint_run or self.run_id, self.slot)
+        return Checkpoint(
+            self.store_root, self.checkpoint_run or self.run_id, self.slot, self.store_url
+        )
 
     @property
     def execution_id(self) -> ExecutionId:

@@ -29,8 +29,10 @@ from kernelflow._core.interface import check_value, type_name
 from kernelflow._core.resources import requirements_of
 from kernelflow._core.task import Task
 from kernelflow._core.validators import is_validated, load_validators
+from kernelflow.engine.compute import store_output
 from kernelflow.engine.context import ExecutionContext, reset_context, set_context
 from kernelflow.engine.decks import DeckCollector, render_outputs
+from kernelflow.engine.stored import Stored, materialize_inputs
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,9 +50,37 @@ def execute_task(task: Task, inputs: Mapping[str, Any], context: ExecutionContex
     return _outlive_scratch(task, context, outputs)
 
 
+def execute_and_store(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
+    """:func:`execute_task`, then each output written to the store here, in the worker:
+    what goes back is a :class:`~kernelflow.engine.stored.Stored` reference per output.
+
+    An output that cannot be written here goes back as the value itself (the
+    scheduling process tries, and warns if it cannot store it either).
+    """
+    return store_outputs(task, execute_task(task, inputs, context), context)
+
+
+def store_outputs(task: Task, outputs: Mapping[str, Any], context: ExecutionContext) -> dict:
+    """Each output as a reference to where it was written; a value that could not be, as is."""
+    artifacts = context.artifacts()
+    stored: dict[str, Any] = {}
+    for name, value in outputs.items():
+        try:
+            meta = store_output(artifacts, context.store_root, task, name, value)
+        except TaskFailedError:  # its transformer raised: the task fails, as it would there
+            raise
+        except Exception:
+            stored[name] = value
+        else:
+            stored[name] = Stored(meta)
+    return stored
+
+
 def _attempt(task: Task, inputs: Mapping[str, Any], context: ExecutionContext) -> dict:
     """Run ``task`` on ``inputs`` once; return its outputs, checked, by name."""
     load_validators(context.plugins)  # in a fresh worker: the plugins the run uses
+    # Inputs that stayed in the store (kernelflow.engine.stored) are read here.
+    inputs = materialize_inputs(inputs, context.artifacts, task.name)
     token = set_context(context)
     decks = _decks(task, context)
     try:

@@ -36,10 +36,17 @@ from kernelflow._core.validators import validator_modules
 from kernelflow.engine.compute import NodeCompute, OutputMeta
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus
-from kernelflow.engine.execute import execute_task
+from kernelflow.engine.execute import execute_and_store, execute_task
 from kernelflow.engine.mapping import MapRun, execute_batch, in_flight_limit
 from kernelflow.engine.nested import ParentRun, enter_run, leave_run
 from kernelflow.engine.results import RunResult, RunTarget, TaskRun, run_environment
+from kernelflow.engine.stored import (
+    LoadedOutputs,
+    Stored,
+    holds_refs,
+    load,
+    materialize_inputs,
+)
 from kernelflow.store.cache_locks import CacheLocks
 from kernelflow.store.recorder import RunRecorder
 
@@ -146,7 +153,12 @@ class RunLoop:
         self.checkpoint_run = resume.root if resume is not None else run_id
         self.store = engine.store
         self.recorder = RunRecorder(engine.store.runs, run_id, attached=attach)
-        self.compute = NodeCompute(engine.store.artifacts, engine.store.runs, self.recorder)
+        # On a process backend, workers write outputs where they run and only
+        # references come back (kernelflow.engine.stored).
+        self.in_workers = self.executor.crosses_processes
+        self.compute = NodeCompute(
+            engine.store.artifacts, engine.store.runs, self.recorder, lazy=self.in_workers
+        )
         self.locks = CacheLocks(engine.store.home)  # cache_serialize=True (Flyte's option)
         self.target = target
         self.graph = target.graph
@@ -210,9 +222,12 @@ class RunLoop:
                 duration=duration,
                 error=str(error) if error else None,
             )
-        values: dict[str, dict[str, Any]] = {}
+        values: dict[str, Any] = {}
         for (node_id, name), value in self.values.outputs.items():
             values.setdefault(node_id, {})[name] = value
+        for node_id, produced in values.items():  # loaded from the store when asked for
+            if any(holds_refs(value) for value in produced.values()):
+                values[node_id] = LoadedOutputs(produced, self.store.artifacts)
         return RunResult(
             self.run_id,
             self.target.name,
@@ -344,6 +359,7 @@ class RunLoop:
             str(self.store.home),
             self.checkpoint_run,
             plugins=self.plugins,
+            store_url=self.store.store_url,
         )
         timeout = task.options.timeout
         record = Attempt(
@@ -355,18 +371,40 @@ class RunLoop:
             time.perf_counter(),
             time.monotonic() + timeout if timeout is not None else None,
         )
-        pieces = task.map_items(inputs)
+        pieces = self._map_items(task, inputs)
         if pieces is not None:
             self._launch_map(record, context, pieces[0], pieces[1], inputs, hashes)
             return
         self.recorder.before_user_code()
-        future = self.executor.submit(
-            execute_task, task, inputs, context, timeout=timeout, label=node_id
-        )
+        run = execute_and_store if self.in_workers else execute_task
+        future = self.executor.submit(run, task, inputs, context, timeout=timeout, label=node_id)
         if future.done():
             self._settle(record, future)
         else:
             self.running[future] = record
+
+    def _map_items(
+        self, task: Task, inputs: dict[str, Any]
+    ) -> tuple[Task, list[dict[str, Any]]] | None:
+        """A map's item task and items (None for any other task).
+
+        A value that is one reference (a list a worker made) is loaded here to be
+        split; another map's output, a list of references, is split as it is, so
+        each item is read by the worker that runs it. An input that every item
+        shares stays a reference, for the workers to read.
+        """
+        if type(task).map_items is Task.map_items:  # not a map: the usual case
+            return None
+        whole = {name: value for name, value in inputs.items() if isinstance(value, Stored)}
+        if not whole:
+            return task.map_items(inputs)
+        loaded = {**inputs, **materialize_inputs(whole, lambda: self.store.artifacts, task.name)}
+        pieces = task.map_items(loaded)
+        for item in pieces[1] if pieces is not None else ():
+            for name in whole:
+                if item.get(name) is loaded[name]:
+                    item[name] = inputs[name]
+        return pieces
 
     def _inputs(
         self, node: Node
@@ -374,7 +412,10 @@ class RunLoop:
         inputs, provenance, hashes = {}, {}, {}
         for name, binding in node.bindings.items():
             value, digest, source = self.values.resolve(binding)
-            adapted = adapt(value, node.task.interface.inputs.get(name))
+            # A value in the store is read (and adapted) by the task's worker.
+            adapted = (
+                value if holds_refs(value) else adapt(value, node.task.interface.inputs.get(name))
+            )
             if adapted is not value:  # a path where a file is declared: hash the content
                 value, digest = adapted, hash_or_none(adapted)
             inputs[name] = value
@@ -571,6 +612,7 @@ class RunLoop:
                 batch,
                 mapped.context,
                 task.min_success_ratio < 1.0,
+                self.in_workers,
                 timeout=task.options.timeout,
                 label=attempt.node,
             )
@@ -662,13 +704,23 @@ class RunLoop:
             if isinstance(b, NodeOutput)
         }
 
+    def _loaded(self, name: str, value: Any) -> Any:
+        """A workflow output as the caller wants it: loaded, when it stayed in the store."""
+        if not holds_refs(value):
+            return value
+        try:
+            return load(value, self.store.artifacts)
+        except KernelflowError as error:  # the run's other outputs are still returned
+            self.failures.append(error)
+            return None
+
     def _outputs(self) -> dict[str, Any]:
         outputs = {}
         for name, binding in self.graph.outputs.items():
             if isinstance(binding, NodeOutput):
                 slot = (binding.node, binding.output)
                 if slot in self.values.outputs:
-                    outputs[name] = self.values.outputs[slot]
+                    outputs[name] = self._loaded(name, self.values.outputs[slot])
             else:
                 outputs[name] = self.values.resolve(binding)[0]
         return outputs

@@ -28,7 +28,8 @@ from kernelflow._core.task import Task
 from kernelflow.engine.compute import NodeCompute
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus
-from kernelflow.engine.execute import execute_task
+from kernelflow.engine.execute import execute_task, store_outputs
+from kernelflow.engine.stored import Stored, as_map_output
 
 _BATCHES_PER_WORKER = 4
 _MAX_BATCH = 2_000
@@ -47,17 +48,23 @@ def execute_batch(
     indexes: Sequence[int],
     context: ExecutionContext,
     tolerate: bool = False,
+    store: bool = False,
 ) -> list[dict[str, Any] | FailedItem]:
     """Run ``task`` once per item; a failure names the item's index in the map.
 
     Each item runs with its own context (``item=index``), so its checkpoint is
     its own: items never restore each other's state. With ``tolerate`` (a map
     with ``min_success_ratio`` below 1), a failed item is a :class:`FailedItem`.
+    With ``store`` (a worker process), each item's outputs are written to the
+    store as they are made and only references are kept: a batch of items whose
+    outputs do not fit in memory together runs, and nothing big goes back.
     """
     results: list[dict[str, Any] | FailedItem] = []
     for index, item in zip(indexes, items):
         try:
-            results.append(execute_task(task, item, replace(context, item=index)))
+            item_context = replace(context, item=index)
+            outputs = execute_task(task, item, item_context)
+            results.append(store_outputs(task, outputs, item_context) if store else outputs)
         except KernelflowError as error:
             if tolerate:
                 results.append(FailedItem(error.message))
@@ -73,6 +80,23 @@ def execute_batch(
                 "(items that finished are cached when the task has cache=True)",
             ) from error
     return results
+
+
+def _item_hash(
+    name: str,
+    value: Any,
+    inputs: Mapping[str, Any],
+    hashes: Mapping[str, str | None],
+    declared: Mapping[str, Any],
+) -> str | None:
+    """The content hash of one item's input: the node's for an input every item shares,
+    the recorded one for an item in the store, else hashed (a path where a file is
+    declared, by the file's content: adapt)."""
+    if value is inputs.get(name):
+        return hashes.get(name)
+    if isinstance(value, Stored):
+        return value.hash
+    return hash_or_none(adapt(value, declared.get(name)))
 
 
 def batches(indexes: Sequence[int], workers: int) -> list[list[int]]:
@@ -151,10 +175,8 @@ class MapRun:
         """Key every item; with ``force`` unset, take each hit's outputs instead of running it."""
         declared = self.item_task.interface.inputs
         for index, item in enumerate(self.items):
-            item_hashes = {  # a path where a file is declared: hashed by content (adapt)
-                name: hashes.get(name)
-                if value is inputs.get(name)
-                else hash_or_none(adapt(value, declared.get(name)))
+            item_hashes = {
+                name: _item_hash(name, value, inputs, hashes, declared)
                 for name, value in item.items()
             }
             key = self.keys[index] = self.compute.key(self.item_task, self.node, item_hashes)
@@ -210,6 +232,6 @@ class MapRun:
     def outputs(self, names: Sequence[str]) -> dict[str, list[Any]]:
         """The map's outputs: one list per output name, in input order."""
         return {
-            name: [result[name] for result in self.results]  # type: ignore[index]
+            name: as_map_output([result[name] for result in self.results])  # type: ignore[index]
             for name in names
         }

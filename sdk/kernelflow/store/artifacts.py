@@ -60,6 +60,7 @@ _PATH = re.compile(r"artifacts/([0-9a-f]{2})/(\1[0-9a-f]{30})\.(parquet|npy|pkl)
 # The stored copies of files and directories (kernelflow.store.files), by checksum folder.
 _COPY = re.compile(r"artifacts/(?:files|dirs)/[0-9a-f]{32}")
 _COPY_BYTES = re.compile(_COPY.pattern.encode())
+_PATH_BYTES = re.compile(_PATH.pattern.encode())
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,14 @@ def referenced_paths(text: str) -> set[str]:
 
 
 def _copies_in(chunks: Sequence[Chunk]) -> tuple[str, ...]:
-    """The stored copies a pickle's bytes name (the paths of the FlyteFiles in it)."""
+    """The stored copies a pickle's bytes name (the paths of the FlyteFiles in it), and
+    the artifacts it refers to (a map's output as a list of references to its items'):
+    listed in its ref, gc keeps them while the record that holds the ref is kept."""
     found: set[str] = set()
     for chunk in chunks:
         data = chunk if isinstance(chunk, bytes) else bytes(chunk)
         found |= {match.group(0).decode() for match in _COPY_BYTES.finditer(data)}
+        found |= {match.group(0).decode() for match in _PATH_BYTES.finditer(data)}
     return tuple(sorted(found))
 
 
