@@ -333,3 +333,9 @@ def test_two_machines_share_runs_cache_resume_schedules_and_outputs(team: Team) 
         )
     )
     assert values == {"rows": 1000, "seen": 1000, "total": 499500 + 1000}
+
+    # A home holds only what is local to its machine: no artifact, no key, no run history.
+    for machine in (a, b):
+        held = {path.name for path in (machine.cwd / "kf").iterdir()}
+        journals = {name for name in held if name.startswith("journal-pg-")}
+        assert held - journals <= {"signals.sqlite", "schedules.sqlite"}, held
