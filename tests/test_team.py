@@ -194,7 +194,7 @@ def dask_address(s3_env: S3, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def team(s3_env: S3, postgres_url: str, dask_address: str, tmp_path: Path) -> Team:
+def team(s3_env: S3, postgres_url: str, dask_address: str, tmp_path: Path) -> Iterator[Team]:
     log, go = tmp_path / "log.txt", tmp_path / "go"
     shared = {
         "KERNELFLOW_STORE": s3_env.url(),
@@ -216,7 +216,8 @@ def team(s3_env: S3, postgres_url: str, dask_address: str, tmp_path: Path) -> Te
         nbformat.write(notebook, cwd / "team.ipynb")
         env = dict(os.environ, **shared, KERNELFLOW_HOME=str(cwd / "kf"))
         machines.append(Machine(name.upper(), cwd, env))
-    return Team(*machines, dask_address, postgres_url, s3_env, log, go)
+    yield Team(*machines, dask_address, postgres_url, s3_env, log, go)
+    go.touch()  # a slow task left on the cluster by a failed test ends before the cluster
 
 
 def _progress(stderr: str) -> dict[str, str]:
@@ -299,9 +300,11 @@ def test_two_machines_share_runs_cache_resume_schedules_and_outputs(team: Team) 
 
     # prepare's record must be on the server: one still in A's journal (up to 50 ms)
     # would reach it only when A's machine runs kernelflow again (README, PostgreSQL).
-    _wait_for("A's prepare to be recorded and slow to start", prepared)
-    dying.send_signal(signal.SIGKILL)
-    dying.communicate()
+    try:
+        _wait_for("A's prepare to be recorded and slow to start", prepared)
+    finally:
+        dying.send_signal(signal.SIGKILL)
+        dying.communicate()
     assert team.log_lines() == ["prepare dask", "slow dask"]
     [killed] = [r for r in _runs(b) if r["workflow"] == "long"]
     # The two machines share one host here, so B sees that A's process is gone; on
