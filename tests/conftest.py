@@ -1,11 +1,24 @@
-"""Shared fixtures: every test gets its own store, so runs never leak between tests."""
+"""Shared fixtures: every test gets its own store, so runs never leak between tests;
+and the servers a team shares: PostgreSQL (``postgres``, ``postgres_url``) and S3
+(``s3_server``, ``s3_env``, from tests/s3_server.py).
+
+The PostgreSQL server is started once per session (:mod:`postgres_server`) and
+each test that asks for ``postgres_url`` gets a new empty database on it. If
+PostgreSQL cannot be started the tests that need it fail with the reason; they
+are never skipped.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import PostgresUnavailable, Server, create_database, drop_database, running
+from s3_server import s3_authenticating, s3_env, s3_server  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -20,3 +33,27 @@ def store_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "kernelflow-home"
     monkeypatch.setenv("KERNELFLOW_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Server]:
+    """One PostgreSQL server for the session, stopped at its end."""
+    stack = contextlib.ExitStack()
+    try:
+        server = stack.enter_context(running())
+    except PostgresUnavailable as exc:
+        pytest.fail(f"the PostgreSQL tests need a server: {exc}", pytrace=False)
+    with stack:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: Server) -> Iterator[str]:
+    """A new, empty database on the session's server, dropped after the test."""
+    from kernelflow.store.home import close_stores
+
+    name = f"kf_{secrets.token_hex(6)}"
+    url = create_database(postgres, name)
+    yield url
+    close_stores(url)  # what the test opened on it: no connection left to a dropped database
+    drop_database(postgres, name)

@@ -47,7 +47,7 @@ from kernelflow.engine.results import new_run_id
 from kernelflow.engine.runner import RunResult, RunTarget
 from kernelflow.notebook.export import Export, export
 from kernelflow.notebook.lineage import LINEAGE_COLUMNS, lineage_rows
-from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs
+from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs, store_location
 from kernelflow.notebook.promote import promote as _promote
 from kernelflow.notebook.versions import diff, versions
 from kernelflow.store._liveness import pid_alive
@@ -522,7 +522,7 @@ def outputs_record_of(result: RunResult, task: str) -> dict[str, Any] | None:
         return None
     store = open_store()
     refs = store.runs.finished_nodes(result.run_id).get(task, {}).get("outputs", {})
-    return output_record(task, str(store.home), values, refs)
+    return output_record(task, store_location(store.artifacts), values, refs)
 
 
 def open_kernel_session(shell: Any) -> Session:

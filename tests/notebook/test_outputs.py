@@ -24,7 +24,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 import kernelflow
 from kernelflow.errors import IntegrityError, KernelflowError, KernelflowWarning
-from kernelflow.notebook.outputs import MIMETYPE, output_bundle, output_record
+from kernelflow.notebook.outputs import MIMETYPE, output_bundle, output_record, store_location
 from kernelflow.store.home import open_store
 
 
@@ -201,3 +201,67 @@ def test_a_store_without_artifacts_is_named_as_not_holding_them(
     values, warning = _read_warns(path, "which does not hold it")
     assert values == {} and "pass store=... naming a copy of that store" in str(warning)
     assert not store_home.exists()  # reading made no store
+
+
+# --- a shared store ($KERNELFLOW_STORE): any machine configured for it reads the record ---
+
+
+@pytest.fixture
+def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """A notebook that another machine (home) executed against a shared store, with the
+    team's key (which this process has too): its path, and the store's URL."""
+    monkeypatch.setenv("KERNELFLOW_STORE_KEY", os.urandom(32).hex())
+    url = f"memory://kf-{os.urandom(4).hex()}/team"
+    monkeypatch.setenv("KERNELFLOW_STORE", url)
+    store = open_store(tmp_path / "their-home")
+    values = {"size": 3, "model": set(range(2000))}  # a pickle over 4 KB: an object at url
+    refs = {
+        name: {"artifact": store.artifacts.put(value).to_dict()} for name, value in values.items()
+    }
+    assert not refs["model"]["artifact"].get("inline")
+    record = output_record("fit", store_location(store.artifacts), values, refs)
+    assert record["store"] == url  # named by the shared store, not by their home
+    cell = new_code_cell("%%task fit\n...")
+    cell.outputs = [new_output("display_data", data=output_bundle(record))]
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(new_notebook(cells=[cell]), path)
+    return path, url
+
+
+def test_a_record_naming_the_shared_store_is_read_from_another_home(
+    shared: tuple[Path, str], store_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, url = shared
+    expected = {"size": 3, "model": set(range(2000))}
+    assert kernelflow.read_outputs(path, strict=True) == expected  # this home, same store
+    monkeypatch.delenv("KERNELFLOW_STORE")
+    assert kernelflow.read_outputs(path, store=url + "/", strict=True) == expected  # named
+    assert not store_home.exists()  # reading made no home
+
+
+@pytest.mark.parametrize("how", ["KERNELFLOW_STORE", "store="])
+def test_a_record_naming_another_shared_store_is_not_read(
+    how: str, shared: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, theirs = shared
+    ours = f"memory://kf-{os.urandom(4).hex()}/team"
+    monkeypatch.setenv("KERNELFLOW_STORE", ours)
+    options = {}
+    if how == "store=":
+        monkeypatch.delenv("KERNELFLOW_STORE")
+        options = {"store": ours}
+    values, warning = _read_warns(path, "could not read 1 output", **options)
+    assert values == {"size": 3}  # the inline value only
+    assert warning.outputs == {  # type: ignore[attr-defined]
+        "model": f"kept in the store {theirs!r}, not in {ours!r}; values are read only "
+        "from the store you name, never from one a notebook names"
+    }
+    assert "KERNELFLOW_STORE to its URL" in str(warning)
+
+
+def test_the_shared_store_is_read_with_the_readers_own_key(
+    shared: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KERNELFLOW_STORE_KEY", os.urandom(32).hex())  # not the team's key
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        kernelflow.read_outputs(shared[0], strict=True)

@@ -4,7 +4,10 @@ Like scrapbook's ``glue``, each task cell of an executed notebook carries a
 display output with the kernelflow mimetype. Small JSON-able values are stored
 inline, so the notebook alone is enough to read them; everything else is a
 reference to the artifact in the store that ran it (checksummed and, for
-pickles, signed), so a DataFrame is not copied into the notebook.
+pickles, signed), so a DataFrame is not copied into the notebook. The record
+names that store by where its artifacts are: the home, or the shared store's
+URL (``$KERNELFLOW_STORE``), so a teammate configured for the same shared store
+reads them on another machine.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ _INLINE_LIMIT = 10_000  # characters of JSON
 
 
 def output_record(
-    task: str, store_home: str, values: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]]
+    task: str, store: str, values: Mapping[str, Any], refs: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """The JSON a task cell displays: each output inline or by artifact reference."""
+    """The JSON a task cell displays: each output inline or by artifact reference.
+
+    ``store`` names where the artifacts are (:func:`store_location`).
+    """
     outputs: dict[str, Any] = {}
     for name, value in values.items():
         entry: dict[str, Any] = {"type": type(value).__name__}
@@ -43,7 +49,14 @@ def output_record(
             entry["hash"] = meta.get("hash")
             entry["artifact"] = meta.get("artifact")
         outputs[name] = entry
-    return {"task": task, "store": store_home, "outputs": outputs}
+    return {"task": task, "store": store, "outputs": outputs}
+
+
+def store_location(artifacts: Any) -> str:
+    """Where an :class:`~kernelflow.store.artifacts.ArtifactStore` keeps its artifacts, as an
+    outputs record names it: a directory (the home, or a ``file://`` store's), or the
+    URL of an object store (any password in it masked)."""
+    return str(artifacts.blobs.location)
 
 
 def output_bundle(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,10 +91,13 @@ def read_outputs(
     A notebook may come from anyone, so nothing in it decides what is trusted
     (see "Trust model" in the README). JSON values kept inline are read from
     the notebook itself. Every other value is read from ``store``, the store
-    the caller names (default: ``$KERNELFLOW_HOME`` or ``./.kernelflow``), and
-    verified with that store's own key; the notebook's record only says which
-    artifact. A record that says it ran against another store is not read from,
-    and reading creates no store and no key.
+    the caller names (default: ``$KERNELFLOW_HOME`` or ``./.kernelflow``, with
+    its artifacts at ``$KERNELFLOW_STORE`` when that is set; a URL such as
+    ``s3://bucket/prefix`` names a shared store), and verified with the caller's
+    own key; the notebook's record only says which artifact. A record is read
+    when it names that home or that shared store (a teammate's notebook, run
+    against the same bucket); a record that says it ran against another store is
+    not read from, and reading creates no store and no key.
 
     An executed notebook usually travels without the store that ran it, and its
     inline values are still worth having; so an output that cannot be read (a
@@ -109,7 +125,11 @@ def read_outputs(
 
     from kernelflow.store.home import default_home
 
-    home = Path(store).absolute() if store is not None else default_home()
+    url = None
+    if store is not None and _is_url(os.fspath(store)):
+        home, url = default_home(), os.fspath(store)
+    else:
+        home = Path(store).absolute() if store is not None else default_home()
     notebook = nbformat.read(Path(path), as_version=4)
     values: dict[str, Any] = {}
     unreadable: list[KernelflowError] = []
@@ -117,7 +137,7 @@ def read_outputs(
         for output in cell.get("outputs", []):
             record = output.get("data", {}).get(MIMETYPE)
             if isinstance(record, Mapping):
-                _read_record(record, _Reading(path, home, values, unreadable))
+                _read_record(record, _Reading(path, home, url, values, unreadable))
     if unreadable and strict:
         raise unreadable[0]
     if unreadable:
@@ -131,6 +151,7 @@ class _Reading:
 
     path: str | os.PathLike[str]
     home: Path
+    url: str | None  # the store URL the caller named; None: $KERNELFLOW_STORE, if set
     values: dict[str, Any]
     unreadable: list[KernelflowError]
 
@@ -151,7 +172,8 @@ def _read_record(record: Mapping[str, Any], reading: _Reading) -> None:
 
 _ELSEWHERE_FIX = (
     "read the notebook on the machine whose store ran it, or pass store=... naming a copy "
-    "of that store (or set KERNELFLOW_HOME to it)"
+    "of that store (or set KERNELFLOW_HOME to it; for a shared store, KERNELFLOW_STORE to "
+    "its URL)"
 )
 
 
@@ -162,18 +184,24 @@ def _load_artifact(
     from kernelflow.store.home import open_artifacts
 
     home = reading.home
+    artifacts = open_artifacts(home, reading.url)  # in the home, or at the store URL
+    here = store_location(artifacts)
     recorded = record.get("store")
-    if not isinstance(recorded, str) or not _same_directory(recorded, home):
+    # The record names the caller's home (as records did before shared stores) or where
+    # the caller's artifacts are: its shared store, the same bucket on any machine.
+    if not isinstance(recorded, str) or not (
+        _same_directory(recorded, home) or _same_location(recorded, here, artifacts)
+    ):
+        mine = str(home) if here == str(home) else here
         why = (
-            f"kept in the store {recorded!r}, not in {str(home)!r}; values are read only "
+            f"kept in the store {recorded!r}, not in {mine!r}; values are read only "
             "from the store you name, never from one a notebook names"
         )
         raise _cannot_read(reading, record, name, why)
     artifact = entry["artifact"]
     inline = isinstance(artifact, Mapping) and artifact.get("inline")
-    artifacts = open_artifacts(home)  # in the home, or at $KERNELFLOW_STORE
-    if not inline and artifacts.blobs.is_local and not (home / "artifacts").is_dir():
-        why = f"kept in the store {str(home)!r}, which does not hold it"
+    if not inline and artifacts.blobs.is_local and not (Path(here) / "artifacts").is_dir():
+        why = f"kept in the store {here!r}, which does not hold it"
         raise _cannot_read(reading, record, name, why)
     try:
         return artifacts.get(ArtifactRef.from_dict(artifact))
@@ -228,6 +256,19 @@ def _same_directory(recorded: str, home: Path) -> bool:
         return False
 
 
+def _same_location(recorded: str, here: str, artifacts: Any) -> bool:
+    """Whether a record's store is where ``artifacts`` are: the same directory, or the
+    same object store URL (a trailing ``/`` aside)."""
+    if artifacts.blobs.is_local:
+        return _same_directory(recorded, Path(here))
+    return recorded.rstrip("/") == here.rstrip("/")
+
+
+def _is_url(store: str) -> bool:
+    """A store URL (``s3://bucket/prefix``, ``file:///mount``), not a home directory."""
+    return "://" in store or "::" in store
+
+
 def write_executed_copy(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -250,6 +291,7 @@ def write_executed_copy(
 
     notebook = nbformat.read(Path(source), as_version=4)
     store = open_store(store_home)
+    location = store_location(store.artifacts)
     run = store.runs.get_run(run_id) or {}
     finished = store.runs.finished_nodes(run_id)
     index = 0
@@ -262,7 +304,8 @@ def write_executed_copy(
             continue
         refs = finished[classified.spec.name].get("outputs", {})
         values = {name: _load_value(store, meta) for name, meta in refs.items()}
-        bundle = output_bundle(output_record(classified.spec.name, str(store.home), values, refs))
+        record = output_record(classified.spec.name, location, values, refs)
+        bundle = output_bundle(record)
         cell.outputs = [new_output("display_data", data=bundle)]
     if params:
         lines = [f"{name} = {value!r}" for name, value in params.items()]
@@ -281,7 +324,7 @@ def write_executed_copy(
     notebook.metadata.setdefault("kernelflow", {})["run"] = {
         "run_id": run_id,
         "status": run.get("status"),
-        "store": str(store.home),
+        "store": location,
     }
     nbformat.validate(notebook)
     target = Path(out)
