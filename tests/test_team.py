@@ -171,11 +171,23 @@ class Team:
 
 
 @pytest.fixture
-def dask_address(s3_env: S3, tmp_path: Path) -> Iterator[str]:
-    """A dask cluster in a process of its own, with the S3 environment; stopped after."""
+def team_key() -> str:
+    """The team's store key: every machine and every worker has it in its environment."""
+    return secrets.token_hex(32)
+
+
+@pytest.fixture
+def dask_address(s3_env: S3, team_key: str, tmp_path: Path) -> Iterator[str]:
+    """A dask cluster in a process of its own, with the S3 credentials and the team key
+    (not the store's URL: a task brings it); stopped after."""
     where = tmp_path / "cluster"
     where.mkdir()
-    env = dict(os.environ, TEAM_WHERE="dask", KERNELFLOW_HOME=str(where / "kf"))
+    env = dict(
+        os.environ,
+        TEAM_WHERE="dask",
+        KERNELFLOW_HOME=str(where / "kf"),
+        KERNELFLOW_STORE_KEY=team_key,
+    )
     cluster = subprocess.Popen(
         [sys.executable, "-c", CLUSTER], cwd=where, env=env, stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -194,12 +206,14 @@ def dask_address(s3_env: S3, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def team(s3_env: S3, postgres_url: str, dask_address: str, tmp_path: Path) -> Iterator[Team]:
+def team(
+    s3_env: S3, postgres_url: str, dask_address: str, team_key: str, tmp_path: Path
+) -> Iterator[Team]:
     log, go = tmp_path / "log.txt", tmp_path / "go"
     shared = {
         "KERNELFLOW_STORE": s3_env.url(),
         "KERNELFLOW_RUNS": postgres_url,
-        "KERNELFLOW_STORE_KEY": secrets.token_hex(32),
+        "KERNELFLOW_STORE_KEY": team_key,
         "KERNELFLOW_PROJECT": "team",
         "KERNELFLOW_DOMAIN": "development",
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,24 @@ def test_a_damaged_input_is_named_by_the_task_that_cannot_read_it(
     assert isinstance(error, TaskFailedError)
     assert "task 'use' could not read its input 'value' from the store" in str(error)
     assert "--force" in str(error)
+
+
+def test_a_worker_whose_store_key_differs_refuses_the_task_and_says_what_to_give_it(
+    log: Path,
+) -> None:
+    from kernelflow.engine.context import ExecutionContext
+    from kernelflow.engine.execute import execute_and_store
+
+    home = os.environ["KERNELFLOW_HOME"]
+    context = ExecutionContext("run-1", "make", "make", 1, home, key_id="0" * 16)
+    with pytest.raises(TaskFailedError) as raised:
+        execute_and_store(make, {"number": 1, "log": str(log)}, context)
+    message = str(raised.value)
+    assert "task 'make' cannot run in worker process" in message
+    assert "$KERNELFLOW_STORE_KEY" in message
+    assert not log.exists() and not (Path(home) / "artifacts").exists()  # nothing ran
+    from kernelflow.store.home import open_artifacts
+
+    right = replace(context, key_id=open_artifacts(home).key_id(create=True))
+    stored = execute_and_store(make, {"number": 1, "log": str(log)}, right)
+    assert stored["o0"].meta["artifact"]["path"].startswith("artifacts/")

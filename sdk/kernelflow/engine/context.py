@@ -138,6 +138,9 @@ class ExecutionContext:
     # Where the run's artifacts are ($KERNELFLOW_STORE where the run started, or None
     # for the home's own): a worker writes outputs and reads inputs there.
     store_url: str | None = None
+    # The fingerprint of the run's store key, when workers write and read its values:
+    # a worker whose key differs could neither be read from nor read (check_worker_key).
+    key_id: str | None = None
 
     def artifacts(self) -> Any:
         """The run's artifact store, opened in this process (once per process)."""

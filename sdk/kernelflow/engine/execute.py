@@ -12,6 +12,7 @@ import contextlib
 import os
 import pickle
 import shutil
+import socket
 import traceback
 import types
 from collections.abc import Mapping
@@ -57,7 +58,28 @@ def execute_and_store(task: Task, inputs: Mapping[str, Any], context: ExecutionC
     An output that cannot be written here goes back as the value itself (the
     scheduling process tries, and warns if it cannot store it either).
     """
+    check_worker_key(context)
     return store_outputs(task, execute_task(task, inputs, context), context)
+
+
+def check_worker_key(context: ExecutionContext) -> None:
+    """Refuse to run where the store's key is not the run's: this worker could not
+    read the values it is given, and what it wrote could not be read back."""
+    if context.key_id is None:
+        return
+    here = context.artifacts().key_id()
+    if here == context.key_id:
+        return
+    raise TaskFailedError(
+        f"task {context.node!r} cannot run in worker process {os.getpid()} on "
+        f"{socket.gethostname()}: its store key is "
+        f"{'missing' if here is None else 'not the one'} the run's values are signed with",
+        task=context.node,
+        error_type="ConfigurationError",
+        fix="give every worker the environment of the machine that runs the workflow: the "
+        "same $KERNELFLOW_STORE_KEY (and $KERNELFLOW_STORE, with its credentials); "
+        "see 'What a second machine needs' in the README",
+    )
 
 
 def store_outputs(task: Task, outputs: Mapping[str, Any], context: ExecutionContext) -> dict:

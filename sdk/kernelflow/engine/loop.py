@@ -159,6 +159,7 @@ class RunLoop:
         self.compute = NodeCompute(
             engine.store.artifacts, engine.store.runs, self.recorder, lazy=self.in_workers
         )
+        self._key_id: str | None = None
         self.locks = CacheLocks(engine.store.home)  # cache_serialize=True (Flyte's option)
         self.target = target
         self.graph = target.graph
@@ -184,6 +185,13 @@ class RunLoop:
         # The validator plugins (pandera) a worker must import: known when the run starts.
         self.plugins = validator_modules()
         self.attach = attach
+
+    @property
+    def key_id(self) -> str | None:
+        """The store key's fingerprint, which workers that write values must share."""
+        if self.in_workers and self._key_id is None:
+            self._key_id = self.store.artifacts.key_id(create=True)
+        return self._key_id
 
     # --- the loop -------------------------------------------------------------
 
@@ -360,6 +368,7 @@ class RunLoop:
             self.checkpoint_run,
             plugins=self.plugins,
             store_url=self.store.store_url,
+            key_id=self.key_id,
         )
         timeout = task.options.timeout
         record = Attempt(

@@ -28,7 +28,7 @@ from kernelflow._core.task import Task
 from kernelflow.engine.compute import NodeCompute
 from kernelflow.engine.context import ExecutionContext
 from kernelflow.engine.events import EventBus
-from kernelflow.engine.execute import execute_task, store_outputs
+from kernelflow.engine.execute import check_worker_key, execute_task, store_outputs
 from kernelflow.engine.stored import Stored, as_map_output
 
 _BATCHES_PER_WORKER = 4
@@ -59,6 +59,8 @@ def execute_batch(
     store as they are made and only references are kept: a batch of items whose
     outputs do not fit in memory together runs, and nothing big goes back.
     """
+    if store:
+        check_worker_key(context)
     results: list[dict[str, Any] | FailedItem] = []
     for index, item in zip(indexes, items):
         try:

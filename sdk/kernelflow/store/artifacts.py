@@ -261,6 +261,15 @@ class ArtifactStore:
                 if folder.is_dir() and _COPY.fullmatch(relative):
                     yield relative
 
+    def key_id(self, *, create: bool = False) -> str | None:
+        """A fingerprint of the store's key (not the key, which never leaves the process):
+        two processes with the same fingerprint sign and verify alike. None when there is
+        no key, unless ``create`` makes one (as the first write would)."""
+        key = self._signing_key() if create else self._verifying_key()
+        if key is None:
+            return None
+        return hmac.new(key, b"kernelflow key id", hashlib.sha256).hexdigest()[:16]
+
     # -- internals --
 
     def _get_inline(self, ref: ArtifactRef) -> object:
