@@ -48,8 +48,10 @@ from kernelflow.engine.runner import RunResult, RunTarget
 from kernelflow.notebook.export import Export, export
 from kernelflow.notebook.lineage import LINEAGE_COLUMNS, lineage_rows
 from kernelflow.notebook.outputs import MIMETYPE, output_record, read_outputs, store_location
+from kernelflow.notebook.promote import check_in_domain as _check_in_domain
 from kernelflow.notebook.promote import promote as _promote
-from kernelflow.notebook.versions import diff, versions
+from kernelflow.notebook.promote import versions_in
+from kernelflow.notebook.versions import diff
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.gc import GcReport, clear_cache, collect
 from kernelflow.store.home import HOME_ENV, STORE_ENV, Store, default_home, open_store
@@ -123,6 +125,7 @@ __all__ = [
     "validate_name",
     "waiting_nodes",
     "versions",
+    "check_schedulable",
     "write_executed_copy",
 ]
 
@@ -470,6 +473,32 @@ def promote(
     """Promote an exported version of ``workflow`` from the current domain to ``to``,
     recording who, when and which version in the run database; the record."""
     return _promote(_store(store), workflow, version, to=to, out=out)
+
+
+def versions(
+    workflow: str,
+    out: str | os.PathLike[str] = "exports",
+    *,
+    domain: str | None = ANY,
+    store: Store | str | None = None,
+) -> list[dict[str, Any]]:
+    """The exported versions of ``workflow`` in the current project, oldest first, each
+    with the ``domains`` it is in (exported in, then promoted to); ``domain`` keeps
+    those in one domain (``None``: the current one; default :data:`ANY`: all)."""
+    return versions_in(_store(store), workflow, out, domain=domain)
+
+
+def check_schedulable(notebook: str | os.PathLike[str], store: Store | str | None = None) -> None:
+    """Refuse (:class:`ParameterError`) an exported notebook that is not in the current
+    domain: a plan runs only what was exported in, or promoted to, its domain."""
+    import nbformat
+
+    try:
+        metadata = nbformat.read(os.fspath(notebook), as_version=4).metadata.get("kernelflow")
+    except Exception:  # not a notebook: make_plan says so
+        return
+    if isinstance(metadata, dict):
+        _check_in_domain(_store(store), metadata, os.fspath(notebook))
 
 
 def promotions(

@@ -136,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     versions = commands.add_parser("versions", help="list a workflow's exported versions")
     versions.add_argument("workflow")
     versions.add_argument("--out", default="exports", metavar="DIR")
+    _all_domains_option(versions, "versions")
     versions.set_defaults(handler=_versions)
 
     diff = commands.add_parser("diff", help="tasks added, removed, changed between versions")
@@ -306,12 +307,15 @@ def _export(args: argparse.Namespace) -> int:
 def _versions(args: argparse.Namespace) -> int:
     from kernelflow import api
 
-    for record in api.versions(args.workflow, args.out):
+    listed = api.versions(args.workflow, args.out, domain=_listed_domain(args))
+    if not listed:
+        print(f"no version of {args.workflow} in {api.current_scope().domain} (--all-domains: all)")
+    for record in listed:
         parent = record["parent"] or "-"
         source = record["source"] or "(unknown: the index was rebuilt)"
         print(
             f"{record['version']}  {record['created']}  parent {parent}  "
-            f"{len(record['tasks'])} tasks  from {source}"
+            f"{len(record['tasks'])} tasks  in {', '.join(record['domains'])}  from {source}"
         )
     return EXIT_OK
 

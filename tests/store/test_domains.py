@@ -323,3 +323,34 @@ def test_promote_records_who_when_and_which_version(
     code, _, err = _cli(capsys, "promote", "summing", version, "--to", "prod")
     assert code == 2 and "'prod' does not exist" in err
     assert len(_cli(capsys, "promotions")[1].splitlines()) == 1  # the refused ones: not recorded
+
+
+def test_an_export_is_in_its_domain_and_those_it_is_promoted_to_and_schedules_follow(
+    flow_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cells = ["%load_ext kernelflow", "%%task total\ntotal: int = 1 + 1"]
+    source = write(make_notebook(cells, name="summing"), flow_dir / "summing.ipynb")
+    exported = export(source, flow_dir / "exports")
+    version, path = exported.version, str(exported.path)
+    code, out, _ = _cli(capsys, "versions", "summing")
+    assert code == 0 and f"{version}  " in out and "in development " in out
+    code, out, _ = _cli(capsys, "--domain", "production", "versions", "summing")
+    assert code == 0 and version not in out and "no version of summing in production" in out
+
+    # Not promoted: production refuses to schedule it, and says how to promote it.
+    add = ("schedule", "add", path, "--cron", "0 6 * * *", "--name")
+    code, _, err = _cli(capsys, "--domain", "production", *add, "nightly")
+    assert code == 2, err
+    assert f"summing version {version} of project 'default', in development" in err
+    assert f"promote summing {version} --to production" in err
+    assert _cli(capsys, "--domain", "production", "schedule", "ls")[1].count("nightly") == 0
+
+    assert _cli(capsys, "promote", "summing", version, "--to", "production")[0] == 0
+    code, out, _ = _cli(capsys, "--domain", "production", "versions", "summing")
+    assert f"{version}  " in out and "in development, production " in out
+    code, out, err = _cli(capsys, "--domain", "production", *add, "nightly")
+    assert code == 0, err
+    assert "in production" in out
+    # Staging never had it: refused there still; development, where it was made, takes it.
+    assert _cli(capsys, "--domain", "staging", *add, "staged")[0] == 2
+    assert _cli(capsys, *add, "daily")[0] == 0

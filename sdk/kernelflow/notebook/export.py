@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernelflow._core.scope import current_scope
 from kernelflow.notebook.cells import TaskSpec
 from kernelflow.notebook.fingerprint import task_fingerprint
 from kernelflow.notebook.load import NAME_FIX, NotebookWorkflow, load_notebook
@@ -70,6 +71,7 @@ def exported_notebook(workflow: NotebookWorkflow, version: str) -> Any:
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
     declared = {name: decl.type_text for name, decl in workflow.parameters.items()}
+    scope = current_scope()
     cells = [
         new_markdown_cell(
             f"# {workflow.name} (version {version})\n\nExported by kernelflow. Run it with "
@@ -107,6 +109,10 @@ def exported_notebook(workflow: NotebookWorkflow, version: str) -> Any:
             "inputs": declared,
             "outputs": list(workflow.graph.outputs),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            # Where it was exported: a version is in this domain, and in those it is
+            # promoted to (kernelflow.notebook.promote).
+            "project": scope.project,
+            "domain": scope.domain,
         },
     }
     notebook = new_notebook(cells=cells, metadata=metadata)

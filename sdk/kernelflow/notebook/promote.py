@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from kernelflow._core.errors import ParameterError
-from kernelflow._core.scope import check_domain, current_scope
-from kernelflow.notebook.versions import DEFAULT_OUT, versions
+from kernelflow._core.scope import (
+    ANY,
+    DEFAULT_DOMAIN,
+    DEFAULT_PROJECT,
+    check_domain,
+    current_scope,
+)
+from kernelflow.notebook.versions import DEFAULT_OUT, Record, versions
 from kernelflow.store.home import Store
 
 
@@ -68,3 +76,70 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # a container's uid without a passwd entry
         return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+def versions_in(
+    store: Store,
+    workflow: str,
+    out: str | os.PathLike[str] = DEFAULT_OUT,
+    *,
+    domain: str | None = None,
+) -> list[Record]:
+    """The exported versions of ``workflow`` in the current project, each with the
+    ``domains`` it is in: the one it was exported in, then those it was promoted to.
+
+    ``domain`` keeps only the versions in that domain (``None``: the current one;
+    :data:`~kernelflow._core.scope.ANY`: all). An export made before projects and
+    domains existed is in ``default`` / ``development``, as its runs are.
+    """
+    scope = current_scope()
+    promoted: dict[str, list[str]] = {}
+    for record in reversed(store.runs.promotions(workflow, project=scope.project)):
+        promoted.setdefault(str(record["version"]), []).append(str(record["to_domain"]))
+    wanted = None if domain == ANY else (domain or scope.domain)
+    listed = []
+    for record in versions(workflow, out):
+        if (record.get("project") or DEFAULT_PROJECT) != scope.project:
+            continue
+        exported_in = record.get("domain") or DEFAULT_DOMAIN
+        domains = list(dict.fromkeys([exported_in, *promoted.get(record["version"], [])]))
+        if wanted is None or wanted in domains:
+            listed.append({**record, "domains": domains})
+    return listed
+
+
+def check_in_domain(store: Store, metadata: Mapping[str, Any], path: str) -> None:
+    """Refuse to schedule an export in a domain it was never exported in nor promoted to.
+
+    A plan in ``production`` runs what was promoted there, so that a version reaches
+    production by one recorded decision (:func:`promote`), not by a path typed in a
+    ``schedule add``. Raises :class:`ParameterError` naming the version, its domains
+    and the command that promotes it; notebooks without export metadata pass.
+    """
+    workflow, version = metadata.get("workflow"), metadata.get("version")
+    if not isinstance(workflow, str) or not isinstance(version, str):
+        return
+    scope = current_scope()
+    project = metadata.get("project") or DEFAULT_PROJECT
+    exported_in = metadata.get("domain") or DEFAULT_DOMAIN
+    promoted = [
+        str(record["to_domain"])
+        for record in store.runs.promotions(workflow, project=project)
+        if record["version"] == version
+    ]
+    domains = list(dict.fromkeys([exported_in, *promoted]))
+    if project == scope.project and scope.domain in domains:
+        return
+    raise ParameterError(
+        f"{path!r} is {workflow} version {version} of project {project!r}, in "
+        f"{', '.join(domains)}; it cannot be scheduled in {scope.project}/{scope.domain}",
+        fix=(
+            f"promote it first: kernelflow --project {project} --domain {exported_in} "
+            f"promote {workflow} {version} --to {scope.domain}"
+            if project == scope.project
+            else f"schedule it with --project {project}"
+        ),
+        workflow=workflow,
+        version=version,
+        domain=scope.domain,
+    )

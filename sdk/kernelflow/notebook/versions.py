@@ -187,6 +187,7 @@ def _entry(notebook: Path, workflow: str) -> Record | None:
     get = metadata.get
     entry = {"version": get("version"), "created": get("created"), "source": None}
     entry |= {"tasks": get("tasks"), "parent": None}
+    entry |= {"project": get("project"), "domain": get("domain")}  # absent before domains
     return entry if entry["version"] == notebook.stem and _well_formed(entry) else None
 
 

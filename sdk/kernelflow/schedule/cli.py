@@ -82,13 +82,15 @@ def _runs_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from kernelflow.api import current_scope
+    from kernelflow.api import check_schedulable, current_scope
     from kernelflow.schedule.plans import PlanStore, make_plan
     from kernelflow.schedule.scheduler import upcoming_tick
 
     params = _param_dict(args.param)
     scope = current_scope()  # the plan runs in the project and domain it is added in
     plan = make_plan(args.notebook, args.cron, params, name=args.name, timezone=args.tz)
+    if not plan.is_script:  # an export runs only in a domain it was promoted to
+        check_schedulable(plan.notebook)
     plan = PlanStore().add(dataclasses.replace(plan, project=scope.project, domain=scope.domain))
     print(f"added plan {plan.name}: {plan.cron} ({plan.timezone}) in {plan.domain}")
     print(f"  {'script' if plan.is_script else 'notebook'}: {plan.notebook}")
