@@ -250,13 +250,22 @@ def test_flyte_remote_executes_and_fetches_executions(plans, store_home: Path) -
     assert fetched.node_executions["total"].inputs == {"values": [2.0, 8.0], "offset": 0.0}
     assert remote.wait(fetched).id.name == execution.id.name
 
-    # A run made elsewhere (the CLI) is an execution too, and the newest one.
-    done = kernelflow_cli("run", f"{PLANS}:report", "-p", "values", "[3.0]")
+    # A run made elsewhere (the CLI) in the remote's project is an execution too, and the
+    # newest one; one of another project is not listed.
+    other = kernelflow_cli("run", f"{PLANS}:report", "-p", "values", "[5.0]")
+    assert other.returncode == 0, other.stderr
+    done = kernelflow_cli(
+        "--project", "flytesnacks", "run", f"{PLANS}:report", "-p", "values", "[3.0]"
+    )
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.split("run_id: ")[1].split()[0]
     recent = remote.recent_executions(limit=5)
     assert [e.id.name for e in recent] == [run_id, execution.id.name]
     assert recent[0].outputs["o0"] == 3.0
+    # the remote's run is recorded in its project: the default project does not list it
+    listed = kernelflow_cli("runs", "--all-domains")
+    assert execution.id.name not in listed.stdout and run_id not in listed.stdout
+    assert execution.id.name in kernelflow_cli("--project", "flytesnacks", "runs").stdout
 
     with pytest.raises(ParameterError, match="'factor' is fixed"):
         remote.execute(plans.doubled, inputs={"factor": 1.0})

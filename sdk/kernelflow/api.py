@@ -301,6 +301,8 @@ def start(
     store: Store | str | os.PathLike[str] | None = None,
     listeners: Sequence[Listener] | None = None,
     started_within: float = 60.0,
+    project: str | None = None,
+    domain: str | None = None,
 ) -> str:
     """Start a run in a background thread of this process; its id once it is recorded.
 
@@ -311,8 +313,11 @@ def start(
     the thread starts; an error before the run is recorded is raised here too.
     Without ``listeners``, what the front end offers is used (a kernel's
     progress view). The thread is a daemon: the run dies with the process.
+    ``project`` and ``domain`` are checked here, as :func:`run` checks them.
     """
     import threading
+
+    current_scope(project, domain)  # an unknown domain: refused before the thread
 
     resolved = load_target(target) if isinstance(target, (str, os.PathLike)) else target
     _check_plan_inputs(resolved, params or {})
@@ -323,7 +328,15 @@ def start(
 
     def body() -> None:
         try:
-            run(resolved, params, store=opened, listeners=chosen, run_id=run_id)
+            run(
+                resolved,
+                params,
+                store=opened,
+                listeners=chosen,
+                run_id=run_id,
+                project=project,
+                domain=domain,
+            )
         except BaseException as error:  # shown to the caller if the run never started
             failed.append(error)
 
@@ -603,13 +616,17 @@ def waiting_nodes(
 
 
 def execution_records(
-    limit: int | None = None, *, store: Store | str | os.PathLike[str] | None = None
+    limit: int | None = None,
+    *,
+    project: str | None = None,
+    domain: str | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs, newest first, each as :func:`execution_record` gives it, without values."""
+    """Runs, newest first, each as :func:`execution_record` gives it, without values;
+    those of ``project`` and ``domain`` where given, else of every one."""
     opened = _store(store)
-    return [
-        _execution(opened, run, with_values=False) for run in opened.runs.list_runs(limit=limit)
-    ]
+    runs = opened.runs.list_runs(limit=limit, project=project, domain=domain)
+    return [_execution(opened, run, with_values=False) for run in runs]
 
 
 def execution_record(
@@ -623,11 +640,13 @@ def execution_record(
     return None if run is None else _execution(opened, run, with_values=True)
 
 
+_EXECUTION_KEYS = (
+    "run_id", "workflow", "version", "status", "started", "finished", "error", "project", "domain"
+)  # fmt: skip
+
+
 def _execution(opened: Store, run: Mapping[str, Any], *, with_values: bool) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        key: run.get(key)
-        for key in ("run_id", "workflow", "version", "status", "started", "finished", "error")
-    }
+    record: dict[str, Any] = {key: run.get(key) for key in _EXECUTION_KEYS}
     record["params"] = dict(run.get("params") or {})
     if not with_values:
         return record

@@ -99,10 +99,12 @@ class FlyteWorkflowExecution:
 class FlyteRemote:
     """Executions of the run store that ``config`` names (default: ``Config.auto()``).
 
-    ``default_project`` and ``default_domain`` are kept on the ids for code that
-    reads them; they do not (yet) choose kernelflow's project and domain, which come
-    from ``$KERNELFLOW_PROJECT`` / ``$KERNELFLOW_DOMAIN`` for the runs it executes,
-    and ``recent_executions`` lists the runs of every project and domain.
+    ``default_project`` and ``default_domain`` are kernelflow's project and domain
+    (``--project`` / ``--domain``) for what ``execute`` runs and what
+    ``recent_executions`` lists, as in Flyte; a call's own ``project`` / ``domain``
+    win. Without either, runs go to the current ones (``$KERNELFLOW_PROJECT`` /
+    ``$KERNELFLOW_DOMAIN``) and every run is listed. An execution's id names the
+    project and domain its run was recorded in.
     """
 
     def __init__(
@@ -180,18 +182,27 @@ class FlyteRemote:
         with ``wait=True`` it returns the finished execution. A failed task does
         not raise: the execution says ``status == "failed"``.
         """
+        scope = {
+            "project": project or self.default_project,
+            "domain": domain or self.default_domain,
+        }
         if not wait:
-            run_id = api.start(entity, dict(inputs or {}), store=self.config.store)
-            return self.fetch_execution(project, domain, run_id)
-        result = api.run(entity, dict(inputs or {}), store=self.config.store)
-        return self.fetch_execution(project, domain, result.run_id)
+            run_id = api.start(entity, dict(inputs or {}), store=self.config.store, **scope)
+            return self.fetch_execution(name=run_id)
+        result = api.run(entity, dict(inputs or {}), store=self.config.store, **scope)
+        return self.fetch_execution(name=result.run_id)
 
     def recent_executions(
         self, project: str | None = None, domain: str | None = None, limit: int | None = 100
     ) -> list[FlyteWorkflowExecution]:
         """The newest executions first, at most ``limit``."""
-        records = api.execution_records(limit, store=self.config.store)
-        return [self.fetch_execution(project, domain, record["run_id"]) for record in records]
+        records = api.execution_records(
+            limit,
+            project=project or self.default_project,
+            domain=domain or self.default_domain,
+            store=self.config.store,
+        )
+        return [self.fetch_execution(name=record["run_id"]) for record in records]
 
     def set_signal(
         self,
@@ -217,7 +228,9 @@ class FlyteRemote:
         self, record: Mapping[str, Any], project: str | None, domain: str | None
     ) -> FlyteWorkflowExecution:
         run_id = WorkflowExecutionIdentifier(
-            project or self.default_project, domain or self.default_domain, record["run_id"]
+            record.get("project") or project or self.default_project,
+            record.get("domain") or domain or self.default_domain,
+            record["run_id"],
         )
         nodes = {
             node_id: FlyteNodeExecution(
