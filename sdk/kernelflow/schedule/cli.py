@@ -173,7 +173,8 @@ def _run(args: argparse.Namespace) -> int:
         plan = outcome.plan
         raise KernelflowError(
             f"plan {plan.name!r} is running already ({plan.holder}, since {plan.running_since})",
-            fix="wait for that run to finish; a lock left by a dead process is taken over",
+            fix="wait for that run to finish; a lock left by a dead process is taken over"
+            " (one held on another machine, once its lease has run out)",
             plan=plan.name,
         )
     _print_outcome(outcome)

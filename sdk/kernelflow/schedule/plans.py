@@ -43,7 +43,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kernelflow.api import PLANS, FileTables, SmallTables, default_home, open_tables
 from kernelflow.errors import KernelflowError, ParameterError
 
-SCHEDULES_FILE = PLANS.file
 TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # UTC; sorts as text in the same order as in time
 # How long a lock taken on one machine keeps schedulers on other machines away: they
 # cannot see its process, so only its lease says it is gone. Generous, as there is
