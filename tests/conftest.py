@@ -50,10 +50,22 @@ def postgres() -> Iterator[Server]:
 @pytest.fixture
 def postgres_url(postgres: Server) -> Iterator[str]:
     """A new, empty database on the session's server, dropped after the test."""
-    from kernelflow.store.home import close_stores
-
     name = f"kf_{secrets.token_hex(6)}"
     url = create_database(postgres, name)
     yield url
+    from kernelflow.store.home import close_stores
+
     close_stores(url)  # what the test opened on it: no connection left to a dropped database
     drop_database(postgres, name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def runs_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """Runs the test's workflows with run history in SQLite, then in PostgreSQL
+    (``$KERNELFLOW_RUNS``, which subprocesses inherit); the URL, or ``None``."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("KERNELFLOW_RUNS", raising=False)
+        return None
+    url = str(request.getfixturevalue("postgres_url"))
+    monkeypatch.setenv("KERNELFLOW_RUNS", url)
+    return url

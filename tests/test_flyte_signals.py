@@ -142,3 +142,41 @@ def test_signals_to_an_older_store_file_still_work(tmp_path: Path) -> None:
         "r2", "extra", node="extra", type_name="int", deadline=None, spec='{"t": "int"}'
     )
     assert store.expected("r2", "extra") == ("int", '{"t": "int"}')
+
+
+def test_a_signal_from_another_machine_reaches_the_waiting_node_through_a_shared_database(
+    tmp_path: Path, runs_env: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machine b (another home, the same $KERNELFLOW_RUNS) signals a run waiting on a."""
+    monkeypatch.setenv("SIGNALS_TIMEOUT", "120")
+    results = []
+    runner = threading.Thread(target=lambda: results.append(api.run(f"{SIGNALS}:review")))
+    runner.start()
+
+    def on_b(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KERNELFLOW_HOME": str(tmp_path / "machine-b")}
+        command = [sys.executable, "-m", "kernelflow", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+    try:
+        run_id = str(_waiting_for("extra")["run_id"])
+        if runs_env is None:  # SQLite: machine b has a store of its own, without that run
+            unknown = on_b("signal", run_id, "extra", "3")
+            assert unknown.returncode == 2 and f"no run {run_id!r}" in unknown.stderr
+            api.send_signal(run_id, "extra", "3")
+            _waiting_for("proposal-ok")
+            api.send_signal(run_id, "proposal-ok", "true")
+        else:
+            refused = on_b("signal", run_id, "extra", "five")  # checked against a's waiting node
+            assert refused.returncode == 2
+            assert "waits for signal 'extra' as int, got 'five'" in refused.stderr
+            sent = on_b("signal", run_id, "extra", "3")
+            assert sent.returncode == 0, sent.stderr
+            _waiting_for("proposal-ok")
+            approved = on_b("approve", run_id, "proposal-ok")
+            assert approved.returncode == 0, approved.stderr
+    finally:
+        runner.join(timeout=120)
+    assert results[0].status == "succeeded"
+    assert results[0].outputs == {"o0": 13}  # base 1 * 10 + 3
+    assert not (tmp_path / "machine-b" / "signals.sqlite").exists()  # b stored nothing locally

@@ -54,9 +54,15 @@ from kernelflow.notebook.promote import versions_in
 from kernelflow.notebook.versions import diff
 from kernelflow.store._liveness import pid_alive
 from kernelflow.store.gc import GcReport, clear_cache, collect
-from kernelflow.store.home import HOME_ENV, STORE_ENV, Store, default_home, open_store
-from kernelflow.store.signals import SignalStore
-from kernelflow.store.small_db import small_database
+from kernelflow.store.home import (
+    HOME_ENV,
+    STORE_ENV,
+    Store,
+    default_home,
+    open_store,
+    open_tables,
+)
+from kernelflow.store.small_db import PLANS, FileTables, SmallTables
 from kernelflow.workflows.failure import run_on_failure
 from kernelflow.workflows.human import send_signal as deliver_signal
 
@@ -80,7 +86,10 @@ __all__ = [
     "Event",
     "add_ambient_listener",
     "remove_ambient_listener",
-    "small_database",
+    "PLANS",
+    "FileTables",
+    "SmallTables",
+    "open_tables",
     "start",
     "Export",
     "GcReport",
@@ -605,7 +614,7 @@ def waiting_nodes(
     """The nodes waiting for a signal now (of ``run_id``): run_id, name, node, type, since."""
     opened = _store(store)
     found = []
-    for wait in SignalStore(opened.home).waits(run_id, state="waiting"):
+    for wait in opened.signals.waits(run_id, state="waiting"):
         run = opened.runs.get_run(wait["run_id"])
         if run is not None and run["status"] == "running":
             found.append(wait)

@@ -1,7 +1,8 @@
 """The run database under test: SQLite (a file in the store), or a real PostgreSQL server.
 
-Tests that take ``runs_target`` run once per backend, on the ``postgres_url`` of
-tests/conftest.py (a new empty database on the session's server).
+Tests that take ``runs_target`` run once per backend. The PostgreSQL server and
+its fixtures (``postgres_url``, ``runs_env``) are in ``tests/conftest.py``, for the
+other directories' tests too.
 """
 
 from __future__ import annotations
@@ -52,15 +53,3 @@ def raw_sql(runs_target: str) -> Callable[..., list[tuple[Any, ...]]]:
             return cursor.fetchall() if cursor.description else []
 
     return run
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def runs_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
-    """Runs the test's workflows with run history in SQLite, then in PostgreSQL
-    (``$KERNELFLOW_RUNS``, which subprocesses inherit); the URL, or ``None``."""
-    if request.param == "sqlite":
-        monkeypatch.delenv("KERNELFLOW_RUNS", raising=False)
-        return None
-    url = str(request.getfixturevalue("postgres_url"))
-    monkeypatch.setenv("KERNELFLOW_RUNS", url)
-    return url

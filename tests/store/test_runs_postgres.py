@@ -181,7 +181,9 @@ def test_a_database_that_cannot_be_opened_is_one_paragraph_exit_2_and_nothing_wr
 ) -> None:
     url, fix = _bad_urls(postgres)[case]
     home = project / "home"
-    for command in (["run", "flow.py:wf"], ["runs"]):
+    # signals and plans are on the server too: their commands fail the same way
+    commands = (["run", "flow.py:wf"], ["runs"], ["schedule", "ls"], ["signal", "r1", "x", "1"])
+    for command in commands:
         done = _cli(project, home, *command, url=url)
         assert done.returncode == 2, done.stderr
         masked = url.replace(url.split(":")[2].split("@")[0], "***")
@@ -196,8 +198,11 @@ def test_a_database_that_cannot_be_opened_is_one_paragraph_exit_2_and_nothing_wr
     assert tables == [(True,)]  # nothing was created on the server either
 
 
-def test_a_url_of_another_kind_is_refused_with_its_password_masked(project: Path) -> None:
-    done = _cli(project, project / "home", "runs", url="mysql://me:hunter2@db.example/runs")
+@pytest.mark.parametrize("command", [["runs"], ["schedule", "ls"]])
+def test_a_url_of_another_kind_is_refused_with_its_password_masked(
+    project: Path, command: list[str]
+) -> None:
+    done = _cli(project, project / "home", *command, url="mysql://me:hunter2@db.example/runs")
     assert done.returncode == 2, done.stderr
     assert "KERNELFLOW_RUNS=mysql://me:***@db.example/runs names no run database" in done.stderr
     assert "hunter2" not in done.stderr and "postgresql://" in done.stderr

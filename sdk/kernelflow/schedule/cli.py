@@ -140,7 +140,7 @@ def _row(plan: Any, now: datetime) -> tuple[str, ...]:
     when = _local(tick, plan.timezone) + (" (due)" if tick <= now else "")
     status = plan.last_status or "never run"
     if plan.running_since is not None:
-        status = f"running (pid {plan.pid})"
+        status = f"running ({plan.holder})"
     cells = (plan.name, plan.cron, plan.timezone, plan.domain, when, status)
     return (*cells, _short_path(plan.notebook))
 
@@ -174,8 +174,9 @@ def _run(args: argparse.Namespace) -> int:
     if outcome.status == "skipped":
         plan = outcome.plan
         raise KernelflowError(
-            f"plan {plan.name!r} is running already (pid {plan.pid}, since {plan.running_since})",
-            fix="wait for that run to finish; a lock left by a dead process is taken over",
+            f"plan {plan.name!r} is running already ({plan.holder}, since {plan.running_since})",
+            fix="wait for that run to finish; a lock left by a dead process is taken over"
+            " (one held on another machine, once its lease has run out)",
             plan=plan.name,
         )
     _print_outcome(outcome)

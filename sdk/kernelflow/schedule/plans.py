@@ -1,19 +1,24 @@
 """Launch plans: an exported notebook, a cron expression and fixed parameters, persisted.
 
 A plan is what ``kernelflow schedule add`` records and what the scheduler runs. Plans
-live in their own SQLite file, ``<store home>/schedules.sqlite``, apart from the run
-history, because a scheduler process polls them all day while runs write to
-``runs.sqlite``; separate files keep the two from contending for one write lock.
+are kept where the run history is: in their own SQLite file,
+``<store home>/schedules.sqlite``, apart from ``runs.sqlite`` (a scheduler process
+polls them all day while runs write to ``runs.sqlite``; separate files keep the two
+from contending for one write lock); or, when ``$KERNELFLOW_RUNS`` names a
+PostgreSQL server, in the run database, so that every machine using it sees the
+same plans and one lock per plan (``kernelflow.store.small_db``).
 
 Every question about time (is the expression valid here; which tick is due and when
 is the next one, in :mod:`kernelflow.schedule.scheduler`) is answered by ``croniter``
 in the plan's time zone, never by our own cron arithmetic: daylight saving,
 ``@daily``, ranges and step values are its job.
 
-The ``running_since`` / ``pid`` / ``lock_token`` columns are a lock, so that one plan
-never runs twice at once even with several schedulers on one store: it is taken by a
-single atomic ``UPDATE ... WHERE running_since IS NULL`` and released by the token
-holder. A lock whose process died is stale and may be taken over.
+The ``running_since`` / ``pid`` / ``host`` / ``lease_until_ts`` / ``lock_token``
+columns are a lock, so that one plan never runs twice at once even with several
+schedulers, on one machine or on several: it is taken by a single atomic
+``UPDATE ... WHERE running_since IS NULL`` and released by the token holder. A
+lock whose holder is gone is stale and may be taken over (see
+:meth:`PlanStore.try_lock`).
 
 A plan belongs to the project and domain it was added in (``--project``,
 ``--domain``), and its runs are recorded there; ``schedule ls`` lists those of the
@@ -26,36 +31,24 @@ from __future__ import annotations
 import ast
 import json
 import os
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kernelflow.api import small_database
+from kernelflow.api import PLANS, FileTables, SmallTables, default_home, open_tables
 from kernelflow.errors import KernelflowError, ParameterError
 
-SCHEDULES_FILE = "schedules.sqlite"
 TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # UTC; sorts as text in the same order as in time
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS plans (
-    name TEXT PRIMARY KEY, notebook TEXT NOT NULL, cron TEXT NOT NULL,
-    params TEXT NOT NULL, timezone TEXT NOT NULL, created TEXT NOT NULL,
-    last_tick TEXT, last_status TEXT, last_error TEXT, last_run_file TEXT, last_run_at TEXT,
-    running_since TEXT, running_since_ts REAL, pid INTEGER, lock_token TEXT,
-    project TEXT NOT NULL DEFAULT 'default', domain TEXT NOT NULL DEFAULT 'development');
-"""
-# Files written before plans had a project and a domain: their plans are the defaults'.
-_SCOPE_COLUMNS = {
-    "project": "ALTER TABLE plans ADD COLUMN project TEXT NOT NULL DEFAULT 'default'",
-    "domain": "ALTER TABLE plans ADD COLUMN domain TEXT NOT NULL DEFAULT 'development'",
-}
+# How long a lock taken on one machine keeps schedulers on other machines away: they
+# cannot see its process, so only its lease says it is gone. Generous, as there is
+# no heartbeat: a run may take hours, and a run longer than this may be started a
+# second time by a scheduler on another machine.
+LOCK_LEASE_SECONDS = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +70,12 @@ class Plan:
     pid: int | None = None
     project: str = "default"
     domain: str = "development"
+    host: str | None = None  # of the process that holds the lock, if one does
+
+    @property
+    def holder(self) -> str:
+        """Who holds the lock, for messages: ``pid 123 on HOST``."""
+        return f"pid {self.pid}" + (f" on {self.host}" if self.host else "")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -360,34 +359,24 @@ def _json_native(value: object) -> bool:
 
 
 class PlanStore:
-    """Plans in ``schedules.sqlite``; safe to share between processes.
+    """Plans in ``schedules.sqlite``, or in a shared run database; safe to share between
+    processes, and between machines.
 
-    Each call opens its own short connection (WAL, busy timeout), so one instance
-    can be used from any thread and many schedulers can poll one file.
+    Each call is one short statement of its own (a fresh connection to the file, or
+    the store's connection to the server), so one instance can be used from any
+    thread and many schedulers can poll the same plans. ``path`` names a plan file
+    to use instead of the configured place.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.tables: SmallTables
         if path is None:
-            from kernelflow.api import default_home
-
-            path = default_home() / SCHEDULES_FILE
-        self.path = Path(path).absolute()
-        self._ready = False
-
-    @property
-    def home(self) -> Path:
-        """The store home the plans belong to (runs record there too)."""
-        return self.path.parent
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with small_database(self.path, "schedule", None if self._ready else self._prepare) as conn:
-            yield conn
-
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(_SCHEMA)
-        _add_scope_columns(conn)
-        self._ready = True
+            self.home = default_home()  # the store the plans belong to (runs record there)
+            self.tables = open_tables(PLANS, self.home)
+        else:
+            self.tables = FileTables(path, PLANS)
+            self.home = self.tables.path.parent
+        self.path: Path | None = getattr(self.tables, "path", None)  # the file, if in one
 
     def add(self, plan: Plan) -> Plan:
         """Store a new plan; a name already taken, or not fit for a path, is refused."""
@@ -404,25 +393,22 @@ class PlanStore:
             plan.project,
             plan.domain,
         )
-        with self._connect() as conn:
-            try:
-                conn.execute(
-                    "INSERT INTO plans (name, notebook, cron, params, timezone, created, project,"
-                    " domain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-            except sqlite3.IntegrityError as error:
-                raise ParameterError(
-                    f"a plan named {plan.name!r} exists already",
-                    fix=f"choose another with --name, or `kernelflow schedule rm {plan.name}`",
-                    parameter="name",
-                    actual=plan.name,
-                ) from error
+        added = self.tables.write(
+            "INSERT OR IGNORE INTO plans (name, notebook, cron, params, timezone, created,"
+            " project, domain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+        if not added:
+            raise ParameterError(
+                f"a plan named {plan.name!r} exists already",
+                fix=f"choose another with --name, or `kernelflow schedule rm {plan.name}`",
+                parameter="name",
+                actual=plan.name,
+            )
         return plan
 
     def get(self, name: str) -> Plan:
-        with self._connect() as conn:
-            row = conn.execute("SELECT * FROM plans WHERE name = ?", (name,)).fetchone()
+        row = self.tables.row("SELECT * FROM plans WHERE name = ?", (name,))
         if row is None:
             raise _unknown(name)
         return _plan(row)
@@ -434,47 +420,64 @@ class PlanStore:
         given = [(column, value) for column, value in pairs if value is not None]
         where = " AND ".join(f"{column} = ?" for column, _ in given)
         sql = "SELECT * FROM plans" + (f" WHERE {where}" if where else "") + " ORDER BY name"
-        with self._connect() as conn:
-            rows = conn.execute(sql, tuple(value for _, value in given)).fetchall()
-        return [_plan(row) for row in rows]
+        return [_plan(row) for row in self.tables.rows(sql, tuple(value for _, value in given))]
 
     def remove(self, name: str) -> None:
-        with self._connect() as conn:
-            if conn.execute("DELETE FROM plans WHERE name = ?", (name,)).rowcount == 0:
-                raise _unknown(name)
+        if self.tables.write("DELETE FROM plans WHERE name = ?", (name,)) == 0:
+            raise _unknown(name)
 
     def try_lock(
-        self, name: str, *, before: datetime | None = None, pid: int | None = None
+        self,
+        name: str,
+        *,
+        before: datetime | None = None,
+        pid: int | None = None,
+        host: str | None = None,
+        lease: float = LOCK_LEASE_SECONDS,
     ) -> str | None:
         """Take the plan's run lock; a token to release it with, or ``None`` if held.
 
         ``before``: take it only if the plan's last tick is older, so that two
         schedulers that both saw a tick as due do not both run it, one after the other.
-        A lock whose pid is dead (or was reused) is stale and is taken over, again by
-        one conditional UPDATE, so two takers cannot both win.
+        The lock records its holder (``pid``, default this process, on ``host``,
+        default this machine) and a lease, ``lease`` seconds from now. It is stale,
+        and taken over, when its holder is gone: a holder on this host when its
+        process has ended (its pid is dead, or was reused); a holder on another host,
+        whose processes this one cannot see, only when its lease has run out (there
+        is no heartbeat: hence a generous :data:`LOCK_LEASE_SECONDS`; the clocks of
+        the machines are trusted to agree within it). A take-over is again one
+        conditional UPDATE, so two takers cannot both win.
         """
-        token, owner = uuid.uuid4().hex, os.getpid() if pid is None else pid
-        since, since_ts = _iso(datetime.now(UTC)), time.time()  # real time: checked against pids
+        token, here = uuid.uuid4().hex, _this_host()
+        now = time.time()  # real time: checked against pids and leases
+        lock = (
+            _iso(datetime.fromtimestamp(now, UTC)),
+            now,
+            os.getpid() if pid is None else pid,
+            host or here,
+            now + lease,
+            token,
+        )
         tick_clause, tick_args = _tick_condition(before)
         set_lock = (
-            "UPDATE plans SET running_since = ?, running_since_ts = ?, pid = ?, lock_token = ?"
+            "UPDATE plans SET running_since = ?, running_since_ts = ?, pid = ?, host = ?,"
+            " lease_until_ts = ?, lock_token = ?"
         )
-        with self._connect() as conn:
-            taken = conn.execute(
-                f"{set_lock} WHERE name = ? AND running_since IS NULL{tick_clause}",
-                (since, since_ts, owner, token, name, *tick_args),
-            ).rowcount
-            if taken:
-                return token
-            row = conn.execute("SELECT * FROM plans WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise _unknown(name)
-            if row["lock_token"] is None or _holder_alive(row):
-                return None
-            taken = conn.execute(
-                f"{set_lock} WHERE name = ? AND lock_token = ?{tick_clause}",
-                (since, since_ts, owner, token, name, row["lock_token"], *tick_args),
-            ).rowcount
+        taken = self.tables.write(
+            f"{set_lock} WHERE name = ? AND running_since IS NULL{tick_clause}",
+            (*lock, name, *tick_args),
+        )
+        if taken:
+            return token
+        row = self.tables.row("SELECT * FROM plans WHERE name = ?", (name,))
+        if row is None:
+            raise _unknown(name)
+        if row["lock_token"] is None or not _holder_gone(row, here, now):
+            return None
+        taken = self.tables.write(
+            f"{set_lock} WHERE name = ? AND lock_token = ?{tick_clause}",
+            (*lock, name, row["lock_token"], *tick_args),
+        )
         return token if taken else None
 
     def release(
@@ -488,22 +491,21 @@ class PlanStore:
         tick: datetime | None = None,
     ) -> None:
         """Record a run's result and free the lock (only if ``token`` still holds it)."""
-        with self._connect() as conn:
-            conn.execute(
-                "UPDATE plans SET running_since = NULL, running_since_ts = NULL, pid = NULL,"
-                " lock_token = NULL, last_status = ?, last_error = ?, last_run_file = ?,"
-                " last_run_at = ?, last_tick = COALESCE(?, last_tick)"
-                " WHERE name = ? AND lock_token = ?",
-                (
-                    status,
-                    error,
-                    run_file,
-                    _iso(datetime.now(UTC)),
-                    format_tick(tick) if tick else None,
-                    name,
-                    token,
-                ),
-            )
+        self.tables.write(
+            "UPDATE plans SET running_since = NULL, running_since_ts = NULL, pid = NULL,"
+            " host = NULL, lease_until_ts = NULL, lock_token = NULL, last_status = ?,"
+            " last_error = ?, last_run_file = ?, last_run_at = ?,"
+            " last_tick = COALESCE(?, last_tick) WHERE name = ? AND lock_token = ?",
+            (
+                status,
+                error,
+                run_file,
+                _iso(datetime.now(UTC)),
+                format_tick(tick) if tick else None,
+                name,
+                token,
+            ),
+        )
 
 
 def _tick_condition(before: datetime | None) -> tuple[str, tuple[str, ...]]:
@@ -512,12 +514,23 @@ def _tick_condition(before: datetime | None) -> tuple[str, tuple[str, ...]]:
     return " AND (last_tick IS NULL OR last_tick < ?)", (format_tick(before),)
 
 
-def _holder_alive(row: sqlite3.Row) -> bool:
+def _this_host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _holder_gone(row: Mapping[str, Any], here: str, now: float) -> bool:
+    """Whether the lock in ``row`` is stale, seen from host ``here`` at ``now``: see
+    :meth:`PlanStore.try_lock`. A lock from before hosts were recorded is this host's."""
+    if row["host"] not in (None, here):
+        lease = row["lease_until_ts"]
+        return lease is None or float(lease) < now
     from kernelflow.api import pid_alive
 
     if row["pid"] is None or row["running_since_ts"] is None:
-        return False
-    return pid_alive(int(row["pid"]), float(row["running_since_ts"]))
+        return True
+    return not pid_alive(int(row["pid"]), float(row["running_since_ts"]))
 
 
 def _unknown(name: str) -> KernelflowError:
@@ -539,20 +552,7 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _add_scope_columns(conn: sqlite3.Connection) -> None:
-    """Give a file from before projects and domains their columns (each process that
-    opens it may try: a column another one added meanwhile is no error)."""
-    present = {row["name"] for row in conn.execute("PRAGMA table_info(plans)")}
-    for column, statement in _SCOPE_COLUMNS.items():
-        if column not in present:
-            try:
-                conn.execute(statement)
-            except sqlite3.OperationalError as error:
-                if "duplicate column" not in str(error):
-                    raise
-
-
-def _plan(row: sqlite3.Row) -> Plan:
+def _plan(row: Mapping[str, Any]) -> Plan:
     return Plan(
         name=row["name"],
         notebook=row["notebook"],
@@ -569,4 +569,5 @@ def _plan(row: sqlite3.Row) -> Plan:
         pid=row["pid"],
         project=row["project"],
         domain=row["domain"],
+        host=row["host"],
     )

@@ -176,7 +176,8 @@ class Scheduler:
     Parameters
     ----------
     plans:
-        The plan table; default ``<store home>/schedules.sqlite``.
+        The plan table; default ``<store home>/schedules.sqlite``, or the run
+        database when ``$KERNELFLOW_RUNS`` names a server.
     runs_dir:
         Root of the executed notebooks, ``<runs_dir>/<plan>/<tick>.ipynb``; relative
         to the current directory at construction.
@@ -329,7 +330,7 @@ def _written(out_path: Path | None) -> str | None:
 def skip_reason(plan: Plan, tick: datetime) -> str:
     """Why a pass skipped ``plan`` at ``tick``, from the plan as recorded afterwards."""
     if plan.running_since is not None:
-        return f"running in pid {plan.pid}"
+        return f"running in {plan.holder}"
     if plan.last_tick is not None and plan.last_tick >= tick:
         return "already ran for that tick"
     return "it was running; it stays due for the next pass"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kernelflow._core.errors import ConfigurationError, StoreError
-from kernelflow.store._schema import ensure_schema
+from kernelflow.store._schema import ensure_schema, server_only
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_SCHEME = "sqlite:///"
@@ -218,7 +218,9 @@ class SQLiteDatabase(Database):
         """The transaction began with ``BEGIN IMMEDIATE``: it holds the write lock already."""
 
     def ddl(self, statement: str) -> list[str]:
-        return [statement]
+        """The statement itself; signals and plans are not in this file but in their own
+        (``signals.sqlite``, ``schedules.sqlite`` beside it), as before schema version 5."""
+        return [] if server_only(statement) else [statement]
 
     def size(self) -> int:
         """The database file and its write-ahead log."""

@@ -26,7 +26,7 @@ from kernelflow._core.errors import StoreError
 if TYPE_CHECKING:
     from kernelflow.store._database import Database
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _ENCODE = json.JSONEncoder(default=repr).encode  # for values plain JSON refuses
 
 _RECORDS = """
@@ -138,7 +138,46 @@ _CACHE_V4 = (
     " node, inputs) SELECT num, key, task, outputs, manifest, duration, created, created_ts,"
     " node, inputs FROM cache_v3 ORDER BY num; DROP TABLE cache_v3;" + _GO_ON_NUMBERING + _HITS
 )
-SCHEMA = _RECORDS + _SCOPED + _CACHE + _HITS
+# Version 5: the state machines share besides run history. Signals and the nodes
+# that wait for them (kernelflow.store.signals), and launch plans with their run
+# lock (kernelflow.schedule.plans): on a server (PostgreSQL) these tables are in
+# the run database, so that every machine using it sees the same. With SQLite
+# they stay in files of their own in the home (SQLiteDatabase leaves them out of
+# runs.sqlite), where a node polling for a signal or a scheduler polling plans
+# does not contend with a run's writes; those files are made from the same text.
+SIGNAL_TABLES = """
+CREATE TABLE IF NOT EXISTS signals (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, created_ts REAL NOT NULL,
+    PRIMARY KEY (run_id, name));
+CREATE TABLE IF NOT EXISTS waits (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, node TEXT NOT NULL, type TEXT NOT NULL,
+    since_ts REAL NOT NULL, deadline_ts REAL, state TEXT NOT NULL, root TEXT, spec TEXT,
+    PRIMARY KEY (run_id, name));
+"""
+# A plan's lock: since when, and which process on which host holds it until when
+# (lease_until_ts); see PlanStore.try_lock.
+PLAN_TABLES = """
+CREATE TABLE IF NOT EXISTS plans (
+    name TEXT PRIMARY KEY, notebook TEXT NOT NULL, cron TEXT NOT NULL,
+    params TEXT NOT NULL, timezone TEXT NOT NULL, created TEXT NOT NULL,
+    last_tick TEXT, last_status TEXT, last_error TEXT, last_run_file TEXT, last_run_at TEXT,
+    running_since TEXT, running_since_ts REAL, pid INTEGER, lock_token TEXT,
+    project TEXT NOT NULL DEFAULT 'default', domain TEXT NOT NULL DEFAULT 'development',
+    host TEXT, lease_until_ts REAL);
+"""
+# Columns the files' tables gained after their first release, by table: an older
+# signals.sqlite or schedules.sqlite gets them when it is opened.
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "waits": {"root": "TEXT", "spec": "TEXT"},
+    "plans": {
+        "project": "TEXT NOT NULL DEFAULT 'default'",
+        "domain": "TEXT NOT NULL DEFAULT 'development'",
+        "host": "TEXT",
+        "lease_until_ts": "REAL",
+    },
+}
+SHARED_STATE = SIGNAL_TABLES + PLAN_TABLES
+SCHEMA = _RECORDS + _SCOPED + _CACHE + _HITS + SHARED_STATE
 TABLES = (
     "runs", "node_executions", "cache", "cache_retired", "run_numbers", "cache_hits", "promotions"
 )  # fmt: skip
@@ -163,6 +202,8 @@ _MIGRATIONS: dict[int, str] = {
     # Projects and domains (kernelflow._core.scope): what was recorded before is in
     # the default project's development domain.
     3: _SCOPED + _CACHE_V4,
+    # Signals and plans in the run database, when it is a server (SHARED_STATE).
+    4: SHARED_STATE,
 }
 # A cache entry with its use: hits and last use come from the nodes that hit it,
 # recorded as full rows (before version 3, or a hit whose entry changed meanwhile)
@@ -283,6 +324,12 @@ def ensure_schema(db: Database) -> None:
         db.set_schema_version(SCHEMA_VERSION)
 
 
+def server_only(statement: str) -> bool:
+    """Whether ``statement`` (of the schema) makes a table kept in the run database only
+    on a server: with SQLite, signals and plans have files of their own."""
+    return statement.strip() in _SERVER_ONLY
+
+
 def _statements(script: str) -> Iterator[str]:
     """The statements of a script, one by one (a trigger's body holds semicolons too).
 
@@ -393,3 +440,6 @@ def cache_dict(row: dict[str, Any]) -> dict[str, object]:
         entry["last_used"] = max(filter(None, (row["last_used"], iso(row["last_hit"]))))
     entry.update(outputs=loads_record(row["outputs"]), manifest=loads_record(row["manifest"]))
     return entry
+
+
+_SERVER_ONLY = frozenset(statement.strip() for statement in _statements(SHARED_STATE))

@@ -13,7 +13,8 @@ then ``$KERNELFLOW_STORE``, then the home itself.
 
 ``$KERNELFLOW_RUNS`` moves run history to a PostgreSQL server
 (``postgresql://user:password@host:port/db``; ``sqlite:///PATH`` names another
-SQLite file).
+SQLite file); on a server, signals and launch plans move there with it
+(:mod:`kernelflow.store.small_db`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from kernelflow.store._database import POSTGRES_SCHEMES, SQLITE_SCHEME, mask_url
 from kernelflow.store.artifacts import ArtifactStore
 from kernelflow.store.blobs import open_blobs
 from kernelflow.store.runs import RunStore
+from kernelflow.store.signals import SignalStore
+from kernelflow.store.small_db import SmallKind, SmallTables, small_tables
 
 HOME_ENV = "KERNELFLOW_HOME"
 STORE_ENV = "KERNELFLOW_STORE"
@@ -53,6 +56,7 @@ class Store:
         self.store_url = store_url or None
         self.runs = RunStore(runs or self.home / "runs.sqlite", home=self.home)
         self.artifacts = open_artifacts(self.home, self.store_url)
+        self.signals = SignalStore(self.home, self.runs)  # where the run history is
 
     def __repr__(self) -> str:
         where = f", {self.artifacts.location!r}" if self.store_url else ""
@@ -116,6 +120,16 @@ def open_store(home: str | os.PathLike[str] | None = None, store_url: str | None
         if store is None:
             store = _stores[(path, url, runs)] = Store(path, url, runs=runs)
         return store
+
+
+def open_tables(kind: SmallKind, home: str | os.PathLike[str] | None = None) -> SmallTables:
+    """The small tables of ``kind`` (the launch plans) of the store at ``home`` (default:
+    ``$KERNELFLOW_HOME``): in the run database when ``$KERNELFLOW_RUNS`` names a
+    server, else in their SQLite file in the home, without opening any run database."""
+    path = Path(home).absolute() if home is not None else default_home()
+    url = runs_url()
+    on_server = url is not None and url.startswith(POSTGRES_SCHEMES)
+    return small_tables(kind, path, open_store(path).runs if on_server else None)
 
 
 def close_stores(runs: str | None = None) -> None:

@@ -406,6 +406,26 @@ class RunStore:
 
         return self._retry(action)
 
+    # -- the other tables of a shared database ------------------------------------
+
+    @property
+    def shared(self) -> bool:
+        """Whether the database is a server that many machines share (PostgreSQL), which
+        then also keeps signals and launch plans (``_schema.SHARED_STATE``)."""
+        return self.path is None
+
+    def select(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of one query (SQLite dialect) on those tables, by column name.
+
+        Deferred run records are not flushed first: these tables are not theirs.
+        """
+        return self._query(sql, params, fresh=False)
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """One statement (SQLite dialect) on those tables, committed at once (retried
+        while the database is busy); the number of rows it changed."""
+        return self._write(sql, params)
+
     # -- runs ----------------------------------------------------------------------
 
     def start_run(

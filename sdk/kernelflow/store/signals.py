@@ -2,9 +2,12 @@
 
 ``wait_for_input`` and ``approve`` nodes record here that they wait (so ``kernelflow
 runs`` can show it), then poll for their value; ``kernelflow signal RUN NAME VALUE``
-and ``kernelflow approve RUN NAME`` write it. The file is ``<home>/signals.sqlite``,
-apart from ``runs.sqlite`` as the schedules are: a node polling every fraction of
-a second must not contend with the run's own writes.
+and ``kernelflow approve RUN NAME`` write it. They are kept where the run history
+is (:mod:`kernelflow.store.small_db`): in ``<home>/signals.sqlite`` beside
+``runs.sqlite`` (a node polling every fraction of a second must not contend with
+the run's own writes), or in the run database when ``$KERNELFLOW_RUNS`` names a
+PostgreSQL server, so that a value sent from any machine using it reaches a node
+waiting on another.
 
 A value is stored as the text the user typed; the waiting node parses it by the
 type it expects, so the sender needs no knowledge of the workflow's code. The
@@ -18,63 +21,43 @@ waits, dies and is resumed under a new id gets a value sent to either id.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from kernelflow.store.small_db import small_database
+from kernelflow.store.small_db import SIGNALS, SmallTables, small_tables
 
-SIGNALS_FILE = "signals.sqlite"
+if TYPE_CHECKING:
+    from kernelflow.store.runs import RunStore
+
 WaitState = Literal["waiting", "received", "timed_out", "failed"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS signals (
-    run_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, created_ts REAL NOT NULL,
-    PRIMARY KEY (run_id, name));
-CREATE TABLE IF NOT EXISTS waits (
-    run_id TEXT NOT NULL, name TEXT NOT NULL, node TEXT NOT NULL, type TEXT NOT NULL,
-    since_ts REAL NOT NULL, deadline_ts REAL, state TEXT NOT NULL, root TEXT, spec TEXT,
-    PRIMARY KEY (run_id, name));
-"""
-# Columns added since the first release of the file: (name, SQL type), added on open.
-_ADDED_WAIT_COLUMNS = (("root", "TEXT"), ("spec", "TEXT"))
 
 
 class SignalStore:
-    """Signals and waiting nodes of every run of one store; safe across processes."""
+    """Signals and waiting nodes of every run of one store; safe across processes
+    (and across machines, in a shared run database).
 
-    def __init__(self, home: str | os.PathLike[str]) -> None:
-        self.path = Path(home).absolute() / SIGNALS_FILE
-        self._ready = False
+    ``runs`` is the store's run database: when it is a server the signals are
+    there; without it, or with SQLite, they are in ``<home>/signals.sqlite``.
+    """
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with small_database(self.path, "signal", None if self._ready else self._prepare) as conn:
-            yield conn
-
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(_SCHEMA)
-        _add_missing_columns(conn)
-        self._ready = True
+    def __init__(self, home: str | os.PathLike[str], runs: RunStore | None = None) -> None:
+        self.tables: SmallTables = small_tables(SIGNALS, Path(home).absolute(), runs)
 
     def send(self, run_id: str, name: str, value: str) -> None:
         """Give signal ``name`` of run ``run_id`` its value (a later send replaces it)."""
-        with self._connect() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO signals (run_id, name, value, created_ts)"
-                " VALUES (?, ?, ?, ?)",
-                (run_id, name, value, time.time()),
-            )
+        self.tables.write(
+            "INSERT INTO signals (run_id, name, value, created_ts) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value,"
+            " created_ts = excluded.created_ts",
+            (run_id, name, value, time.time()),
+        )
 
     def value(self, run_id: str, name: str) -> str | None:
         """The text sent for the signal, or None while nothing was sent."""
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT value FROM signals WHERE run_id = ? AND name = ?", (run_id, name)
-            ).fetchone()
+        row = self.tables.row(
+            "SELECT value FROM signals WHERE run_id = ? AND name = ?", (run_id, name)
+        )
         return None if row is None else str(row["value"])
 
     def start_wait(
@@ -90,31 +73,33 @@ class SignalStore:
     ) -> None:
         """Node ``node`` of run ``run_id`` waits for ``name`` (of the chain ``root``),
         a value of ``type_name`` (``spec`` describes it, when it can be described)."""
-        with self._connect() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO waits (run_id, name, node, type, since_ts, deadline_ts,"
-                " state, root, spec) VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
-                (run_id, name, node, type_name, time.time(), deadline, root or run_id, spec),
-            )
+        self.tables.write(
+            "INSERT INTO waits (run_id, name, node, type, since_ts, deadline_ts, state, root,"
+            " spec) VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?) ON CONFLICT (run_id, name)"
+            " DO UPDATE SET node = excluded.node, type = excluded.type,"
+            " since_ts = excluded.since_ts, deadline_ts = excluded.deadline_ts,"
+            " state = excluded.state, root = excluded.root, spec = excluded.spec",
+            (run_id, name, node, type_name, time.time(), deadline, root or run_id, spec),
+        )
 
     def expected(self, root: str, name: str) -> tuple[str, str | None] | None:
         """The type (its name and spec) the latest node of chain ``root`` waiting for
         ``name`` asked for; None when no node has waited for it yet."""
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT type, spec FROM waits WHERE coalesce(root, run_id) = ? AND name = ?"
-                " ORDER BY since_ts DESC LIMIT 1",
-                (root, name),
-            ).fetchone()
+        row = self.tables.row(
+            "SELECT type, spec FROM waits WHERE coalesce(root, run_id) = ? AND name = ?"
+            " ORDER BY since_ts DESC LIMIT 1",
+            (root, name),
+        )
         return None if row is None else (str(row["type"]), row["spec"])
 
     def end_wait(self, run_id: str, name: str, state: WaitState) -> None:
-        with self._connect() as conn:
-            conn.execute(
-                "UPDATE waits SET state = ? WHERE run_id = ? AND name = ?", (state, run_id, name)
-            )
+        self.tables.write(
+            "UPDATE waits SET state = ? WHERE run_id = ? AND name = ?", (state, run_id, name)
+        )
 
-    def waits(self, run_id: str | None = None, *, state: WaitState | None = None) -> list[dict]:
+    def waits(
+        self, run_id: str | None = None, *, state: WaitState | None = None
+    ) -> list[dict[str, Any]]:
         """Waiting nodes (of ``run_id``, in ``state``), oldest first."""
         clauses, args = [], []
         if run_id is not None:
@@ -124,22 +109,4 @@ class SignalStore:
             clauses.append("state = ?")
             args.append(state)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._connect() as conn:
-            rows = conn.execute(f"SELECT * FROM waits{where} ORDER BY since_ts", args).fetchall()
-        return [_wait_dict(row) for row in rows]
-
-
-def _wait_dict(row: sqlite3.Row) -> dict[str, Any]:
-    return dict(row)
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """A signal file written by an older kernelflow gets the columns added since."""
-    present = {row["name"] for row in conn.execute("PRAGMA table_info(waits)")}
-    for column, sql_type in _ADDED_WAIT_COLUMNS:
-        if column not in present:
-            try:
-                conn.execute(f"ALTER TABLE waits ADD COLUMN {column} {sql_type}")
-            except sqlite3.OperationalError as error:  # another process added it just now
-                if "duplicate column" not in str(error):
-                    raise
+        return self.tables.rows(f"SELECT * FROM waits{where} ORDER BY since_ts", tuple(args))

@@ -39,7 +39,6 @@ from kernelflow._core.typenames import short_repr
 from kernelflow.engine.context import current_context
 from kernelflow.engine.resume import finished_by
 from kernelflow.store.home import Store, open_store
-from kernelflow.store.signals import SignalStore
 from kernelflow.workflows.workflow import Promise, add_call, current_builder
 
 POLL_SECONDS = 0.1
@@ -102,8 +101,9 @@ class GateTask(Task):
     def _wait(self) -> Any:
         context = current_context()
         assert self.signal is not None
-        store = SignalStore(context.store_root)
-        root = open_store(context.store_root).runs.chain_root(context.run_id)
+        opened = open_store(context.store_root)  # signals are where its run history is
+        store = opened.signals
+        root = opened.runs.chain_root(context.run_id)
         deadline = time.time() + self.seconds
         store.start_wait(
             context.run_id,
@@ -156,7 +156,7 @@ def send_signal(store: Store, run_id: str, name: str, value: str) -> str:
         )
     _refuse_finished(store, run_id, str(run["status"]), name)
     root = store.runs.chain_root(run_id)
-    signals = SignalStore(store.home)
+    signals = store.signals
     _check_value(signals.expected(root, name), run_id, name, value)
     signals.send(root, name, value)
     return str(run["status"])
