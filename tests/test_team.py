@@ -335,6 +335,7 @@ def test_two_machines_share_runs_cache_resume_schedules_and_outputs(team: Team) 
 
     # 4. B adds a schedule and runs it; A sees the run in the shared history.
     b.cli("schedule", "add", "flow.py:nightly")
+    assert "nightly" in a.cli("schedule", "ls").stdout  # the plan is on the server too
     b.cli("schedule", "run", "nightly")
     assert team.log_lines() == []  # the plan's tasks were cache hits from A's run
     assert [r["status"] for r in _runs(a, "--workflow", "nightly")] == ["succeeded"]
@@ -351,8 +352,8 @@ def test_two_machines_share_runs_cache_resume_schedules_and_outputs(team: Team) 
     )
     assert values == {"rows": 1000, "seen": 1000, "total": 499500 + 1000}
 
-    # A home holds only what is local to its machine: no artifact, no key, no run history.
+    # A home holds only its journal: no artifact, no key, no run history, signals or plans.
     for machine in (a, b):
         held = {path.name for path in (machine.cwd / "kf").iterdir()}
         journals = {name for name in held if name.startswith("journal-pg-")}
-        assert held - journals <= {"signals.sqlite", "schedules.sqlite"}, held
+        assert held == journals, held
