@@ -454,3 +454,42 @@ def test_gc_removes_from_the_bucket_only_what_nothing_kept_refers_to(
     assert report.artifacts == 1 and len(_objects(s3_env)) == 3
     again = kernelflow.run("flow.py:sized", {"n": 1})
     assert again.tasks["fill"].status == "cached"
+
+
+RETRIED = """
+from kernelflow import current_context, task, workflow
+from kernelflow.errors import RecoverableError
+
+
+@task(retries=1)
+def resumable(n: int) -> int:
+    checkpoint = current_context().checkpoint
+    state = checkpoint.restore()
+    if state is None:  # the first attempt saves its state, then fails
+        checkpoint.save({"done": n, "pad": "x" * 10_000})
+        raise RecoverableError("the first attempt stops here")
+    return state["done"] * 2
+
+
+@workflow
+def retried(n: int = 4) -> int:
+    return resumable(n=n)
+"""
+
+
+def test_a_checkpoint_is_kept_in_the_bucket_so_any_worker_finds_it(
+    s3_env: S3, tmp_path: Path
+) -> None:
+    """Its pointer is beside the artifacts, not in the home of the machine that ran the
+    attempt: a retry on another worker, or a resume elsewhere, reads it; gc removes it
+    with its run."""
+    (tmp_path / "flow.py").write_text(RETRIED)
+    store = ("--store", s3_env.url())
+    done = _cli(*store, "run", "flow.py:retried", "--parallel", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "o0 = 8" in done.stdout  # the second attempt restored the first one's state
+    pointers = [key for key in _objects(s3_env) if key.startswith("team/checkpoints/")]
+    assert len(pointers) == 1 and pointers[0].endswith("/resumable.json"), pointers
+    assert not list(tmp_path.rglob("checkpoints"))  # nothing in any home
+    assert _cli(*store, "gc", "--keep-runs", "0", cwd=tmp_path).returncode == 0
+    assert not [key for key in _objects(s3_env) if key.startswith("team/checkpoints/")]

@@ -24,17 +24,16 @@ import contextvars
 import json
 import logging
 import os
-import secrets
 import tempfile
 import threading
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from kernelflow._core.errors import IntegrityError, KernelflowError, StoreError
+from kernelflow._core.errors import KernelflowError, StoreError
 from kernelflow.engine.decks import Deck, current_decks, default_deck
 from kernelflow.engine.secrets import Secrets
+from kernelflow.store.blobs import CHECKPOINTS
 
 
 class Checkpoint:
@@ -55,30 +54,29 @@ class Checkpoint:
         self.store_root = str(store_root)
         self.store_url = store_url
         safe_node = urllib.parse.quote(node, safe="")
-        self.pointer = Path(store_root, "checkpoints", run_id, f"{safe_node}.json")
+        # Beside the artifacts (the home's disk, or $KERNELFLOW_STORE): a retry on
+        # another worker, or a resume on another machine, finds it there.
+        self.relative = f"{CHECKPOINTS}/{run_id}/{safe_node}.json"
+
+    def _artifacts(self) -> Any:
+        from kernelflow.store.home import open_artifacts
+
+        return open_artifacts(self.store_root, self.store_url)
 
     def save(self, obj: Any) -> None:
         """Persist ``obj`` (atomically); a later attempt's :meth:`restore` returns it."""
-        from kernelflow.store.home import open_artifacts
-
-        ref = open_artifacts(self.store_root, self.store_url).put(
-            obj
-        )  # a StoreError names what failed
-        # Unique per writer: threads of one process must not share a temp file.
-        temporary = self.pointer.with_name(
-            f".{self.pointer.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-        )
+        artifacts = self._artifacts()
+        ref = artifacts.put(obj)  # a StoreError names what failed
+        pointer = json.dumps(ref.to_dict()).encode()
         try:
-            self.pointer.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(ref.to_dict()))
-            os.replace(temporary, self.pointer)
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
+            artifacts.blobs.write(self.relative, [pointer])
+        except StoreError as error:
             raise StoreError(
-                f"cannot save the checkpoint {self.pointer}: {error.strerror or error}",
+                f"cannot save the checkpoint {self.relative} in {artifacts.location}: "
+                f"{error.message}",
                 fix="free space in the store, or point $KERNELFLOW_HOME elsewhere; the last "
                 "checkpoint saved is kept",
-                path=str(self.pointer),
+                path=self.relative,
             ) from error
 
     def write(self, data: bytes) -> None:
@@ -95,13 +93,16 @@ class Checkpoint:
     def restore(self) -> Any | None:
         """The last saved state, or None when nothing was saved (or it is damaged)."""
         from kernelflow.store.artifacts import ArtifactRef
-        from kernelflow.store.home import open_artifacts
 
         try:
-            ref = ArtifactRef.from_dict(json.loads(self.pointer.read_text()))
-            return open_artifacts(self.store_root, self.store_url).get(ref)
-        except (OSError, ValueError, KeyError, TypeError, IntegrityError):
-            return None  # nothing saved yet, or damaged: the attempt starts afresh
+            artifacts = self._artifacts()
+            size = artifacts.blobs.size(self.relative)
+            if size is None:
+                return None  # nothing saved yet
+            pointer = bytes(artifacts.blobs.read(self.relative, size, "json"))
+            return artifacts.get(ArtifactRef.from_dict(json.loads(pointer)))
+        except (OSError, ValueError, KeyError, TypeError, KernelflowError):
+            return None  # damaged, or replaced while read: the attempt starts afresh
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import contextlib
 import mmap
 import os
 import secrets
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,6 +30,10 @@ from kernelflow._core.errors import IntegrityError, StoreError
 __all__ = ["Blobs", "Chunk", "LocalBlobs", "integrity_error", "open_blobs"]
 
 Chunk = bytes | bytearray | memoryview
+
+
+CHECKPOINTS = "checkpoints"
+"""The folder of checkpoint pointers (engine.context.Checkpoint), beside ``artifacts/``."""
 
 
 def integrity_error(path: str, reason: str) -> IntegrityError:
@@ -68,6 +73,14 @@ class Blobs(ABC):
     @abstractmethod
     def listing(self) -> Iterator[str]:
         """The relative path of every file under ``artifacts/<2 hex>/``, sorted."""
+
+    @abstractmethod
+    def files_under(self, folder: str) -> Iterator[str]:
+        """The relative path of every file under ``folder`` (at any depth), sorted."""
+
+    @abstractmethod
+    def remove_folder(self, folder: str) -> None:
+        """Delete ``folder`` and everything under it, if it is there."""
 
     @abstractmethod
     def stat(self, relative: str) -> tuple[float, int] | None:
@@ -142,6 +155,15 @@ class LocalBlobs(Blobs):
             for path in sorted(directory.iterdir()):
                 if path.is_file():
                     yield f"artifacts/{directory.name}/{path.name}"
+
+    def files_under(self, folder: str) -> Iterator[str]:
+        base = self.root / folder
+        found = sorted(path for path in base.rglob("*") if path.is_file())
+        for path in found:
+            yield path.relative_to(self.root).as_posix()
+
+    def remove_folder(self, folder: str) -> None:
+        shutil.rmtree(self.root / folder, ignore_errors=True)
 
     def stat(self, relative: str) -> tuple[float, int] | None:
         try:

@@ -33,13 +33,14 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernelflow._core.errors import KernelflowError
 from kernelflow.store.artifacts import referenced_paths
+from kernelflow.store.blobs import CHECKPOINTS
 from kernelflow.store.decks import deck_folder
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ __all__ = ["GRACE_SECONDS", "GcReport", "StoreSize", "clear_cache", "collect"]
 
 GRACE_SECONDS = 5.0
 """Files changed this recently are never removed (mtime granularity and clock skew)."""
-CHECKPOINTS = "checkpoints"  # the directory engine.context.Checkpoint writes under the root
 _DAY = 86400.0
 
 
@@ -190,7 +190,7 @@ def _collect(
     known = {str(run["run_id"]) for run in runs} - gone
     keep = store.runs.artifact_paths(without=gone)
     old = began - GRACE_SECONDS
-    checkpoints, checkpoint_bytes = _sweep_checkpoints(store.home, gone, known, keep, old, dry_run)
+    checkpoints, checkpoint_bytes = _sweep_checkpoints(store, gone, known, keep, old, dry_run)
     artifacts, artifact_bytes = _sweep_artifacts(store, keep, old, dry_run)
     copies, copy_bytes = _sweep_copies(store, keep, old, dry_run)
     if not dry_run:
@@ -247,35 +247,44 @@ def _choose(
 
 
 def _sweep_checkpoints(
-    home: Path,
+    store: Store,
     gone: Collection[str],
     known: Collection[str],
     keep: set[str],
     old: float,
     dry_run: bool,
 ) -> tuple[int, int]:
-    """Remove the checkpoint directories of removed runs (and of runs the store does not
-    know, once they are old); add what the kept ones refer to to ``keep``."""
+    """Remove the checkpoints of removed runs (and of runs the store does not know, once
+    they are old), where they are: beside the artifacts, on disk or in the object store;
+    add what the kept ones refer to to ``keep``."""
+    blobs = store.artifacts.blobs
+    by_run: dict[str, list[str]] = {}
+    for relative in blobs.files_under(CHECKPOINTS):
+        parts = relative.split("/")
+        if len(parts) == 3:  # checkpoints/<run>/<node>.json
+            by_run.setdefault(parts[1], []).append(relative)
     count = size = 0
-    for directory in _subdirectories(home / CHECKPOINTS):
-        orphan = directory.name not in known and _mtime(directory) < old
-        if directory.name in gone or orphan:
-            count, size = count + 1, size + _tree_size(directory)
+    for run_id, pointers in sorted(by_run.items()):
+        stats = [stat for pointer in pointers if (stat := blobs.stat(pointer)) is not None]
+        orphan = run_id not in known and max((t for t, _ in stats), default=0.0) < old
+        if run_id in gone or orphan:
+            count, size = count + 1, size + sum(bytes_ for _, bytes_ in stats)
             if not dry_run:
-                shutil.rmtree(directory, ignore_errors=True)
+                blobs.remove_folder(f"{CHECKPOINTS}/{run_id}")
         else:
-            keep |= _checkpoint_refs(directory)
+            keep |= {path for pointer in pointers for path in _pointer_refs(blobs, pointer)}
     return count, size
 
 
-def _checkpoint_refs(directory: Path) -> set[str]:
-    paths: set[str] = set()
-    for pointer in directory.glob("*.json"):
-        try:
-            paths |= referenced_paths(pointer.read_text(errors="replace"))
-        except OSError:
-            continue
-    return paths
+def _pointer_refs(blobs: Any, pointer: str) -> set[str]:
+    """The artifacts a checkpoint pointer names (none when it cannot be read)."""
+    try:
+        size = blobs.size(pointer)
+        if size is None:
+            return set()
+        return referenced_paths(bytes(blobs.read(pointer, size, "json")).decode(errors="replace"))
+    except (OSError, KernelflowError):
+        return set()
 
 
 def _sweep_artifacts(store: Store, keep: set[str], old: float, dry_run: bool) -> tuple[int, int]:
@@ -306,13 +315,6 @@ def _sweep_copies(store: Store, keep: set[str], old: float, dry_run: bool) -> tu
             shutil.rmtree(folder, ignore_errors=True)
         count, size = count + 1, size + bytes_
     return count, size
-
-
-def _subdirectories(path: Path) -> Iterable[Path]:
-    try:
-        return sorted(p for p in path.iterdir() if p.is_dir())
-    except FileNotFoundError:
-        return []
 
 
 def _mtime(path: Path) -> float:

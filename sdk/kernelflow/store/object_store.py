@@ -187,6 +187,19 @@ class FsspecBlobs(Blobs):
             if re.fullmatch(r"artifacts/[0-9a-f]{2}/[^/]+", relative):
                 yield relative
 
+    def files_under(self, folder: str) -> Iterator[str]:
+        try:
+            found = self.fs.find(self._path(folder))
+        except FileNotFoundError:
+            return
+        start = len(self._path(""))
+        for path in sorted(found):
+            yield path[start:].lstrip("/")
+
+    def remove_folder(self, folder: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._path(folder), recursive=True)
+
     def stat(self, relative: str) -> tuple[float, int] | None:
         try:
             info = self.fs.info(self._path(relative))
