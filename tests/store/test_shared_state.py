@@ -91,3 +91,23 @@ def test_a_version_4_run_database_gets_the_shared_tables_when_opened(
         assert raw_sql("SELECT version FROM kernelflow_schema") == [(_schema.SCHEMA_VERSION,)]
     else:
         assert raw_sql("PRAGMA user_version") == [(_schema.SCHEMA_VERSION,)]
+
+
+def test_gc_removes_the_signals_and_waits_of_the_runs_it_removes(
+    runs_target: str, tmp_path: Path
+) -> None:
+    import time
+
+    from kernelflow.store.gc import collect
+
+    with _two_machines(runs_target, tmp_path) as (a, _):
+        for run_id in ("r-old", "r-new"):
+            a.runs.start_run(run_id=run_id, workflow="wf", version="v", params={}, environment={})
+            a.runs.finish_run(run_id, status="failed")
+            a.signals.start_wait(run_id, "extra", node="extra", type_name="int", deadline=None)
+            a.signals.send(run_id, "extra", "5")
+            time.sleep(0.01)  # r-new is the newer
+        report = collect(a, keep_runs=1)
+        assert report.runs == 1
+        assert a.signals.value("r-old", "extra") is None and a.signals.waits("r-old") == []
+        assert a.signals.value("r-new", "extra") == "5" and len(a.signals.waits("r-new")) == 1

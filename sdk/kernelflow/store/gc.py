@@ -196,6 +196,7 @@ def _collect(
     if not dry_run:
         for run_id in gone:  # a removed run's decks go with it (store/decks.py)
             shutil.rmtree(deck_folder(store.home, run_id), ignore_errors=True)
+        store.signals.forget(gone)  # and its signals and waits (in the run database, on a server)
         store.runs.compact()
     return GcReport(
         dry_run=dry_run,

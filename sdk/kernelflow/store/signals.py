@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from kernelflow.store.small_db import SIGNALS, SmallTables, small_tables
+from kernelflow.store.small_db import SIGNALS, FileTables, SmallTables, small_tables
 
 if TYPE_CHECKING:
     from kernelflow.store.runs import RunStore
@@ -96,6 +97,22 @@ class SignalStore:
         self.tables.write(
             "UPDATE waits SET state = ? WHERE run_id = ? AND name = ?", (state, run_id, name)
         )
+
+    def forget(self, run_ids: Collection[str]) -> int:
+        """Remove the signals and waits of these runs (``kernelflow gc`` removed them);
+        the number of rows removed. A store that never had a signal is not touched."""
+        if not run_ids or (isinstance(self.tables, FileTables) and not self.tables.path.exists()):
+            return 0
+        removed = 0
+        ids = sorted(run_ids)
+        for start in range(0, len(ids), 500):  # SQLite binds at most 999 parameters
+            chunk = tuple(ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            for table in ("signals", "waits"):
+                removed += self.tables.write(
+                    f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk
+                )
+        return removed
 
     def waits(
         self, run_id: str | None = None, *, state: WaitState | None = None
