@@ -192,31 +192,3 @@ def test_a_worker_whose_store_key_differs_refuses_the_task_and_says_what_to_give
     right = replace(context, key_id=open_artifacts(home).key_id(create=True))
     stored = execute_and_store(make, {"number": 1, "log": str(log)}, right)
     assert stored["o0"].meta["artifact"]["path"].startswith("artifacts/")
-
-
-@task(cache=True, cache_version="1")
-def total_cached(numbers: list[int]) -> int:
-    return sum(numbers)
-
-
-@workflow
-def fan_cached(numbers: list[int], log: str) -> int:
-    values = map_task(functools.partial(make_cached, log=log))(number=numbers)
-    return total_cached(numbers=map_task(functools.partial(use, fail_flag=""))(value=values))
-
-
-@pytest.mark.parametrize("first, then", [("sequential", "loky"), ("dask", "sequential")])
-def test_the_task_after_a_map_has_one_cache_key_on_every_backend(
-    first: str, then: str, log: Path
-) -> None:
-    def run(backend: str) -> kernelflow.RunResult:
-        options = {} if backend == "sequential" else {"parallel": 2, "backend": backend}
-        result = kernelflow.run(fan_cached, {"numbers": [1, 2, 3], "log": str(log)}, **options)
-        assert result.status == "succeeded", result.error
-        assert result.outputs == {"o0": 60}
-        return result
-
-    assert run(first).tasks["total_cached"].status == "succeeded"
-    again = run(then)
-    assert again.tasks["map_use"].status == "succeeded"  # computed again: not cached
-    assert again.tasks["total_cached"].status == "cached"  # its input hashes the same

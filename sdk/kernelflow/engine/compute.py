@@ -64,10 +64,6 @@ def transformer_failed(task: Task, variable: str, error: TypeTransformerError) -
     )
 
 
-COMPUTE = object()
-"""``digest=COMPUTE``: hash the value (the usual case), rather than take a known hash."""
-
-
 def store_output(
     artifacts: Artifacts,
     files_root: Any,
@@ -75,7 +71,6 @@ def store_output(
     name: str,
     value: Any,
     type_name_of: Any = None,
-    digest: Any = COMPUTE,
 ) -> OutputMeta:
     """Hash and store one output: what the run store keeps of it.
 
@@ -85,8 +80,7 @@ def store_output(
     (:class:`TaskFailedError`); any other failure to store is raised as is.
     """
     declared = task.interface.outputs.get(name)
-    if digest is COMPUTE:
-        digest = output_hash(value, declared)  # a HashMethod's, if declared
+    digest = output_hash(value, declared)  # a HashMethod's, if declared
     try:
         # A file (also in a list or a dataclass) is copied into the store.
         ref = artifacts.put(keep(value, declared, files_root))
@@ -196,21 +190,14 @@ class NodeCompute:
                 return None
         return loaded
 
-    def persist(
-        self,
-        task: Task,
-        label: str,
-        outputs: Mapping[str, Any],
-        hashes: Mapping[str, str | None] | None = None,
-    ) -> dict[str, OutputMeta]:
+    def persist(self, task: Task, label: str, outputs: Mapping[str, Any]) -> dict[str, OutputMeta]:
         """Hash and store each output. One that cannot be stored is left out, with a warning.
 
         An output whose registered transformer (``TypeEngine.register``) raises
         fails the task instead: :class:`TaskFailedError` naming the task, the
         variable and the type, as Flyte fails a task whose output it cannot convert.
 
-        An output declared ``Annotated[T, HashMethod(fn)]`` is hashed as ``fn(value)``;
-        one in ``hashes`` (a map's output, hashed from its items) has that hash.
+        An output declared ``Annotated[T, HashMethod(fn)]`` is hashed as ``fn(value)``.
 
         The caller keeps the values in memory either way; a left-out output is only
         not cached, and a resumed run computes it again.
@@ -221,9 +208,8 @@ class NodeCompute:
                 persisted[name] = dict(value.meta)
                 continue
             try:
-                known = hashes[name] if hashes is not None and name in hashes else COMPUTE
                 persisted[name] = store_output(
-                    self.artifacts, self._files_root, task, name, value, self._type_name, known
+                    self.artifacts, self._files_root, task, name, value, self._type_name
                 )
             except TaskFailedError:  # the user's transformer: fail the task
                 raise

@@ -97,17 +97,13 @@ class Values:
         values: Mapping[str, Any],
         metas: Mapping[str, Any],
         declared: Mapping[str, Any] | None = None,
-        hashes: Mapping[str, str | None] | None = None,
     ) -> None:
-        """Bind a node's outputs, with their hashes and refs where they were persisted
-        (``hashes``: those known already, a map's)."""
+        """Bind a node's outputs, with their hashes and refs where they were persisted."""
         for name, value in values.items():
             slot = (node, name)
             self.outputs[slot] = value
             meta = metas.get(name)
-            if meta is None and hashes is not None and name in hashes:
-                self.hashes[slot] = hashes[name]
-            elif meta is None:  # kept in memory only: hashed here for the downstream keys
+            if meta is None:  # kept in memory only: hashed here for the downstream keys
                 self.hashes[slot] = output_hash(value, (declared or {}).get(name))
             else:
                 self.hashes[slot] = meta.get("hash")  # type: ignore[assignment]
@@ -499,20 +495,15 @@ class RunLoop:
             return
         self._succeeded(attempt, outputs)
 
-    def _succeeded(
-        self,
-        attempt: Attempt,
-        outputs: Mapping[str, Any],
-        hashes: Mapping[str, str | None] | None = None,
-    ) -> None:
+    def _succeeded(self, attempt: Attempt, outputs: Mapping[str, Any]) -> None:
         duration = time.perf_counter() - attempt.clock
         node = self.graph.nodes[attempt.node]
         try:
-            persisted = self.compute.persist(node.task, node.id, outputs, hashes)
+            persisted = self.compute.persist(node.task, node.id, outputs)
         except TaskFailedError as error:  # an output's transformer raised (custom types)
             self._attempt_failed(attempt, error)
             return
-        self.values.bind(node.id, outputs, persisted, node.task.interface.outputs, hashes)
+        self.values.bind(node.id, outputs, persisted, node.task.interface.outputs)
         self.compute.remember(
             attempt.key, node.task, persisted, produced=len(outputs), duration=duration
         )
@@ -607,7 +598,7 @@ class RunLoop:
         mapped.report_progress()
         todo = mapped.todo()
         if not todo:
-            self._map_succeeded(attempt, mapped)
+            self._succeeded(attempt, mapped.outputs(list(node.task.interface.outputs)))
             return
         self.maps[node.id] = mapped
         limit = in_flight_limit(node.task.concurrency, self.executor.workers)
@@ -657,11 +648,7 @@ class RunLoop:
             except TaskFailedError as error:
                 self._attempt_failed(attempt, error)
                 return
-            self._map_succeeded(attempt, mapped)
-
-    def _map_succeeded(self, attempt: Attempt, mapped: MapRun) -> None:
-        names = list(self.graph.nodes[attempt.node].task.interface.outputs)
-        self._succeeded(attempt, mapped.outputs(names), mapped.output_hashes(names))
+            self._succeeded(attempt, mapped.outputs(list(task.interface.outputs)))
 
     def _abort_map(self, node_id: str) -> None:
         mapped = self.maps.pop(node_id, None)

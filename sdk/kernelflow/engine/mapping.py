@@ -23,8 +23,7 @@ from typing import Any
 from kernelflow._core.adapt import adapt
 from kernelflow._core.cache_key import CacheKey
 from kernelflow._core.errors import KernelflowError, TaskFailedError
-from kernelflow._core.hash_method import output_hash
-from kernelflow._core.hashing import combine, hash_or_none
+from kernelflow._core.hashing import hash_or_none
 from kernelflow._core.task import Task
 from kernelflow.engine.compute import NodeCompute
 from kernelflow.engine.context import ExecutionContext
@@ -143,8 +142,6 @@ class MapRun:
         self.bus = bus
         self.results: list[dict[str, Any] | None] = [None] * len(items)
         self.keys: list[CacheKey | None] = [None] * len(items)
-        # Each item's output hashes where known already (a cache hit's, a persisted item's)
-        self.hashes: list[Mapping[str, Any] | None] = [None] * len(items)
         self.failed: set[int] = set()  # items that failed in a map allowed to lose some
         self._batches: dict[Future[Any], tuple[list[int], float]] = {}
         self.pending: deque[list[int]] = deque()  # batches not submitted yet
@@ -190,7 +187,6 @@ class MapRun:
             found = self.compute.lookup(key.key, self.node, self.item_task)
             if found is not None:
                 self.results[index] = found[0]
-                self.hashes[index] = {n: meta.get("hash") for n, meta in found[1].outputs.items()}
 
     def submitted(self, future: Future[Any], batch: list[int]) -> None:
         self._batches[future] = (batch, time.perf_counter())
@@ -212,7 +208,6 @@ class MapRun:
             key = self.keys[index]
             if key is not None:
                 persisted = self.compute.persist(self.item_task, self.node, result)
-                self.hashes[index] = {name: meta["hash"] for name, meta in persisted.items()}
                 self.compute.remember(
                     key, self.item_task, persisted, produced=len(result), duration=per_item
                 )
@@ -235,31 +230,6 @@ class MapRun:
             done=self.done,
             total=len(self.results),
         )
-
-    def output_hashes(self, names: Sequence[str]) -> dict[str, str | None]:
-        """Each output's hash, made of its items' hashes in order: the same whichever
-        process made the items (a worker sends only their hashes), so the task after a
-        map has one cache key on every backend. None when an item has none."""
-        declared = self.item_task.interface.outputs
-        hashes: dict[str, str | None] = {}
-        for name in names:
-            parts: list[str] = []
-            for result, known in zip(self.results, self.hashes):
-                value = result[name]  # type: ignore[index]
-                if isinstance(value, Stored):
-                    digest = value.hash
-                elif known is not None and name in known:
-                    digest = known[name]
-                else:
-                    digest = output_hash(value, declared.get(name))
-                if digest is None:
-                    break
-                parts.append(digest)
-            else:
-                hashes[name] = combine("map output", *parts)
-                continue
-            hashes[name] = None
-        return hashes
 
     def outputs(self, names: Sequence[str]) -> dict[str, list[Any]]:
         """The map's outputs: one list per output name, in input order."""

@@ -11,9 +11,9 @@ A reference is loaded only where a value is really wanted: by the task that
 reads it, by a map that must split it into items, and for what the run returns
 (its workflow outputs, and :attr:`~kernelflow.engine.results.RunResult.values`
 on access). A map's output on a process backend is a list of references, and
-is stored as such; its hash is made of its items' hashes on every backend
-(:meth:`~kernelflow.engine.mapping.MapRun.output_hashes`), so the task after it
-has one cache key whichever backend ran the map.
+is stored as such: its hash is made of its items' hashes, so it differs from the
+hash of the same list computed in one process (a cache miss downstream of a map
+when the backend changes, never a wrong hit).
 """
 
 from __future__ import annotations
