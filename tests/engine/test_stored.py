@@ -192,3 +192,13 @@ def test_a_worker_whose_store_key_differs_refuses_the_task_and_says_what_to_give
     right = replace(context, key_id=open_artifacts(home).key_id(create=True))
     stored = execute_and_store(make, {"number": 1, "log": str(log)}, right)
     assert stored["o0"].meta["artifact"]["path"].startswith("artifacts/")
+
+
+def test_a_map_output_workers_stored_is_used_by_a_run_in_one_process(log: Path) -> None:
+    params = {"numbers": [1, 2, 3], "log": str(log)}
+    assert kernelflow.run(fan, params, parallel=2, backend="loky").outputs == {"o0": 60}
+    here = kernelflow.run(fan, params)  # sequential: the map is a cache hit of references
+    assert here.status == "succeeded", here.error
+    assert here.tasks["map_make_cached"].status == "cached"
+    assert here.outputs == {"o0": 60}
+    assert [item.number for item in here.values["map_make_cached"]["o0"]] == [1, 2, 3]

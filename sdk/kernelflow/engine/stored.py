@@ -65,9 +65,12 @@ def as_map_output(values: list[Any]) -> list[Any]:
     return StoredList(values) if any(isinstance(v, Stored) for v in values) else values
 
 
+_REFS = (Stored, StoredList)
+
+
 def holds_refs(value: Any) -> bool:
     """Whether ``value`` is a reference, or a map's output holding some."""
-    return isinstance(value, (Stored, StoredList))
+    return isinstance(value, _REFS)
 
 
 def load(value: Any, artifacts: Artifacts) -> Any:
@@ -93,7 +96,7 @@ def materialize_inputs(
     ``artifacts_of`` is called (once, only if a reference is found) for the store
     to read from: a worker opens it only when it needs it.
     """
-    names = [name for name, value in inputs.items() if holds_refs(value)]
+    names = [name for name, value in inputs.items() if isinstance(value, _REFS)]
     if not names:
         return inputs
     artifacts = artifacts_of()
