@@ -41,6 +41,7 @@ from kernelflow.engine.mapping import MapRun, execute_batch, in_flight_limit
 from kernelflow.engine.nested import ParentRun, enter_run, leave_run
 from kernelflow.engine.results import RunResult, RunTarget, TaskRun, run_environment
 from kernelflow.engine.stored import (
+    REF_TYPES,
     LoadedOutputs,
     Stored,
     holds_refs,
@@ -189,7 +190,7 @@ class RunLoop:
     @property
     def key_id(self) -> str | None:
         """The store key's fingerprint, which workers that write values must share."""
-        if self.in_workers and self._key_id is None:
+        if self._key_id is None:
             self._key_id = self.store.artifacts.key_id(create=True)
         return self._key_id
 
@@ -234,8 +235,10 @@ class RunLoop:
         for (node_id, name), value in self.values.outputs.items():
             values.setdefault(node_id, {})[name] = value
         for node_id, produced in values.items():  # loaded from the store when asked for
-            if any(holds_refs(value) for value in produced.values()):
-                values[node_id] = LoadedOutputs(produced, self.store.artifacts)
+            for value in produced.values():
+                if isinstance(value, REF_TYPES):
+                    values[node_id] = LoadedOutputs(produced, self.store.artifacts)
+                    break
         return RunResult(
             self.run_id,
             self.target.name,
@@ -368,7 +371,7 @@ class RunLoop:
             self.checkpoint_run,
             plugins=self.plugins,
             store_url=self.store.store_url,
-            key_id=self.key_id,
+            key_id=self.key_id if self.in_workers else None,
         )
         timeout = task.options.timeout
         record = Attempt(
@@ -380,7 +383,7 @@ class RunLoop:
             time.perf_counter(),
             time.monotonic() + timeout if timeout is not None else None,
         )
-        pieces = self._map_items(task, inputs)
+        pieces = None if type(task).map_items is Task.map_items else self._map_items(task, inputs)
         if pieces is not None:
             self._launch_map(record, context, pieces[0], pieces[1], inputs, hashes)
             return
@@ -395,15 +398,13 @@ class RunLoop:
     def _map_items(
         self, task: Task, inputs: dict[str, Any]
     ) -> tuple[Task, list[dict[str, Any]]] | None:
-        """A map's item task and items (None for any other task).
+        """A map's item task and items.
 
         A value that is one reference (a list a worker made) is loaded here to be
         split; another map's output, a list of references, is split as it is, so
         each item is read by the worker that runs it. An input that every item
         shares stays a reference, for the workers to read.
         """
-        if type(task).map_items is Task.map_items:  # not a map: the usual case
-            return None
         whole = {name: value for name, value in inputs.items() if isinstance(value, Stored)}
         if not whole:
             return task.map_items(inputs)
@@ -423,7 +424,9 @@ class RunLoop:
             value, digest, source = self.values.resolve(binding)
             # A value in the store is read (and adapted) by the task's worker.
             adapted = (
-                value if holds_refs(value) else adapt(value, node.task.interface.inputs.get(name))
+                value
+                if isinstance(value, REF_TYPES)
+                else adapt(value, node.task.interface.inputs.get(name))
             )
             if adapted is not value:  # a path where a file is declared: hash the content
                 value, digest = adapted, hash_or_none(adapted)

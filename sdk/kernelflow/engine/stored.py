@@ -65,12 +65,13 @@ def as_map_output(values: list[Any]) -> list[Any]:
     return StoredList(values) if any(isinstance(v, Stored) for v in values) else values
 
 
-_REFS = (Stored, StoredList)
+REF_TYPES = (Stored, StoredList)
+"""What an ``isinstance`` check for a reference takes (on the engine's hot path)."""
 
 
 def holds_refs(value: Any) -> bool:
     """Whether ``value`` is a reference, or a map's output holding some."""
-    return isinstance(value, _REFS)
+    return isinstance(value, REF_TYPES)
 
 
 def load(value: Any, artifacts: Artifacts) -> Any:
@@ -96,9 +97,12 @@ def materialize_inputs(
     ``artifacts_of`` is called (once, only if a reference is found) for the store
     to read from: a worker opens it only when it needs it.
     """
-    names = [name for name, value in inputs.items() if isinstance(value, _REFS)]
-    if not names:
+    for value in inputs.values():  # the usual case: no reference, nothing to do
+        if isinstance(value, REF_TYPES):
+            break
+    else:
         return inputs
+    names = [name for name, value in inputs.items() if isinstance(value, REF_TYPES)]
     artifacts = artifacts_of()
     loaded = dict(inputs)
     for name in names:
