@@ -26,7 +26,7 @@ from kernelflow._core.errors import StoreError
 if TYPE_CHECKING:
     from kernelflow.store._database import Database
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _ENCODE = json.JSONEncoder(default=repr).encode  # for values plain JSON refuses
 
 _RECORDS = """
@@ -177,13 +177,17 @@ ADDED_COLUMNS: dict[str, dict[str, str]] = {
     },
 }
 SHARED_STATE = SIGNAL_TABLES + PLAN_TABLES
-SCHEMA = _RECORDS + _SCOPED + _CACHE + _HITS + SHARED_STATE
+# Version 6: a running run's process stamps it (store/_heartbeat.py), so that a
+# machine other than the one running it can tell when it died.
+_HEARTBEAT = "ALTER TABLE runs ADD COLUMN heartbeat_ts REAL;"
+SCHEMA = _RECORDS + _SCOPED + _CACHE + _HITS + SHARED_STATE + _HEARTBEAT
 TABLES = (
     "runs", "node_executions", "cache", "cache_retired", "run_numbers", "cache_hits", "promotions"
 )  # fmt: skip
 RUN_COLUMNS = (
     "run_id, workflow, version, status, started, started_ts, finished, finished_ts, params,"
-    " environment, outputs, error, pid, host, boot_id, resumed_from, project, domain"
+    " environment, outputs, error, pid, host, boot_id, resumed_from, project, domain,"
+    " heartbeat_ts"
 )
 # What turns version N into N + 1, for stores written by an older kernelflow.
 _MIGRATIONS: dict[int, str] = {
@@ -204,6 +208,7 @@ _MIGRATIONS: dict[int, str] = {
     3: _SCOPED + _CACHE_V4,
     # Signals and plans in the run database, when it is a server (SHARED_STATE).
     4: SHARED_STATE,
+    5: _HEARTBEAT,
 }
 # A cache entry with its use: hits and last use come from the nodes that hit it,
 # recorded as full rows (before version 3, or a hit whose entry changed meanwhile)

@@ -45,6 +45,7 @@ from kernelflow._core.errors import KernelflowError, KernelflowWarning, StoreErr
 from kernelflow._core.scope import Scope, current_scope
 from kernelflow._core.status import NODE_STATUSES, RUN_STATUSES, NodeStatus, RunStatus
 from kernelflow.store._database import Database, file_error, open_database
+from kernelflow.store._heartbeat import Heartbeat, stale
 from kernelflow.store._journal import Journal, Line, crash_point, orphans, read
 from kernelflow.store._lineage import build_lineage, resolve_node
 from kernelflow.store._liveness import boot_id, pid_alive
@@ -178,6 +179,7 @@ class RunStore:
         self._pending = threading.Lock()  # the deferred list and the journal
         self._flushing = threading.Lock()  # one batch at a time, in the order deferred
         self._flusher: _Flusher | None = None
+        self._heartbeat: Heartbeat | None = None  # made when this process starts a run
         self._connect()
         self._replay_orphans()
 
@@ -196,7 +198,7 @@ class RunStore:
             self._deferred, self._journal = [], Journal(self._db.journal)
             self._pending_cache = {}
             self._pending, self._flushing = threading.Lock(), threading.Lock()
-            self._flusher = None  # threads do not survive a fork
+            self._flusher = self._heartbeat = None  # threads do not survive a fork
             if not self._closed:
                 self._connect()
         if not self._connected:
@@ -211,6 +213,8 @@ class RunStore:
         """Close the connection (writing deferred records first); later calls raise."""
         if self._deferred and not self._closed:
             self.flush()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         self._journal.close()
         self._closed = True
         if self._flusher is not None:
@@ -452,6 +456,10 @@ class RunStore:
         now = time.time()
         row = (run_id, workflow, version, iso(now), now, dumps(params), dumps(environment))
         host = (pid, self._host, self._boot_id, resumed_from, scope.project, scope.domain)
+        if pid is not None:  # this process runs it: stamp it while it runs
+            if self._heartbeat is None:
+                self._heartbeat = Heartbeat(self)
+            self._heartbeat.add(run_id)
         if defer:
             self._defer(_INSERT_RUN, row + host)
             return
@@ -482,6 +490,8 @@ class RunStore:
         after the cell has returned.
         """
         _check_status(status, _RUN_STATUSES, "run")
+        if self._heartbeat is not None:
+            self._heartbeat.discard(run_id)
         now = time.time()
         encoded = None if outputs is None else dumps(outputs)
         params = (status, iso(now), now, error, encoded, run_id)
@@ -495,6 +505,13 @@ class RunStore:
                 fix="call start_run() first, with the same run_id",
                 run_id=run_id,
             )
+
+    def beat(self, run_id: str) -> None:
+        """Stamp a running run as alive now (the heartbeat thread calls it)."""
+        self._write(
+            "UPDATE runs SET heartbeat_ts = ? WHERE run_id = ? AND status = 'running'",
+            (time.time(), run_id),
+        )
 
     def get_run(self, run_id: str) -> dict[str, object] | None:
         """Every column of one run, JSON decoded; ``None`` when the id is unknown."""
@@ -562,8 +579,8 @@ class RunStore:
         return runs
 
     def _run_dict(self, row: dict[str, Any]) -> dict[str, object]:
-        if row["status"] == "running" and self._verifiable(row) and self._is_dead(row):
-            error = f"process {row['pid']} on {row['host']} ended without finishing the run"
+        error = self._death(row) if row["status"] == "running" else None
+        if error is not None:
             self._write(
                 "UPDATE runs SET status = 'died', error = COALESCE(error, ?)"
                 " WHERE run_id = ? AND status = 'running'",
@@ -576,6 +593,21 @@ class RunStore:
         end = row["finished_ts"]
         run["duration"] = None if end is None else end - row["started_ts"]
         return run
+
+    def _death(self, row: Mapping[str, Any]) -> str | None:
+        """Why a ``running`` run is dead, or None while it may be alive: on its own host
+        its process is looked at; elsewhere, its heartbeat (store/_heartbeat.py)."""
+        if self._verifiable(row):
+            if not self._is_dead(row):
+                return None
+            return f"process {row['pid']} on {row['host']} ended without finishing the run"
+        beat = row.get("heartbeat_ts")
+        if not stale(beat):
+            return None
+        return (
+            f"process {row['pid']} on {row['host']} stopped reporting at {iso(float(beat))} "
+            "and did not finish the run"
+        )
 
     def _verifiable(self, row: Mapping[str, Any]) -> bool:
         """Whether this host can tell if the run's process is alive."""
