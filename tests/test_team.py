@@ -321,8 +321,9 @@ def test_two_machines_share_runs_cache_resume_schedules_and_outputs(team: Team) 
         dying.communicate()
     assert team.log_lines() == ["prepare dask", "slow dask"]
     [killed] = [r for r in _runs(b) if r["workflow"] == "long"]
-    # The two machines share one host here, so B sees that A's process is gone; on
-    # two hosts B would list the run as running (only A can tell), and resume it alike.
+    # The two machines share one host here, so B sees at once that A's process is gone;
+    # on two hosts B would see it once A's heartbeat is 2 minutes old (store/_heartbeat.py),
+    # and could resume it by id before that alike.
     assert killed["status"] == "died"
     team.go.touch()  # the slow task may finish now (the one A left on the cluster too)
     resumed = b.cli("run", "flow.py:long", *dask, "--resume", killed["run_id"])
