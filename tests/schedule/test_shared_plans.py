@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -200,3 +201,30 @@ def test_a_scheduler_on_another_machine_skips_a_plan_running_here(
 
 def _never(plan: Plan, tick: datetime, out_path: Path) -> None:
     raise AssertionError(f"{plan.name} ran a second time for {tick}")
+
+
+def test_a_run_longer_than_the_lease_keeps_its_lock_by_renewing_it(
+    tmp_path: Path, runs_env: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernelflow.schedule import plans as plans_module
+
+    monkeypatch.setattr(plans_module, "LOCK_LEASE_SECONDS", 0.5)
+    monkeypatch.setattr(plans_module, "LEASE_RENEW_SECONDS", 0.1)
+    host = {"name": "machine-a"}  # who this process is, for the lock
+    monkeypatch.setattr(plans_module, "_this_host", lambda: host["name"])
+    _plan_store(tmp_path)
+    attempts: list[str | None] = []
+
+    def runner(plan: Plan, tick: datetime, out_path: Path) -> None:
+        out_path.write_text("{}")
+        host["name"] = "machine-b"  # now a scheduler elsewhere tries, for twice the lease
+        for _ in range(10):
+            time.sleep(0.1)
+            attempts.append(PlanStore().try_lock("flow"))
+
+    clock = lambda: datetime(2024, 1, 11, 6, 1, tzinfo=UTC)  # noqa: E731
+    [outcome] = Scheduler(runs_dir=tmp_path / "runs", clock=clock, runner=runner).run_pending()
+    assert outcome.status == "succeeded"
+    assert attempts == [None] * 10  # the lease was renewed while the run went on
+    held = PlanStore().get("flow")
+    assert held.running_since is None and held.last_status == "succeeded"

@@ -45,10 +45,12 @@ from kernelflow.errors import KernelflowError, ParameterError
 
 TICK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # UTC; sorts as text in the same order as in time
 # How long a lock taken on one machine keeps schedulers on other machines away: they
-# cannot see its process, so only its lease says it is gone. Generous, as there is
-# no heartbeat: a run may take hours, and a run longer than this may be started a
-# second time by a scheduler on another machine.
-LOCK_LEASE_SECONDS = 24 * 3600.0
+# cannot see its process, so only its lease says it is gone. The scheduler running
+# the plan renews it every LEASE_RENEW_SECONDS while the run goes on (renew_lease), so
+# a run may take hours; a scheduler killed midway frees the plan for the others once
+# its last lease runs out. The machines' clocks must agree well within it.
+LOCK_LEASE_SECONDS = 600.0
+LEASE_RENEW_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -433,7 +435,7 @@ class PlanStore:
         before: datetime | None = None,
         pid: int | None = None,
         host: str | None = None,
-        lease: float = LOCK_LEASE_SECONDS,
+        lease: float | None = None,
     ) -> str | None:
         """Take the plan's run lock; a token to release it with, or ``None`` if held.
 
@@ -443,10 +445,10 @@ class PlanStore:
         default this machine) and a lease, ``lease`` seconds from now. It is stale,
         and taken over, when its holder is gone: a holder on this host when its
         process has ended (its pid is dead, or was reused); a holder on another host,
-        whose processes this one cannot see, only when its lease has run out (there
-        is no heartbeat: hence a generous :data:`LOCK_LEASE_SECONDS`; the clocks of
-        the machines are trusted to agree within it). A take-over is again one
-        conditional UPDATE, so two takers cannot both win.
+        whose processes this one cannot see, only when its lease has run out (the
+        holder renews it while it runs: :meth:`renew_lease`; the clocks of the
+        machines are trusted to agree within :data:`LOCK_LEASE_SECONDS`). A
+        take-over is again one conditional UPDATE, so two takers cannot both win.
         """
         token, here = uuid.uuid4().hex, _this_host()
         now = time.time()  # real time: checked against pids and leases
@@ -455,7 +457,7 @@ class PlanStore:
             now,
             os.getpid() if pid is None else pid,
             host or here,
-            now + lease,
+            now + (LOCK_LEASE_SECONDS if lease is None else lease),
             token,
         )
         tick_clause, tick_args = _tick_condition(before)
@@ -479,6 +481,17 @@ class PlanStore:
             (*lock, name, row["lock_token"], *tick_args),
         )
         return token if taken else None
+
+    def renew_lease(self, name: str, token: str, lease: float | None = None) -> bool:
+        """Extend the lease of the lock ``token`` holds to ``lease`` seconds from now;
+        False when the token no longer holds it (it was taken over)."""
+        until = time.time() + (LOCK_LEASE_SECONDS if lease is None else lease)
+        return bool(
+            self.tables.write(
+                "UPDATE plans SET lease_until_ts = ? WHERE name = ? AND lock_token = ?",
+                (until, name, token),
+            )
+        )
 
     def release(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from kernelflow.errors import KernelflowError
+from kernelflow.schedule import plans as _plans
 from kernelflow.schedule.plans import KICKOFF, Plan, PlanStore
 
 Status = Literal["succeeded", "failed", "interrupted", "skipped"]
@@ -292,7 +294,8 @@ class Scheduler:
         try:
             out_path = self.output_path(plan, tick)
             out_path.parent.mkdir(parents=True, exist_ok=True)
-            self._runner(plan, tick, out_path)
+            with LeaseKeeper(self.plans, plan.name, token):  # others see it alive
+                self._runner(plan, tick, out_path)
             status = "succeeded"
         except Exception as failure:
             error = describe_failure(failure)
@@ -334,3 +337,30 @@ def skip_reason(plan: Plan, tick: datetime) -> str:
     if plan.last_tick is not None and plan.last_tick >= tick:
         return "already ran for that tick"
     return "it was running; it stays due for the next pass"
+
+
+class LeaseKeeper:
+    """Renews a plan lock's lease every :data:`~kernelflow.schedule.plans.LEASE_RENEW_SECONDS`
+    while a run goes on (a daemon thread), so schedulers on other machines leave the
+    plan alone however long it runs, and take it over soon after this one dies."""
+
+    def __init__(self, plans: PlanStore, name: str, token: str) -> None:
+        self.plans, self.name, self.token = plans, name, token
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease {name}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5.0)
+
+    def _renew(self) -> None:
+        while not self._done.wait(_plans.LEASE_RENEW_SECONDS):
+            try:
+                if not self.plans.renew_lease(self.name, self.token):
+                    return  # taken over: nothing left to renew
+            except Exception:  # the database is away for a moment: try at the next beat
+                continue
