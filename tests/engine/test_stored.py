@@ -19,7 +19,7 @@ import pytest
 
 import kernelflow
 from kernelflow import api, map_task, task, workflow
-from kernelflow.errors import TaskFailedError
+from kernelflow.errors import KernelflowWarning, TaskFailedError
 
 BACKENDS = ["loky", "dask"]
 
@@ -170,7 +170,13 @@ def test_a_damaged_input_is_named_by_the_task_that_cannot_read_it(
     error = resumed.tasks["use"].error
     assert isinstance(error, TaskFailedError)
     assert "task 'use' could not read its input 'value' from the store" in str(error)
-    assert "--force" in str(error)
+    assert "--resume" in str(error)
+    # The damaged file was removed where it was read: resuming again recomputes it.
+    with pytest.warns(KernelflowWarning, match="output 'o0' of task 'make' is damaged"):
+        again = kernelflow.run(chain, params, parallel=2, backend="loky", resume=resumed.run_id)
+    assert again.status == "succeeded", again.error
+    assert again.outputs == {"o0": 30}
+    assert again.tasks["make"].status == "succeeded"  # made again, not restored
 
 
 def test_a_worker_whose_store_key_differs_refuses_the_task_and_says_what_to_give_it(

@@ -115,9 +115,10 @@ def materialize_inputs(
                 task=task,
                 variable=name,
                 error_type="IntegrityError",
-                fix="run again with --force to recompute it (or `kernelflow cache clear` "
-                "for the task that made it); check that every worker reaches the same store "
-                "($KERNELFLOW_STORE) with the same key",
+                fix="resume the run (kernelflow run ... --resume RUN_ID, or resume= in "
+                "Python): a damaged value was removed where it was read, and the task that "
+                "made it runs again; if it keeps happening, check that every worker reaches "
+                "the same store ($KERNELFLOW_STORE) with the same key",
             ) from error
     return loaded
 
