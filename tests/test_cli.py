@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES
+from sample_flows import SIZED
 
 FLOW = """
 from kernelflow import task, workflow
@@ -162,28 +163,6 @@ def test_a_store_path_of_the_wrong_kind_is_one_paragraph_exit_1(
     assert str(path) in error
     assert f"is a {kind}" in error or "Is a directory" in error
     assert "\n  Fix: " in done.stderr
-
-
-# A cached task whose outputs are files (larger than an inline ref), and an uncached
-# one whose output is a file that only its run refers to.
-SIZED = """
-from kernelflow import task, workflow
-
-
-@task(cache=True)
-def fill(n: int) -> bytes:
-    return bytes([n]) * 8192
-
-
-@task
-def tail(data: bytes, n: int) -> bytes:
-    return data[:4096] + bytes([n + 1]) * 4096
-
-
-@workflow
-def sized(n: int = 1) -> bytes:
-    return tail(data=fill(n=n), n=n)
-"""
 
 
 def _age_files(home: Path) -> None:

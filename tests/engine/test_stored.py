@@ -208,3 +208,17 @@ def test_a_map_output_workers_stored_is_used_by_a_run_in_one_process(log: Path) 
     assert here.tasks["map_make_cached"].status == "cached"
     assert here.outputs == {"o0": 60}
     assert [item.number for item in here.values["map_make_cached"]["o0"]] == [1, 2, 3]
+
+
+def test_a_value_asked_for_that_the_store_lost_is_an_error_naming_the_output(
+    log: Path,
+) -> None:
+    from kernelflow.errors import KernelflowError
+
+    result = kernelflow.run(chain, {"number": 2, "log": str(log)}, parallel=2, backend="loky")
+    assert result.status == "succeeded", result.error
+    home = Path(os.environ["KERNELFLOW_HOME"])
+    for artifact in (home / "artifacts").rglob("*.pkl"):
+        artifact.unlink()
+    with pytest.raises(KernelflowError, match="output 'o0' of task 'make' could not be read"):
+        result.values["make"]["o0"]

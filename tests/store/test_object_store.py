@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from s3_server import S3, free_port
+from sample_flows import SIZED
 
 from kernelflow.errors import ConfigurationError, IntegrityError, StoreError
 from kernelflow.store import object_store
@@ -414,26 +415,6 @@ def test_a_loky_workers_checkpoint_goes_to_the_bucket(s3_env: S3, tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert any(key.endswith(".pkl") for key in _objects(s3_env))  # the 10 KB state, pickled
     assert not (tmp_path / "kernelflow-home" / "artifacts").exists()
-
-
-SIZED = """
-from kernelflow import task, workflow
-
-
-@task(cache=True)
-def fill(n: int) -> bytes:
-    return bytes([n]) * 8192
-
-
-@task
-def tail(data: bytes, n: int) -> bytes:
-    return data[:4096] + bytes([n + 1]) * 4096
-
-
-@workflow
-def sized(n: int = 1) -> bytes:
-    return tail(data=fill(n=n), n=n)
-"""
 
 
 def test_gc_removes_from_the_bucket_only_what_nothing_kept_refers_to(

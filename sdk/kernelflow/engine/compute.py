@@ -13,7 +13,7 @@ them are not here: the scheduling loop runs, the recorder records.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kernelflow._core import custom_types
@@ -70,7 +70,7 @@ def store_output(
     task: Task,
     name: str,
     value: Any,
-    type_name_of: Any = None,
+    type_name_of: Callable[[Any], str] | None = None,
 ) -> OutputMeta:
     """Hash and store one output: what the run store keeps of it.
 

@@ -45,7 +45,7 @@ from kernelflow.engine.stored import (
     LoadedOutputs,
     Stored,
     holds_refs,
-    load,
+    load_output,
     materialize_inputs,
 )
 from kernelflow.store.cache_locks import CacheLocks
@@ -160,7 +160,8 @@ class RunLoop:
         self.compute = NodeCompute(
             engine.store.artifacts, engine.store.runs, self.recorder, lazy=self.in_workers
         )
-        self._key_id: str | None = None
+        # The store key's fingerprint, which workers that write values must share.
+        self.key_id = engine.store.artifacts.key_id(create=True) if self.in_workers else None
         self.locks = CacheLocks(engine.store.home)  # cache_serialize=True (Flyte's option)
         self.target = target
         self.graph = target.graph
@@ -186,13 +187,6 @@ class RunLoop:
         # The validator plugins (pandera) a worker must import: known when the run starts.
         self.plugins = validator_modules()
         self.attach = attach
-
-    @property
-    def key_id(self) -> str | None:
-        """The store key's fingerprint, which workers that write values must share."""
-        if self._key_id is None:
-            self._key_id = self.store.artifacts.key_id(create=True)
-        return self._key_id
 
     # --- the loop -------------------------------------------------------------
 
@@ -237,7 +231,7 @@ class RunLoop:
         for node_id, produced in values.items():  # loaded from the store when asked for
             for value in produced.values():
                 if isinstance(value, REF_TYPES):
-                    values[node_id] = LoadedOutputs(produced, self.store.artifacts)
+                    values[node_id] = LoadedOutputs(node_id, produced, self.store.artifacts)
                     break
         return RunResult(
             self.run_id,
@@ -371,7 +365,7 @@ class RunLoop:
             self.checkpoint_run,
             plugins=self.plugins,
             store_url=self.store.store_url,
-            key_id=self.key_id if self.in_workers else None,
+            key_id=self.key_id,
         )
         timeout = task.options.timeout
         record = Attempt(
@@ -716,12 +710,13 @@ class RunLoop:
             if isinstance(b, NodeOutput)
         }
 
-    def _loaded(self, name: str, value: Any) -> Any:
+    def _loaded(self, slot: tuple[str, str]) -> Any:
         """A workflow output as the caller wants it: loaded, when it stayed in the store."""
+        value = self.values.outputs[slot]
         if not holds_refs(value):
             return value
         try:
-            return load(value, self.store.artifacts)
+            return load_output(value, self.store.artifacts, *slot)
         except KernelflowError as error:  # the run's other outputs are still returned
             self.failures.append(error)
             return None
@@ -732,7 +727,7 @@ class RunLoop:
             if isinstance(binding, NodeOutput):
                 slot = (binding.node, binding.output)
                 if slot in self.values.outputs:
-                    outputs[name] = self._loaded(name, self.values.outputs[slot])
+                    outputs[name] = self._loaded(slot)
             else:
                 outputs[name] = self.values.resolve(binding)[0]
         return outputs

@@ -18,14 +18,24 @@ when the backend changes, never a wrong hit).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from kernelflow._core.errors import IntegrityError, TaskFailedError
+from kernelflow._core.errors import IntegrityError, KernelflowError, TaskFailedError
 from kernelflow.store.artifacts import ArtifactRef
 from kernelflow.store.protocols import Artifacts
 
-__all__ = ["LoadedOutputs", "Stored", "StoredList", "as_map_output", "load", "materialize_inputs"]
+__all__ = [
+    "REF_TYPES",
+    "LoadedOutputs",
+    "Stored",
+    "StoredList",
+    "as_map_output",
+    "holds_refs",
+    "load",
+    "load_output",
+    "materialize_inputs",
+]
 
 
 class Stored:
@@ -89,8 +99,24 @@ def load(value: Any, artifacts: Artifacts) -> Any:
     return value
 
 
+def load_output(value: Any, artifacts: Artifacts, node: str, name: str) -> Any:
+    """:func:`load` for a value the caller asked for (a workflow output, ``result.values``):
+    a missing or damaged artifact is a :class:`KernelflowError` naming the task's output."""
+    try:
+        return load(value, artifacts)
+    except IntegrityError as error:
+        raise KernelflowError(
+            f"output {name!r} of task {node!r} could not be read from the store "
+            f"({getattr(error, 'reason', error)})",
+            task=node,
+            variable=name,
+            fix="resume the run (kernelflow run ... --resume RUN_ID, or resume= in Python): "
+            "the damaged value was removed, and the task that made it runs again",
+        ) from error
+
+
 def materialize_inputs(
-    inputs: Mapping[str, Any], artifacts_of: Any, task: str
+    inputs: Mapping[str, Any], artifacts_of: Callable[[], Artifacts], task: str
 ) -> Mapping[str, Any]:
     """``inputs`` with every reference loaded; the same mapping when there is none.
 
@@ -130,14 +156,15 @@ class LoadedOutputs(Mapping[str, Any]):
     store: a run over data bigger than memory returns without loading it.
     """
 
-    def __init__(self, outputs: Mapping[str, Any], artifacts: Artifacts) -> None:
+    def __init__(self, node: str, outputs: Mapping[str, Any], artifacts: Artifacts) -> None:
+        self._node = node
         self._outputs = dict(outputs)
         self._artifacts = artifacts
 
     def __getitem__(self, name: str) -> Any:
         value = self._outputs[name]
         if holds_refs(value):
-            value = self._outputs[name] = load(value, self._artifacts)
+            value = self._outputs[name] = load_output(value, self._artifacts, self._node, name)
         return value
 
     def __iter__(self) -> Iterator[str]:

@@ -93,19 +93,30 @@ def versions_in(
     domains existed is in ``default`` / ``development``, as its runs are.
     """
     scope = current_scope()
-    promoted: dict[str, list[str]] = {}
-    for record in reversed(store.runs.promotions(workflow, project=scope.project)):
-        promoted.setdefault(str(record["version"]), []).append(str(record["to_domain"]))
+    promoted = _promoted(store, workflow, scope.project)
     wanted = None if domain == ANY else (domain or scope.domain)
     listed = []
     for record in versions(workflow, out):
         if (record.get("project") or DEFAULT_PROJECT) != scope.project:
             continue
-        exported_in = record.get("domain") or DEFAULT_DOMAIN
-        domains = list(dict.fromkeys([exported_in, *promoted.get(record["version"], [])]))
+        domains = _domains(record, promoted.get(record["version"], []))
         if wanted is None or wanted in domains:
             listed.append({**record, "domains": domains})
     return listed
+
+
+def _promoted(store: Store, workflow: str, project: str) -> dict[str, list[str]]:
+    """The domains each version of ``workflow`` was promoted to, oldest first."""
+    promoted: dict[str, list[str]] = {}
+    for record in reversed(store.runs.promotions(workflow, project=project)):
+        promoted.setdefault(str(record["version"]), []).append(str(record["to_domain"]))
+    return promoted
+
+
+def _domains(export: Mapping[str, Any], promoted_to: list[str]) -> list[str]:
+    """The domains a version is in: the one it was exported in (its record's or its
+    notebook's ``domain``; ``development`` before domains), then those it was promoted to."""
+    return list(dict.fromkeys([export.get("domain") or DEFAULT_DOMAIN, *promoted_to]))
 
 
 def check_in_domain(store: Store, metadata: Mapping[str, Any], path: str) -> None:
@@ -121,20 +132,14 @@ def check_in_domain(store: Store, metadata: Mapping[str, Any], path: str) -> Non
         return
     scope = current_scope()
     project = metadata.get("project") or DEFAULT_PROJECT
-    exported_in = metadata.get("domain") or DEFAULT_DOMAIN
-    promoted = [
-        str(record["to_domain"])
-        for record in store.runs.promotions(workflow, project=project)
-        if record["version"] == version
-    ]
-    domains = list(dict.fromkeys([exported_in, *promoted]))
+    domains = _domains(metadata, _promoted(store, workflow, project).get(version, []))
     if project == scope.project and scope.domain in domains:
         return
     raise ParameterError(
         f"{path!r} is {workflow} version {version} of project {project!r}, in "
         f"{', '.join(domains)}; it cannot be scheduled in {scope.project}/{scope.domain}",
         fix=(
-            f"promote it first: kernelflow --project {project} --domain {exported_in} "
+            f"promote it first: kernelflow --project {project} --domain {domains[0]} "
             f"promote {workflow} {version} --to {scope.domain}"
             if project == scope.project
             else f"schedule it with --project {project}"
